@@ -1,0 +1,79 @@
+-- One row per citizen with what they did over the 90 days ending on {{ ds }}.
+--
+-- Times are compared as "local seconds": call-center times are written in
+-- local time without a zone, and web-log times are UTC instants with the
+-- server's offset, so both are turned into seconds of local wall-clock time.
+WITH
+bounds AS (
+    SELECT
+        to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - 89 * 86400 AS start_s,
+        to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400 AS end_s
+),
+-- Pages seen by citizens logged in with SPID (the user field is TINIT-<codice fiscale>);
+-- static assets and errors are not page views.
+page_views AS (
+    SELECT
+        substr(w."user", 7) AS codice_fiscale,
+        to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 AS local_s,
+        CASE WHEN w.path LIKE '/servizi/%' THEN split_part(w.path, '/', 3) END AS service
+    FROM web w, bounds b
+    WHERE w."user" LIKE 'TINIT-%'
+      AND w.status < 400
+      AND w.path NOT LIKE '/static/%'
+      AND w.path NOT LIKE '/img/%'
+      AND w.path <> '/favicon.ico'
+      AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 >= b.start_s
+      AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 < b.end_s
+),
+-- A session is a citizen's page views within one clock hour.
+web_sessions AS (
+    SELECT codice_fiscale, COUNT(DISTINCT CAST(local_s / 3600 AS BIGINT)) AS sessions
+    FROM page_views
+    GROUP BY codice_fiscale
+),
+calls_in_window AS (
+    SELECT c.call_id, c.caller_number, c.queue, to_unixtime(c.started_at) AS local_s
+    FROM calls c, bounds b
+    WHERE to_unixtime(c.started_at) >= b.start_s
+      AND to_unixtime(c.started_at) < b.end_s
+),
+calls_per_number AS (
+    SELECT caller_number, COUNT(*) AS calls
+    FROM calls_in_window
+    GROUP BY caller_number
+),
+-- "Failure demand": a call on a service within 24 hours after the citizen
+-- looked at that service on the portal.
+followups AS (
+    SELECT z.citizen_id, COUNT(DISTINCT k.call_id) AS followups
+    FROM citizens z
+    JOIN calls_in_window k ON k.caller_number = z.phone
+    JOIN page_views p ON p.codice_fiscale = z.codice_fiscale
+        AND p.service = k.queue
+        AND k.local_s >= p.local_s
+        AND k.local_s < p.local_s + 86400
+    GROUP BY z.citizen_id
+),
+requests AS (
+    SELECT
+        r.citizen_id,
+        COUNT(*) AS requests,
+        SUM(CASE WHEN r.service = 'scuola' THEN 1 ELSE 0 END) AS school_requests
+    FROM service_requests r, bounds b
+    WHERE to_unixtime(r.opened_at) >= b.start_s
+      AND to_unixtime(r.opened_at) < b.end_s
+    GROUP BY r.citizen_id
+)
+SELECT
+    c.citizen_id,
+    CAST(floor((to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - to_unixtime(CAST(c.birth_date AS TIMESTAMP))) / 31557600) AS BIGINT) AS age,
+    COALESCE(s.sessions, 0) AS web_sessions_90d,
+    COALESCE(n.calls, 0) AS calls_90d,
+    COALESCE(r.requests, 0) AS requests_90d,
+    COALESCE(CAST(r.school_requests AS DOUBLE) / NULLIF(r.requests, 0), 0.0) AS school_share,
+    COALESCE(f.followups, 0) AS followup_calls_90d
+FROM citizens c
+LEFT JOIN web_sessions s ON s.codice_fiscale = c.codice_fiscale
+LEFT JOIN calls_per_number n ON n.caller_number = c.phone
+LEFT JOIN requests r ON r.citizen_id = c.citizen_id
+LEFT JOIN followups f ON f.citizen_id = c.citizen_id

@@ -1,0 +1,212 @@
+//! The command line: `civica validate`, `civica run`, `civica demo`, parsed with clap and carried out through the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::Error;
+use crate::demo::{DemoOptions, write_demo_lake};
+use crate::run::{Prepared, StepReport, human_bytes, prepare, run_prepared};
+use crate::spec::{CheckOptions, Diagnostics, FormatSpec, Step, flavor_name};
+
+/// civica: load a municipality's exports and logs, transform them with SQL,
+/// segment citizens, publish Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "civica", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a pipeline without running it: YAML, SQL, references, schemas.
+    Validate(PipelineArgs),
+    /// Run a pipeline: sources, transforms, segmentation, outputs.
+    Run(PipelineArgs),
+    /// Write a synthetic demo lake for one municipality.
+    Demo(DemoArgs),
+}
+
+/// Arguments naming a pipeline.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// The pipeline YAML file.
+    pub pipeline: PathBuf,
+    /// Set a variable, overriding the pipeline's `vars`: `--var lake=/data/lake`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// Arguments of `civica demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The folder to write the lake to.
+    #[arg(long, default_value = "lake")]
+    pub out: PathBuf,
+    /// How many citizens the municipality has.
+    #[arg(long, default_value_t = 5000)]
+    pub citizens: u64,
+    /// How many days of calls and web logs, ending at `--end-date`.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Random seed: the same seed gives the same lake.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The last day of the lake, `YYYY-MM-DD`. Default: yesterday, the
+    /// default run date of pipelines.
+    #[arg(long, value_parser = parse_date)]
+    pub end_date: Option<NaiveDate>,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("`{text}` is not `NAME=VALUE`")),
+    }
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date `YYYY-MM-DD`"))
+}
+
+/// Carries out a parsed command line.
+pub fn execute(cli: Cli) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| {
+            Error::Demo(crate::demo::DemoError::Io {
+                path: PathBuf::from("<tokio runtime>"),
+                source,
+            })
+        })?;
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Validate(args) => runtime.block_on(async {
+            let prepared = prepare_or_report(&args).await?;
+            if !quiet {
+                print_validation_summary(&args, &prepared);
+            }
+            Ok(())
+        }),
+        Command::Run(args) => runtime.block_on(async {
+            let prepared = prepare_or_report(&args).await?;
+            let mut print = |step: &StepReport| {
+                if !quiet {
+                    print_step(step);
+                }
+            };
+            let summary = run_prepared(prepared, &mut print).await?;
+            if !quiet {
+                println!(
+                    "pipeline `{}` finished in {:.2} s",
+                    summary.pipeline,
+                    summary.elapsed.as_secs_f64()
+                );
+            }
+            Ok(())
+        }),
+        Command::Demo(args) => {
+            let end_date = args.end_date.unwrap_or_else(|| {
+                chrono::Local::now()
+                    .date_naive()
+                    .pred_opt()
+                    .unwrap_or_default()
+            });
+            let summary = write_demo_lake(&DemoOptions {
+                out: args.out.clone(),
+                citizens: args.citizens,
+                days: args.days,
+                seed: args.seed,
+                end_date,
+            })?;
+            if !quiet {
+                println!(
+                    "demo lake written to {}: {} citizens, {} service requests, {} calls, {} web log lines, {} files, {}",
+                    args.out.display(),
+                    summary.citizens,
+                    summary.service_requests,
+                    summary.calls,
+                    summary.web_lines,
+                    summary.files,
+                    human_bytes(summary.bytes)
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {
+    let opts = CheckOptions {
+        vars: args.vars.clone(),
+        ..CheckOptions::default()
+    };
+    prepare(&args.pipeline, &opts)
+        .await
+        .map_err(|diags| Error::Invalid(Diagnostics(diags)))
+}
+
+fn print_step(step: &StepReport) {
+    let rows = step.rows.map(|r| format!("{r} rows")).unwrap_or_default();
+    println!(
+        "{:<9} {:<24} {:>12} {:>8.2} s  {}",
+        step.kind,
+        step.name,
+        rows,
+        step.elapsed.as_secs_f64(),
+        step.detail
+    );
+    let _ = std::io::stdout().flush();
+}
+
+fn print_validation_summary(args: &PipelineArgs, prepared: &Prepared) {
+    let plan = &prepared.plan;
+    println!("{}: valid pipeline `{}`", plan.file, plan.name);
+    println!(
+        "  run date (ds): {}",
+        plan.vars.get("ds").map(String::as_str).unwrap_or("-")
+    );
+    for (source, (_, stats, _)) in plan.sources.iter().zip(&prepared.sources) {
+        let format = match &source.format {
+            FormatSpec::Csv(_) => "csv".to_string(),
+            FormatSpec::Ndjson(_) => "ndjson".to_string(),
+            FormatSpec::Parquet(_) => "parquet".to_string(),
+            FormatSpec::AccessLog(log) => format!("access_log/{}", flavor_name(log.flavor)),
+        };
+        println!(
+            "  source    {:<22} {:<20} {} file(s), {}",
+            source.name,
+            format,
+            stats.files,
+            human_bytes(stats.bytes)
+        );
+    }
+    for step in &plan.steps {
+        match step {
+            Step::Sql(sql) => println!("  transform {:<22} {}", sql.name, sql.file),
+            Step::Segment(seg) => println!(
+                "  segment   {:<22} k-means k={} on {} feature(s) of `{}`",
+                seg.name,
+                seg.kmeans.k,
+                seg.features.len(),
+                seg.from
+            ),
+        }
+    }
+    for output in &plan.outputs {
+        println!("  output    {:<22} {}", output.table, output.location);
+    }
+    let _ = args;
+}

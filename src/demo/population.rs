@@ -1,0 +1,611 @@
+//! The demo population: the planted segments with their behaviour parameters, each citizen's compact profile, and the CRM citizens export with its ground-truth segment file.
+
+use std::collections::HashSet;
+
+use rand::RngCore;
+
+use super::clock::{DAY, civil_from_days, days_from_civil, push_date, push_iso, push_num};
+use super::codice_fiscale;
+use super::names::{
+    BOLOGNA, CAP_RANGE, COUNTRIES, EMAIL_PROVIDERS, FEMALE_NAMES, MALE_NAMES, OTHER_COMUNI,
+    PEC_PROVIDERS, SURNAMES, ascii_letters,
+};
+use super::sampling::{
+    DemoRng, below, between, chance, key, lognormal, pick, rng, stream, unit, weighted,
+};
+use super::site::{desktop_agent, household_isp, mobile_agent};
+use super::{DemoError, Sink, Window};
+
+/// A planted citizen segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Segment {
+    Digitali,
+    AnzianiTelefono,
+    FamiglieScuola,
+    Occasionali,
+    DomandaFallita,
+}
+
+/// Hour-of-day weights (local time) for web activity.
+pub(crate) type HourWeights = [u32; 24];
+/// Half-hour weights from 08:30 to 18:00, the call center's opening hours.
+pub(crate) type CallSlots = [u32; 19];
+
+const WEB_LUNCH_EVENING: HourWeights = [
+    3, 1, 1, 0, 0, 0, 1, 3, 5, 5, 5, 6, 12, 13, 8, 5, 5, 6, 9, 13, 16, 15, 10, 6,
+];
+const WEB_FAMILY: HourWeights = [
+    1, 0, 0, 0, 0, 0, 1, 4, 9, 8, 6, 6, 8, 8, 6, 5, 5, 6, 7, 10, 13, 13, 8, 3,
+];
+const WEB_SENIOR: HourWeights = [
+    0, 0, 0, 0, 0, 0, 1, 3, 8, 12, 12, 11, 6, 4, 5, 7, 7, 6, 5, 3, 2, 1, 0, 0,
+];
+/// General public browsing.
+pub(crate) const WEB_GENERAL: HourWeights = [
+    2, 1, 1, 0, 0, 0, 1, 3, 7, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7, 5, 3,
+];
+/// Failure demand happens while offices are reachable: people try online during the working day.
+const WEB_WORKDAY: HourWeights = [
+    1, 0, 0, 0, 0, 0, 1, 3, 8, 10, 10, 9, 7, 7, 9, 10, 9, 7, 5, 5, 4, 3, 2, 1,
+];
+
+const CALLS_MORNING: CallSlots = [
+    9, 15, 17, 17, 16, 14, 11, 8, 5, 3, 4, 4, 4, 3, 3, 2, 2, 1, 1,
+];
+/// Call-center load through the day for the general public.
+pub(crate) const CALLS_DAY: CallSlots =
+    [5, 9, 11, 12, 12, 11, 10, 8, 5, 4, 6, 8, 9, 9, 8, 7, 6, 4, 3];
+
+/// Behaviour parameters of a segment; rates are per 90 days.
+pub(crate) struct SegmentSpec {
+    pub(crate) name: &'static str,
+    share_permille: u32,
+    pub(crate) age: (i64, i64),
+    spid: f64,
+    female: f64,
+    foreign: f64,
+    /// Sessions that go after a service (authenticated when the citizen has SPID).
+    service_sessions: f64,
+    /// Anonymous browsing sessions (news, events, opening hours).
+    browse_sessions: f64,
+    calls: f64,
+    /// Share of calls that follow a failed web session on the same service.
+    follow_share: f64,
+    requests: f64,
+    pub(crate) mobile_pct: u8,
+    pub(crate) web_hours: &'static HourWeights,
+    /// Whether service sessions happen mostly on working days.
+    pub(crate) workday_web: bool,
+    pub(crate) call_slots: &'static CallSlots,
+    pub(crate) web_services: [u32; 9],
+    pub(crate) call_services: [u32; 9],
+    pub(crate) request_services: [u32; 9],
+    /// Share of requests forced to `scuola` before drawing from `request_services`.
+    pub(crate) school_share: f64,
+    /// Request channel weights: sportello, web, email, telefono.
+    pub(crate) channels: [u32; 4],
+    pub(crate) satisfaction: [u32; 5],
+    email_missing: f64,
+    consent_marketing: f64,
+    consent_profiling: f64,
+}
+
+/// The planted segments, in [`Segment`] order.
+pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
+    SegmentSpec {
+        name: "digitali",
+        share_permille: 250,
+        age: (20, 45),
+        spid: 0.95,
+        female: 0.5,
+        foreign: 0.08,
+        service_sessions: 24.0,
+        browse_sessions: 3.0,
+        calls: 0.4,
+        follow_share: 0.0,
+        requests: 3.0,
+        mobile_pct: 45,
+        web_hours: &WEB_LUNCH_EVENING,
+        workday_web: false,
+        call_slots: &CALLS_DAY,
+        web_services: [14, 18, 18, 3, 5, 6, 8, 10, 18],
+        call_services: [20, 25, 20, 5, 5, 5, 10, 5, 5],
+        request_services: [18, 22, 25, 2, 5, 8, 8, 7, 5],
+        school_share: 0.0,
+        channels: [8, 75, 12, 5],
+        satisfaction: [3, 6, 18, 40, 33],
+        email_missing: 0.03,
+        consent_marketing: 0.45,
+        consent_profiling: 0.40,
+    },
+    SegmentSpec {
+        name: "anziani_telefono",
+        share_permille: 200,
+        age: (66, 92),
+        spid: 0.08,
+        female: 0.58,
+        foreign: 0.02,
+        service_sessions: 0.3,
+        browse_sessions: 0.4,
+        calls: 9.0,
+        follow_share: 0.0,
+        requests: 2.0,
+        mobile_pct: 15,
+        web_hours: &WEB_SENIOR,
+        workday_web: false,
+        call_slots: &CALLS_MORNING,
+        web_services: [20, 25, 5, 25, 0, 3, 5, 12, 5],
+        call_services: [20, 25, 4, 25, 0, 3, 8, 12, 3],
+        request_services: [20, 25, 4, 30, 0, 3, 5, 10, 3],
+        school_share: 0.0,
+        channels: [60, 0, 2, 38],
+        satisfaction: [4, 8, 20, 38, 30],
+        email_missing: 0.35,
+        consent_marketing: 0.20,
+        consent_profiling: 0.12,
+    },
+    SegmentSpec {
+        name: "famiglie_scuola",
+        share_permille: 200,
+        age: (32, 52),
+        spid: 0.75,
+        female: 0.55,
+        foreign: 0.07,
+        service_sessions: 9.0,
+        browse_sessions: 2.0,
+        calls: 1.5,
+        follow_share: 0.0,
+        requests: 5.0,
+        mobile_pct: 55,
+        web_hours: &WEB_FAMILY,
+        workday_web: false,
+        call_slots: &CALLS_DAY,
+        web_services: [10, 12, 8, 6, 45, 3, 4, 5, 7],
+        call_services: [10, 12, 5, 8, 45, 3, 4, 6, 7],
+        request_services: [18, 22, 15, 10, 0, 8, 10, 10, 7],
+        school_share: 0.75,
+        channels: [12, 55, 28, 5],
+        satisfaction: [5, 10, 22, 38, 25],
+        email_missing: 0.04,
+        consent_marketing: 0.35,
+        consent_profiling: 0.28,
+    },
+    SegmentSpec {
+        name: "occasionali",
+        share_permille: 250,
+        age: (18, 85),
+        spid: 0.40,
+        female: 0.5,
+        foreign: 0.07,
+        service_sessions: 1.2,
+        browse_sessions: 0.8,
+        calls: 0.6,
+        follow_share: 0.0,
+        requests: 0.8,
+        mobile_pct: 40,
+        web_hours: &WEB_GENERAL,
+        workday_web: false,
+        call_slots: &CALLS_DAY,
+        web_services: [22, 18, 12, 6, 5, 6, 10, 11, 10],
+        call_services: [25, 20, 12, 8, 5, 6, 10, 9, 5],
+        request_services: [30, 20, 12, 6, 5, 8, 10, 6, 3],
+        school_share: 0.0,
+        channels: [30, 30, 15, 25],
+        satisfaction: [5, 9, 24, 36, 26],
+        email_missing: 0.12,
+        consent_marketing: 0.30,
+        consent_profiling: 0.22,
+    },
+    SegmentSpec {
+        name: "domanda_fallita",
+        share_permille: 100,
+        age: (28, 65),
+        spid: 0.70,
+        female: 0.5,
+        foreign: 0.06,
+        service_sessions: 8.0,
+        browse_sessions: 1.5,
+        calls: 6.0,
+        follow_share: 0.8,
+        requests: 2.0,
+        mobile_pct: 30,
+        web_hours: &WEB_WORKDAY,
+        workday_web: true,
+        call_slots: &CALLS_DAY,
+        web_services: [16, 24, 18, 10, 5, 12, 8, 5, 2],
+        call_services: [16, 24, 18, 10, 5, 12, 8, 5, 2],
+        request_services: [16, 24, 18, 10, 5, 12, 8, 5, 2],
+        school_share: 0.0,
+        channels: [30, 30, 15, 25],
+        satisfaction: [22, 26, 26, 16, 10],
+        email_missing: 0.06,
+        consent_marketing: 0.30,
+        consent_profiling: 0.25,
+    },
+];
+
+impl Segment {
+    const ALL: [Segment; 5] = [
+        Segment::Digitali,
+        Segment::AnzianiTelefono,
+        Segment::FamiglieScuola,
+        Segment::Occasionali,
+        Segment::DomandaFallita,
+    ];
+
+    /// The segment's behaviour parameters.
+    pub(crate) fn spec(self) -> &'static SegmentSpec {
+        &SEGMENTS[self as usize]
+    }
+}
+
+/// Per-day rates of one citizen after individual noise.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Rates {
+    pub(crate) service_sessions: f32,
+    pub(crate) browse_sessions: f32,
+    pub(crate) calls: f32,
+    /// Probability that a service session fails and is followed by a call.
+    pub(crate) follow_p: f32,
+    pub(crate) office_requests: f32,
+    pub(crate) online_requests: f32,
+}
+
+/// What the activity generator needs to know about a citizen, kept compact so a million fit comfortably.
+pub(crate) struct Profile {
+    pub(crate) cf: [u8; 16],
+    /// The phone in the CRM as international digits (`39…`), 0 when the CRM has none.
+    pub(crate) phone: u64,
+    /// The number the citizen actually calls from.
+    pub(crate) line: u64,
+    /// Key from which the household's dynamic addresses derive.
+    pub(crate) net: u64,
+    pub(crate) rates: Rates,
+    pub(crate) segment: Segment,
+    pub(crate) spid: bool,
+    pub(crate) v6: bool,
+    pub(crate) isp: u8,
+    pub(crate) lease_days: u16,
+    /// Services this citizen returns to most.
+    pub(crate) fav: [u8; 2],
+    /// Desktop and mobile browser.
+    pub(crate) agents: [u8; 2],
+}
+
+/// Mobile prefixes handed out to citizens; numbers outside these never match a citizen.
+const CITIZEN_PREFIXES: [u64; 30] = [
+    320, 324, 327, 328, 329, 330, 333, 334, 335, 336, 337, 338, 339, 340, 345, 346, 347, 348, 349,
+    350, 351, 352, 360, 366, 368, 380, 388, 389, 392, 393,
+];
+/// Mobile prefixes only strangers call from.
+pub(crate) const STRANGER_PREFIXES: [u64; 8] = [331, 342, 344, 353, 370, 371, 377, 379];
+
+/// A citizen's unique mobile number: an affine permutation of the index over the prefix space.
+fn citizen_mobile(seed: u64, index: u64) -> u64 {
+    const SPACE: u64 = 30 * 10_000_000;
+    // Odd and free of the factors 3 and 5, so coprime with SPACE: the map is a bijection.
+    const MULT: u64 = 2_654_435_761;
+    let offset = key(&[seed, stream::PHONE]) % SPACE;
+    let v = ((u128::from(index % SPACE) * u128::from(MULT) + u128::from(offset))
+        % u128::from(SPACE)) as u64;
+    let prefix = CITIZEN_PREFIXES[(v / 10_000_000) as usize % CITIZEN_PREFIXES.len()];
+    39 * 10_000_000_000 + prefix * 10_000_000 + v % 10_000_000
+}
+
+/// A number that belongs to no citizen: a landline or a mobile on a stranger prefix.
+pub(crate) fn stranger_number(rng: &mut DemoRng) -> u64 {
+    let base = 39 * 10_000_000_000;
+    match weighted(rng, &[45, 8, 5, 42]) {
+        // Bologna landline: 051 + 7 digits.
+        0 => base + 510_000_000 + below(rng, 10_000_000),
+        // Roma and Milano landlines: 06/02 + 8 digits.
+        1 => base + 600_000_000 + below(rng, 100_000_000),
+        2 => base + 200_000_000 + below(rng, 100_000_000),
+        _ => base + pick(rng, &STRANGER_PREFIXES) * 10_000_000 + below(rng, 10_000_000),
+    }
+}
+
+/// Appends international digits as `+39…`.
+pub(crate) fn push_phone(buf: &mut Vec<u8>, digits: u64) {
+    buf.push(b'+');
+    push_num(buf, digits);
+}
+
+fn email(rng: &mut DemoRng, first: &str, last: &str, birth_year: i64, age: i64) -> String {
+    let (f, l) = (ascii_letters(first), ascii_letters(last));
+    let yy = birth_year.rem_euclid(100);
+    let mut local = String::with_capacity(32);
+    match weighted(rng, &[34, 24, 10, 10, 10, 7, 5]) {
+        0 => local.push_str(&format!("{f}.{l}")),
+        1 => local.push_str(&format!("{f}.{l}{yy:02}")),
+        2 => local.push_str(&format!("{f}{l}")),
+        3 => local.push_str(&format!("{}{l}", f.chars().next().unwrap_or('x'))),
+        4 => local.push_str(&format!("{f}{}", below(rng, 990) + 10)),
+        5 => local.push_str(&format!("{l}.{f}")),
+        _ => local.push_str(&format!("{f}_{l}{}", below(rng, 90) + 10)),
+    }
+    let domain = if chance(rng, 0.03) {
+        pick(rng, &PEC_PROVIDERS).to_string()
+    } else {
+        let old = age >= 60;
+        let w = EMAIL_PROVIDERS.map(|p| if old { p.2 } else { p.1 });
+        EMAIL_PROVIDERS[weighted(rng, &w)].0.to_string()
+    };
+    format!("{local}@{domain}")
+}
+
+fn mult(rng: &mut DemoRng) -> f64 {
+    lognormal(rng, 1.0, 0.2).clamp(0.4, 2.5)
+}
+
+/// Draws one citizen's identity and behaviour, appending its citizens.csv row (without a newline) to `row`.
+fn draw_citizen(
+    seed: u64,
+    index: u64,
+    window: &Window,
+    seen: &mut HashSet<[u8; 16]>,
+    row: &mut Vec<u8>,
+) -> Profile {
+    let mut r = rng(&[seed, stream::CITIZEN, index]);
+    let shares = SEGMENTS.map(|s| s.share_permille);
+    let segment = Segment::ALL[weighted(&mut r, &shares)];
+    let spec = segment.spec();
+
+    let age = between(&mut r, spec.age.0, spec.age.1);
+    let (ey, em, ed) = civil_from_days(window.last_day);
+    // Born in the year up to the end date's anniversary, so the age at the end of the window is `age`.
+    let latest = days_from_civil(ey - age, em, ed.min(28));
+    let earliest = days_from_civil(ey - age - 1, em, ed.min(28)) + 1;
+    let birth = between(&mut r, earliest, latest);
+    let (by, bm, bd) = civil_from_days(birth);
+    let female = chance(&mut r, spec.female);
+
+    let (first, last, place): (&str, &str, &str) = if chance(&mut r, spec.foreign) {
+        let country = &COUNTRIES[weighted(&mut r, &COUNTRIES.map(|c| c.weight))];
+        let first = if female {
+            pick(&mut r, country.female)
+        } else {
+            pick(&mut r, country.male)
+        };
+        (first, *pick(&mut r, country.surnames), country.code)
+    } else {
+        let first = if female {
+            pick(&mut r, &FEMALE_NAMES)
+        } else {
+            pick(&mut r, &MALE_NAMES)
+        };
+        // A mild Zipf tilt: the head of the surname list is more common, as in reality.
+        let s = ((unit(&mut r).powf(1.6)) * SURNAMES.len() as f64) as usize;
+        let last = SURNAMES[s.min(SURNAMES.len() - 1)];
+        let place = if chance(&mut r, 0.62) {
+            BOLOGNA
+        } else {
+            OTHER_COMUNI[weighted(&mut r, &OTHER_COMUNI.map(|c| c.weight))].code
+        };
+        (first, last, place)
+    };
+
+    let base_cf = codice_fiscale::compute(last, first, (by, bm, bd), female, place);
+    let mut cf = base_cf;
+    // Two residents with the same code get omocodic variants, as the Agenzia delle Entrate does.
+    let mut level = 0;
+    while seen.contains(&cf) && level < 7 {
+        level += 1;
+        cf = codice_fiscale::omocode(&base_cf, level);
+    }
+    seen.insert(cf);
+
+    let spid = chance(&mut r, spec.spid);
+    let email_missing = spec.email_missing + if age >= 75 { 0.2 } else { 0.0 };
+    let email = (!chance(&mut r, email_missing)).then(|| email(&mut r, first, last, by, age));
+    let phone = if chance(&mut r, 0.05) {
+        0
+    } else {
+        citizen_mobile(seed, index)
+    };
+    let line = if phone == 0 {
+        stranger_number(&mut r)
+    } else {
+        phone
+    };
+    let cap = between(&mut r, i64::from(CAP_RANGE.0), i64::from(CAP_RANGE.1));
+    let consent_marketing = chance(&mut r, spec.consent_marketing);
+    let consent_profiling = consent_marketing
+        && chance(
+            &mut r,
+            spec.consent_profiling / spec.consent_marketing.max(0.01),
+        );
+
+    // Registered some time in the ten years before the window, but not as a child.
+    let window_start = window.first_day * DAY;
+    let adult = days_from_civil(by + 18, bm, bd.min(28)) * DAY;
+    let lo = (window_start - 3652 * DAY)
+        .max(adult)
+        .min(window_start - DAY);
+    let created_day = between(
+        &mut r,
+        lo.div_euclid(DAY),
+        (window_start - 1).div_euclid(DAY),
+    );
+    let hour = weighted(&mut r, &WEB_GENERAL) as i64;
+    let created_at =
+        (created_day * DAY + hour * 3600 + below(&mut r, 3600) as i64).clamp(lo, window_start - 1);
+
+    // Individual noise, plus a few citizens who break their segment's habits on one channel.
+    let (mut web, mut calls, mut reqs) = (mult(&mut r), mult(&mut r), mult(&mut r));
+    if chance(&mut r, 0.03) {
+        match below(&mut r, 5) {
+            0 => web *= 0.2,
+            1 => web *= 2.5,
+            2 => calls *= 3.0,
+            3 => calls *= 0.15,
+            _ => reqs *= 3.0,
+        }
+    }
+    let per_day = 1.0 / 90.0;
+    let (service, browse, follow_p) = if spid || segment == Segment::DomandaFallita {
+        let follow = if spec.service_sessions > 0.0 {
+            (spec.calls * spec.follow_share / spec.service_sessions * calls.sqrt()).min(0.95)
+        } else {
+            0.0
+        };
+        (
+            spec.service_sessions * web,
+            spec.browse_sessions * web,
+            follow,
+        )
+    } else {
+        // Without SPID there is less to do online: part of the intent turns into plain browsing.
+        (
+            spec.service_sessions * web * 0.35,
+            (spec.browse_sessions + spec.service_sessions * 0.25) * web,
+            0.0,
+        )
+    };
+    let office_share = f64::from(spec.channels[0] + spec.channels[3])
+        / f64::from(spec.channels.iter().sum::<u32>().max(1));
+    let rates = Rates {
+        service_sessions: (service * per_day) as f32,
+        browse_sessions: (browse * per_day) as f32,
+        calls: (spec.calls * (1.0 - spec.follow_share) * calls * per_day) as f32,
+        follow_p: follow_p as f32,
+        office_requests: (spec.requests * reqs * office_share * per_day) as f32,
+        online_requests: (spec.requests * reqs * (1.0 - office_share) * per_day) as f32,
+    };
+
+    let fav = [
+        weighted(&mut r, &spec.web_services) as u8,
+        weighted(&mut r, &spec.web_services) as u8,
+    ];
+    let agents = [desktop_agent(&mut r), mobile_agent(&mut r)];
+    let isp = household_isp(&mut r);
+    let v6 = chance(&mut r, 0.15);
+    let lease_days = between(&mut r, 20, 400) as u16;
+    let net = r.next_u64();
+
+    // citizen_id;codice_fiscale;first_name;last_name;birth_date;gender;comune_istat;cap;email;phone;spid_enrolled;consent_marketing;consent_profiling;created_at
+    push_num(row, 100_001 + index);
+    row.push(b';');
+    row.extend_from_slice(&cf);
+    row.push(b';');
+    row.extend_from_slice(first.as_bytes());
+    row.push(b';');
+    row.extend_from_slice(last.as_bytes());
+    row.push(b';');
+    push_date(row, birth);
+    row.extend_from_slice(if female { b";F;037006;" } else { b";M;037006;" });
+    push_num(row, cap as u64);
+    row.push(b';');
+    if let Some(e) = &email {
+        row.extend_from_slice(e.as_bytes());
+    }
+    row.push(b';');
+    if phone != 0 {
+        push_phone(row, phone);
+    }
+    row.push(b';');
+    for flag in [spid, consent_marketing, consent_profiling] {
+        row.extend_from_slice(if flag { b"true;" } else { b"false;" });
+    }
+    push_iso(row, created_at);
+
+    Profile {
+        cf,
+        phone,
+        line,
+        net,
+        rates,
+        segment,
+        spid,
+        v6,
+        isp,
+        lease_days,
+        fav,
+        agents,
+    }
+}
+
+/// Header of `raw/crm/citizens/citizens.csv`.
+pub(crate) const CITIZENS_HEADER: &str = "citizen_id;codice_fiscale;first_name;last_name;birth_date;gender;comune_istat;cap;email;phone;spid_enrolled;consent_marketing;consent_profiling;created_at";
+
+/// Writes the citizens export and the truth file, returning every citizen's profile.
+pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Profile>, DemoError> {
+    let mut crm = Sink::create(&window.out.join("raw/crm/citizens/citizens.csv"), false)?;
+    let mut truth = Sink::create(&window.out.join("truth/segments.csv"), false)?;
+    crm.write_line(CITIZENS_HEADER.as_bytes())?;
+    truth.write_line(b"citizen_id,segment")?;
+    let mut profiles = Vec::with_capacity(usize::try_from(citizens).unwrap_or(0));
+    let mut seen = HashSet::with_capacity(usize::try_from(citizens).unwrap_or(0));
+    let mut row = Vec::with_capacity(256);
+    for index in 0..citizens {
+        row.clear();
+        let p = draw_citizen(window.seed, index, window, &mut seen, &mut row);
+        crm.write_line(&row)?;
+        row.clear();
+        push_num(&mut row, 100_001 + index);
+        row.push(b',');
+        row.extend_from_slice(p.segment.spec().name.as_bytes());
+        truth.write_line(&row)?;
+        profiles.push(p);
+    }
+    crm.finish()?;
+    truth.finish()?;
+    Ok(profiles)
+}
+
+impl Profile {
+    /// The household's address on a given epoch day: stable for a lease, then renewed.
+    pub(crate) fn household_lease(&self, day: i64) -> u64 {
+        let period = i64::from(self.lease_days.max(1));
+        let phase = (self.net % 400) as i64;
+        key(&[
+            self.net,
+            stream::HOUSEHOLD,
+            ((day + phase).div_euclid(period)) as u64,
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_shares_add_up_to_one() {
+        assert_eq!(SEGMENTS.iter().map(|s| s.share_permille).sum::<u32>(), 1000);
+        for s in &SEGMENTS {
+            assert_eq!(s.channels.len(), 4);
+            assert!(s.web_services.iter().sum::<u32>() > 0);
+        }
+    }
+
+    #[test]
+    fn citizen_phone_numbers_are_unique_mobiles() {
+        let mut seen = HashSet::new();
+        for i in 0..200_000 {
+            let n = citizen_mobile(42, i);
+            let text = n.to_string();
+            assert_eq!(text.len(), 12);
+            assert!(text.starts_with("393"));
+            let prefix: u64 = text[2..5].parse().unwrap();
+            assert!(!STRANGER_PREFIXES.contains(&prefix));
+            assert!(seen.insert(n), "duplicate {n}");
+        }
+    }
+
+    #[test]
+    fn stranger_numbers_never_use_citizen_prefixes() {
+        let mut r = rng(&[5]);
+        for _ in 0..10_000 {
+            let text = stranger_number(&mut r).to_string();
+            assert!(text.starts_with("39"));
+            let national = &text[2..];
+            if national.starts_with('3') {
+                let prefix: u64 = national[..3].parse().unwrap();
+                assert!(!CITIZEN_PREFIXES.contains(&prefix));
+            } else {
+                assert!(national.starts_with('0'));
+            }
+        }
+    }
+}

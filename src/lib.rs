@@ -1,0 +1,91 @@
+//! civica: a batch data-lake ETL and citizen-segmentation engine for public administrations.
+//!
+//! A pipeline is one YAML file: sources (CSV, NDJSON, Parquet, access logs)
+//! read from object storage into Apache Arrow, SQL transforms run by Apache
+//! DataFusion, a k-means segmentation fitted with linfa, and outputs written
+//! as Parquet. [`spec`] reads and checks the YAML into a [`spec::Plan`];
+//! [`run`] prepares and runs it.
+
+pub mod cli;
+pub mod demo;
+pub mod run;
+pub mod segment;
+pub mod sink;
+pub mod source;
+pub mod spec;
+pub mod storage;
+pub mod transform;
+
+/// Everything that can stop a civica command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pipeline has problems; each is listed with its file and position.
+    #[error("{0}")]
+    Invalid(spec::Diagnostics),
+    /// A step failed while running.
+    #[error(transparent)]
+    Run(#[from] RunFailure),
+    /// The demo lake could not be written.
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+}
+
+impl Error {
+    /// The process exit code: 2 for an invalid pipeline, 1 for a failed run.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid(_) => 2,
+            Error::Run(_) | Error::Demo(_) => 1,
+        }
+    }
+}
+
+/// A failure while running a valid pipeline, naming the step.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    /// An SQL step failed.
+    #[error("transform `{step}` ({file}) failed: {source}")]
+    Transform {
+        /// The step.
+        step: String,
+        /// Its SQL file.
+        file: String,
+        /// DataFusion's error.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// The segment step failed.
+    #[error("segment step `{step}` failed: {source}")]
+    Segment {
+        /// The step.
+        step: String,
+        /// What went wrong.
+        #[source]
+        source: segment::SegmentError,
+    },
+    /// Writing an output failed; nothing was published.
+    #[error("output `{table}` failed, nothing was published: {source}")]
+    Output {
+        /// The table.
+        table: String,
+        /// What went wrong.
+        #[source]
+        source: sink::SinkError,
+    },
+    /// Moving staged outputs into place failed.
+    #[error("publishing the outputs failed: {source}")]
+    Publish {
+        /// What went wrong.
+        #[source]
+        source: sink::SinkError,
+    },
+    /// A computed table could not be registered.
+    #[error("cannot register table `{table}`: {source}")]
+    Register {
+        /// The table.
+        table: String,
+        /// DataFusion's error.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}

@@ -1,0 +1,329 @@
+//! The pipeline YAML as written: plain serde types, one per section entry.
+//!
+//! Every struct denies unknown keys and every closed set is an enum, so a
+//! misspelled key or value is an error that names it and its line. Nothing
+//! here is resolved: placeholders, paths and references are checked when
+//! the [`Plan`](super::Plan) is built.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::yaml::Pos;
+
+/// A value with the position where it was written, and the positions of
+/// the keys below it (`format.delimiter`, `features[2]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// Where it starts in the pipeline file.
+    pub pos: Pos,
+    /// Positions of the values below it, by dotted path.
+    pub fields: BTreeMap<String, Pos>,
+}
+
+impl<T> Located<T> {
+    /// A value with no inner positions.
+    pub fn new(value: T, pos: Pos) -> Self {
+        Located {
+            value,
+            pos,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// Where the value at `path` below this one was written, or this value's position.
+    pub fn pos_of(&self, path: &str) -> Pos {
+        self.fields.get(path).copied().unwrap_or(self.pos)
+    }
+}
+
+/// A whole pipeline file, assembled section by section from the YAML.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineSpec {
+    /// `name`: the pipeline's name, used in logs and outputs. Required.
+    pub name: Option<Located<String>>,
+    /// `description`: free text for people reading the pipeline.
+    pub description: Option<String>,
+    /// `vars`: default values for `{{ name }}` placeholders.
+    pub vars: Vec<(Located<String>, String)>,
+    /// `sources`: input tables by name.
+    pub sources: Vec<(Located<String>, Located<SourceSpec>)>,
+    /// `transforms`: SQL steps, each producing a table.
+    pub transforms: Vec<Located<TransformSpec>>,
+    /// `segment`: the clustering step.
+    pub segment: Option<Located<SegmentSpec>>,
+    /// `outputs`: tables written as Parquet.
+    pub outputs: Vec<Located<OutputSpec>>,
+}
+
+/// One entry of `sources`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// A file, a folder (ending in `/`) or a URL (`file://`, `s3://`);
+    /// placeholders allowed. Relative paths are resolved against the
+    /// directory civica runs in.
+    pub path: String,
+    /// How the files are written.
+    pub format: FormatSpec,
+    /// Column names and types, in file order. Inferred from the data when absent.
+    #[serde(default)]
+    pub schema: Option<SchemaSpec>,
+}
+
+/// The file format of a source, tagged by `type`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FormatSpec {
+    /// Delimited text.
+    Csv(CsvFormatSpec),
+    /// One JSON object per line.
+    Ndjson(NdjsonFormatSpec),
+    /// Apache Parquet.
+    Parquet(ParquetFormatSpec),
+    /// Web-server access logs (Apache / Nginx).
+    AccessLog(AccessLogFormatSpec),
+}
+
+/// Options of `format: { type: csv }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvFormatSpec {
+    /// Field separator, one character. Default `,`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Whether the first line holds the column names. Default `true`.
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// Quote character. Default `"`.
+    #[serde(default = "default_quote")]
+    pub quote: char,
+    /// A text that means null (besides the empty field). Default: none.
+    #[serde(default)]
+    pub null: Option<String>,
+    /// Decimal separator of numbers: `.` or `,`. Default `.`.
+    #[serde(default = "default_decimal")]
+    pub decimal: char,
+    /// chrono format of timestamp columns, e.g. `%d/%m/%Y %H:%M:%S`.
+    /// Default: ISO 8601 only.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// chrono format of date columns, e.g. `%d/%m/%Y`. Default: ISO 8601 only.
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// File name ending to read in a folder. Default `.csv`.
+    #[serde(default = "default_csv_extension")]
+    pub extension: String,
+}
+
+/// Options of `format: { type: ndjson }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonFormatSpec {
+    /// File name ending to read in a folder. Default `.json`.
+    #[serde(default = "default_json_extension")]
+    pub extension: String,
+}
+
+/// Options of `format: { type: parquet }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetFormatSpec {
+    /// File name ending to read in a folder. Default `.parquet`.
+    #[serde(default = "default_parquet_extension")]
+    pub extension: String,
+}
+
+/// Options of `format: { type: access_log }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogFormatSpec {
+    /// `common` or `combined`. Default `combined`.
+    #[serde(default)]
+    pub flavor: LogFlavor,
+    /// File name ending to read in a folder; `.gz` files are decompressed.
+    /// Default: every file.
+    #[serde(default)]
+    pub extension: Option<String>,
+}
+
+/// The layout of an access-log line.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFlavor {
+    /// NCSA Common Log Format: no referer or user agent.
+    Common,
+    /// Combined Log Format: Common plus referer and user agent.
+    #[default]
+    Combined,
+}
+
+/// Column names and types in file order (a YAML mapping keeps its order).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SchemaSpec(pub Vec<(String, ColumnType)>);
+
+impl<'de> Deserialize<'de> for SchemaSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SchemaVisitor;
+        impl<'de> serde::de::Visitor<'de> for SchemaVisitor {
+            type Value = SchemaSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of column name to type")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SchemaSpec, A::Error> {
+                let mut columns = Vec::new();
+                while let Some((name, ty)) = map.next_entry::<String, ColumnType>()? {
+                    columns.push((name, ty));
+                }
+                Ok(SchemaSpec(columns))
+            }
+        }
+        deserializer.deserialize_map(SchemaVisitor)
+    }
+}
+
+/// The type of a column in an explicit `schema`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Text.
+    String,
+    /// 64-bit signed integer.
+    Int64,
+    /// 64-bit float.
+    Float64,
+    /// `true` / `false`.
+    Boolean,
+    /// A calendar date.
+    Date,
+    /// A date and time without zone.
+    Timestamp,
+}
+
+/// One entry of `transforms`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TransformSpec {
+    /// The name of the table the step produces.
+    pub name: String,
+    /// The SQL file, relative to the pipeline file's directory. Placeholders
+    /// inside the SQL are filled like those in paths.
+    pub sql: String,
+}
+
+/// The `segment` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    /// The name of the per-citizen assignments table. Default `segments`.
+    #[serde(default = "default_segments_name")]
+    pub name: String,
+    /// The name of the per-segment profile table. Default `segment_profiles`.
+    #[serde(default = "default_profiles_name")]
+    pub profiles: String,
+    /// The table holding one row per citizen.
+    pub from: String,
+    /// The column that identifies a citizen; its values must be unique.
+    pub id: String,
+    /// Numeric columns the model clusters on.
+    pub features: Vec<String>,
+    /// How features are scaled before fitting. Default `standard`.
+    #[serde(default)]
+    pub scaling: Scaling,
+    /// The clustering model, tagged by `type`.
+    pub model: ModelSpec,
+}
+
+/// Feature scaling before the model sees the data.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scaling {
+    /// Subtract the mean, divide by the standard deviation.
+    #[default]
+    Standard,
+    /// Use the values as they are.
+    None,
+}
+
+/// The clustering model, tagged by `type`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// k-means (Lloyd with k-means++ initialisation) through linfa.
+    Kmeans(KmeansSpec),
+}
+
+/// Options of `model: { type: kmeans }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KmeansSpec {
+    /// Number of segments, at least 2. Required.
+    pub k: i64,
+    /// Random seed; the same seed and data give the same segments. Default 42.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Independent initialisations; the best fit is kept. Default 3.
+    #[serde(default = "default_n_init")]
+    pub n_init: i64,
+    /// Iteration cap per initialisation. Default 300.
+    #[serde(default = "default_max_iter")]
+    pub max_iter: i64,
+    /// Stop when centroids move less than this (in scaled units). Default 1e-4.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+}
+
+/// One entry of `outputs`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// The table to write: a source, a transform or a segment table.
+    pub table: String,
+    /// The folder the Parquet file goes to; placeholders allowed.
+    pub path: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_delimiter() -> char {
+    ','
+}
+fn default_quote() -> char {
+    '"'
+}
+fn default_decimal() -> char {
+    '.'
+}
+fn default_csv_extension() -> String {
+    ".csv".to_string()
+}
+fn default_json_extension() -> String {
+    ".json".to_string()
+}
+fn default_parquet_extension() -> String {
+    ".parquet".to_string()
+}
+fn default_segments_name() -> String {
+    "segments".to_string()
+}
+fn default_profiles_name() -> String {
+    "segment_profiles".to_string()
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_n_init() -> i64 {
+    3
+}
+fn default_max_iter() -> i64 {
+    300
+}
+fn default_tolerance() -> f64 {
+    1e-4
+}

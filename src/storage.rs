@@ -1,0 +1,133 @@
+//! Object stores for the URLs a pipeline names: local paths and `file://` built in, `s3://`, `gs://` and `az://` configured from the environment.
+
+use std::sync::Arc;
+
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::ObjectMeta;
+use object_store::ObjectStore;
+use url::Url;
+
+/// A storage problem, naming the URL it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The location is not a valid path or URL.
+    #[error("invalid location `{location}`: {reason}")]
+    InvalidLocation {
+        /// The location as resolved.
+        location: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The URL scheme has no object store.
+    #[error(
+        "unsupported storage scheme `{scheme}` in `{location}` (supported: local paths, `file://`, `s3://`, `gs://`, `az://`)"
+    )]
+    UnsupportedScheme {
+        /// The scheme.
+        scheme: String,
+        /// The location.
+        location: String,
+    },
+    /// Building the client failed (missing settings in the environment).
+    #[error("cannot configure storage for `{location}`: {source}")]
+    Configure {
+        /// The location.
+        location: String,
+        /// The client's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Listing or reading objects failed.
+    #[error("cannot read `{location}`: {source}")]
+    Read {
+        /// The location.
+        location: String,
+        /// The store's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Parses a resolved location into the URL DataFusion reads tables from.
+pub fn table_url(location: &str) -> Result<ListingTableUrl, StorageError> {
+    ListingTableUrl::parse(location).map_err(|err| StorageError::InvalidLocation {
+        location: location.to_string(),
+        reason: err.to_string(),
+    })
+}
+
+/// Makes sure the session has an object store for `location`, building
+/// remote clients from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`),
+/// never from the pipeline file.
+pub fn ensure_store(
+    ctx: &SessionContext,
+    location: &str,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let url = table_url(location)?;
+    let store_url = url.object_store();
+    if let Ok(store) = ctx.runtime_env().object_store(&store_url) {
+        return Ok(store);
+    }
+    let parsed = Url::parse(store_url.as_str()).map_err(|err| StorageError::InvalidLocation {
+        location: location.to_string(),
+        reason: err.to_string(),
+    })?;
+    let bucket = parsed.host_str().unwrap_or_default().to_string();
+    let configure = |source| StorageError::Configure {
+        location: location.to_string(),
+        source,
+    };
+    let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+        "s3" => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(&bucket)
+                .build()
+                .map_err(configure)?,
+        ),
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(&bucket)
+                .build()
+                .map_err(configure)?,
+        ),
+        "az" | "abfs" | "abfss" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(&bucket)
+                .build()
+                .map_err(configure)?,
+        ),
+        scheme => {
+            return Err(StorageError::UnsupportedScheme {
+                scheme: scheme.to_string(),
+                location: location.to_string(),
+            });
+        }
+    };
+    ctx.register_object_store(&parsed, Arc::clone(&store));
+    Ok(store)
+}
+
+/// Every object at `location` (one file, or all files below a folder) whose
+/// name ends with `extension`, sorted by path.
+pub async fn list_objects(
+    ctx: &SessionContext,
+    location: &str,
+    extension: &str,
+) -> Result<Vec<ObjectMeta>, StorageError> {
+    let store = ensure_store(ctx, location)?;
+    let url = table_url(location)?;
+    let state = ctx.state();
+    let read_error = |err: datafusion::error::DataFusionError| StorageError::Read {
+        location: location.to_string(),
+        source: Box::new(err),
+    };
+    let stream = url
+        .list_all_files(&state, store.as_ref(), extension)
+        .await
+        .map_err(read_error)?;
+    let mut objects: Vec<ObjectMeta> = stream.try_collect().await.map_err(read_error)?;
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(objects)
+}

@@ -1,0 +1,197 @@
+//! SQL steps: parsing a step's query, finding the tables it reads, locating SQL errors in their file, and running the step.
+
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use regex::Regex;
+
+use crate::spec::template::{Rendered, offset_of_pos, pos_of_offset};
+use crate::spec::{Diagnostic, Pos, SqlStep};
+
+/// A problem in a step's SQL, at a position of the rendered query when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlProblem {
+    /// Line and column in the rendered query.
+    pub pos: Option<Pos>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Parses a step's query: exactly one `SELECT` (or `WITH … SELECT`, `VALUES`) statement.
+pub fn parse_query(sql: &str) -> Result<Statement, SqlProblem> {
+    let mut statements = DFParser::parse_sql(sql).map_err(|err| problem_from_error(&err, sql))?;
+    let Some(statement) = statements.pop_front() else {
+        return Err(SqlProblem {
+            pos: None,
+            message: "the SQL file holds no statement".to_string(),
+        });
+    };
+    if !statements.is_empty() {
+        return Err(SqlProblem {
+            pos: None,
+            message: format!(
+                "a step holds one query, found {} statements",
+                statements.len() + 1
+            ),
+        });
+    }
+    match &statement {
+        Statement::Statement(inner) if matches!(inner.as_ref(), SqlStatement::Query(_)) => {
+            Ok(statement)
+        }
+        _ => Err(SqlProblem {
+            pos: Some(Pos { line: 1, col: 1 }),
+            message: "a step must be a query (`SELECT …` or `WITH … SELECT …`)".to_string(),
+        }),
+    }
+}
+
+/// The tables a query reads (common table expressions excluded), each with
+/// the position of its first mention.
+pub fn table_references(
+    statement: &Statement,
+    sql: &str,
+) -> Result<Vec<(String, Option<Pos>)>, SqlProblem> {
+    let (tables, _ctes) = datafusion::sql::resolve::resolve_table_references(statement, true)
+        .map_err(|err| problem_from_error(&err, sql))?;
+    let mut names: Vec<(String, Option<Pos>)> = Vec::new();
+    for table in tables {
+        let name = table.table().to_string();
+        if !names.iter().any(|(n, _)| *n == name) {
+            let pos = find_word(sql, &name);
+            names.push((name, pos));
+        }
+    }
+    Ok(names)
+}
+
+/// The position of the first whole-word, case-insensitive mention of `word`.
+fn find_word(sql: &str, word: &str) -> Option<Pos> {
+    let pattern = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(word))).ok()?;
+    pattern.find(sql).map(|m| pos_of_offset(sql, m.start()))
+}
+
+/// Turns a DataFusion error into a message and, where DataFusion or the
+/// parser gives one, the position in the query.
+pub fn problem_from_error(err: &DataFusionError, sql: &str) -> SqlProblem {
+    if let Some(diagnostic) = err.diagnostic()
+        && let Some(span) = diagnostic.span
+        && span.start.line > 0
+    {
+        return SqlProblem {
+            pos: Some(Pos {
+                line: u32::try_from(span.start.line).unwrap_or(u32::MAX),
+                col: u32::try_from(span.start.column).unwrap_or(u32::MAX),
+            }),
+            message: clean_message(&err.find_root().to_string()),
+        };
+    }
+    let message = clean_message(&err.find_root().to_string());
+    let parser_pos = Regex::new(r"at Line: (\d+), Column: (\d+)")
+        .ok()
+        .and_then(|re| {
+            let caps = re.captures(&message)?;
+            Some(Pos {
+                line: caps[1].parse().ok()?,
+                col: caps[2].parse().ok()?,
+            })
+        });
+    let pos = parser_pos.or_else(|| {
+        // Schema errors name the missing field in quotes; point at its first mention.
+        let named = Regex::new(r"(?:field named|column|table) '?([A-Za-z_][A-Za-z0-9_.]*)'?")
+            .ok()?
+            .captures(&message)?
+            .get(1)?
+            .as_str()
+            .rsplit('.')
+            .next()?
+            .to_string();
+        find_word(sql, &named)
+    });
+    let message = Regex::new(r"\s*at Line: \d+, Column: \d+")
+        .map(|re| re.replace_all(&message, "").into_owned())
+        .unwrap_or(message);
+    SqlProblem { pos, message }
+}
+
+/// DataFusion prefixes errors with their kind (`Error during planning: `,
+/// `SQL error: ParserError(…)`); the user needs the sentence only.
+fn clean_message(message: &str) -> String {
+    let mut text = message.trim().to_string();
+    for prefix in [
+        "Schema error: ",
+        "Error during planning: ",
+        "This feature is not implemented: ",
+        "SQL error: ",
+        "Execution error: ",
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest.to_string();
+        }
+    }
+    if let Some(inner) = text
+        .strip_prefix("ParserError(\"")
+        .and_then(|t| t.strip_suffix("\")"))
+    {
+        text = inner.replace("\\\"", "\"");
+    }
+    if let Some(inner) = text
+        .strip_prefix("TokenizerError(\"")
+        .and_then(|t| t.strip_suffix("\")"))
+    {
+        text = inner.replace("\\\"", "\"");
+    }
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// A diagnostic for a problem in a step's SQL, positioned in the SQL file as written.
+pub fn sql_diagnostic(step_file: &str, rendered: &Rendered, problem: SqlProblem) -> Diagnostic {
+    let pos = problem.pos.map(|pos| {
+        let offset = rendered.source_offset(offset_of_pos(&rendered.text, pos));
+        pos_of_offset(&rendered.template, offset)
+    });
+    Diagnostic {
+        file: step_file.to_string(),
+        pos,
+        message: problem.message,
+    }
+}
+
+/// Plans a step's query against the tables registered so far and registers
+/// its result as a view named after the step.
+pub async fn plan_step(ctx: &SessionContext, step: &SqlStep) -> Result<(), Diagnostic> {
+    let frame = ctx.sql(&step.sql.text).await.map_err(|err| {
+        sql_diagnostic(
+            &step.file,
+            &step.sql,
+            problem_from_error(&err, &step.sql.text),
+        )
+    })?;
+    ctx.register_table(step.name.as_str(), frame.into_view())
+        .map_err(|err| Diagnostic {
+            file: step.file.clone(),
+            pos: None,
+            message: format!("cannot register table `{}`: {err}", step.name),
+        })?;
+    Ok(())
+}
+
+/// Runs a step and keeps its result in memory as the table named after the
+/// step, so that later steps read it once. Returns the row count.
+pub async fn run_step(ctx: &SessionContext, step: &SqlStep) -> Result<usize, DataFusionError> {
+    let frame = ctx.sql(&step.sql.text).await?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    ctx.deregister_table(step.name.as_str())?;
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+    ctx.register_table(step.name.as_str(), Arc::new(table))?;
+    Ok(rows)
+}

@@ -1,0 +1,130 @@
+//! Helpers shared by the integration tests: running the `civica` binary, building demo lakes, reading Parquet back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+/// The run date every test uses, so that results do not depend on today.
+pub const DS: &str = "2026-11-21";
+
+/// The crate root, where `pipelines/` and `sql/` are.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `civica` with `args` in `dir`.
+pub fn civica(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_civica"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the civica binary runs")
+}
+
+/// Stdout and stderr of a run, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Writes a demo lake into `dir` with the tests' fixed end date.
+pub fn write_demo(dir: &Path, citizens: u64, days: u32, seed: u64) {
+    let out = civica(
+        &root(),
+        &[
+            "demo",
+            "--out",
+            dir.to_str().expect("utf-8 path"),
+            "--citizens",
+            &citizens.to_string(),
+            "--days",
+            &days.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--end-date",
+            DS,
+        ],
+    );
+    assert!(out.status.success(), "demo failed: {}", describe(&out));
+}
+
+/// Runs the quickstart pipeline on the lake in `lake`.
+pub fn run_quickstart(lake: &Path) -> Output {
+    civica(
+        &root(),
+        &[
+            "run",
+            "pipelines/citizen_segments.yaml",
+            "--var",
+            &format!("lake={}", lake.display()),
+            "--var",
+            &format!("ds={DS}"),
+        ],
+    )
+}
+
+/// A demo lake at the default size with the quickstart run on it, built
+/// once for every test that only reads its outputs.
+pub fn default_lake() -> &'static Path {
+    static LAKE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_demo(dir.path(), 5000, 90, 42);
+        let out = run_quickstart(dir.path());
+        assert!(
+            out.status.success(),
+            "quickstart failed: {}",
+            describe(&out)
+        );
+        dir
+    })
+    .path()
+}
+
+/// Reads every Parquet file of a folder into record batches.
+pub fn read_parquet(folder: &Path) -> Vec<RecordBatch> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let ctx = SessionContext::new();
+        ctx.read_parquet(
+            folder.to_str().expect("utf-8 path"),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("parquet folder opens")
+        .collect()
+        .await
+        .expect("parquet reads")
+    })
+}
+
+/// Runs SQL over the Parquet folders given as (table, folder) pairs.
+pub fn query(tables: &[(&str, &Path)], sql: &str) -> Vec<RecordBatch> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let ctx = SessionContext::new();
+        for (name, folder) in tables {
+            ctx.register_parquet(
+                *name,
+                folder.to_str().expect("utf-8 path"),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .expect("parquet folder registers");
+        }
+        ctx.sql(sql)
+            .await
+            .expect("query plans")
+            .collect()
+            .await
+            .expect("query runs")
+    })
+}

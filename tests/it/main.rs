@@ -1,0 +1,7 @@
+//! civica's integration tests: one binary, a module per area.
+
+mod common;
+mod peer;
+mod quickstart;
+mod run_failures;
+mod validate;

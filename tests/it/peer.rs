@@ -1,0 +1,52 @@
+//! The Parquet outputs opened by real peers: pyarrow and DuckDB from Python, installed by the test command.
+
+use std::process::Command;
+
+use crate::common::default_lake;
+
+fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("python3 runs (the test command installs pyarrow and duckdb)");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pyarrow_reads_segments_with_the_expected_schema() {
+    let folder = default_lake().join("marts/segments");
+    let script = format!(
+        "import pyarrow.parquet as pq\n\
+         t = pq.read_table({:?})\n\
+         print(t.num_rows)\n\
+         for f in t.schema: print(f.name, f.type)\n\
+         print(pq.ParquetFile({:?}).metadata.row_group(0).column(0).compression)",
+        folder.display().to_string(),
+        folder.join("part-00000.parquet").display().to_string()
+    );
+    let out = python(&script);
+    assert_eq!(
+        out,
+        "5000\ncitizen_id int64\nsegment int32\ndistance double\nZSTD\n"
+    );
+}
+
+#[test]
+fn duckdb_reads_profiles_and_features() {
+    let lake = default_lake();
+    let script = format!(
+        "import duckdb\n\
+         print(duckdb.sql(\"SELECT count(*), sum(size) FROM read_parquet('{}/marts/segment_profiles/*.parquet')\").fetchall()[0])\n\
+         print(duckdb.sql(\"SELECT count(*), count(DISTINCT citizen_id) FROM read_parquet('{}/marts/citizen_features/*.parquet')\").fetchall()[0])",
+        lake.display(),
+        lake.display()
+    );
+    let out = python(&script);
+    assert_eq!(out, "(5, 5000)\n(5000, 5000)\n");
+}

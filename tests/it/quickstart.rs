@@ -1,0 +1,159 @@
+//! The quickstart pipeline end to end on the default demo lake: outputs, types, one segment per citizen, agreement with the planted truth, determinism.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
+
+use civica::segment::adjusted_rand_index;
+
+use crate::common::{DS, default_lake, describe, query, read_parquet, run_quickstart, write_demo};
+
+fn total_rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+#[test]
+fn every_citizen_gets_exactly_one_segment() {
+    let lake = default_lake();
+    let segments = lake.join("marts/segments");
+    let batches = read_parquet(&segments);
+    assert_eq!(total_rows(&batches), 5000);
+    let schema = batches[0].schema();
+    let types: Vec<(&str, &DataType)> = schema
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type()))
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            ("citizen_id", &DataType::Int64),
+            ("segment", &DataType::Int32),
+            ("distance", &DataType::Float64)
+        ]
+    );
+    let counts = query(
+        &[("segments", &segments)],
+        "SELECT COUNT(DISTINCT citizen_id) AS ids, MIN(segment) AS lo, MAX(segment) AS hi, \
+         SUM(CASE WHEN distance >= 0 THEN 1 ELSE 0 END) AS ok FROM segments",
+    );
+    let row = &counts[0];
+    assert_eq!(row.column(0).as_primitive::<Int64Type>().value(0), 5000);
+    assert_eq!(row.column(1).as_primitive::<Int32Type>().value(0), 1);
+    assert_eq!(row.column(2).as_primitive::<Int32Type>().value(0), 5);
+    assert_eq!(row.column(3).as_primitive::<Int64Type>().value(0), 5000);
+}
+
+#[test]
+fn profiles_cover_every_citizen() {
+    let lake = default_lake();
+    let profiles = lake.join("marts/segment_profiles");
+    let rows = query(
+        &[("p", &profiles)],
+        "SELECT COUNT(*) AS segments, SUM(size) AS citizens, SUM(share) AS share FROM p",
+    );
+    assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 5);
+    assert_eq!(rows[0].column(1).as_primitive::<Int64Type>().value(0), 5000);
+    let share = rows[0]
+        .column(2)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .value(0);
+    assert!((share - 1.0).abs() < 1e-9, "{share}");
+    let batches = read_parquet(&profiles);
+    let names: Vec<String> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "segment",
+            "size",
+            "share",
+            "age",
+            "web_sessions_90d",
+            "calls_90d",
+            "requests_90d",
+            "school_share",
+            "followup_calls_90d"
+        ]
+    );
+}
+
+#[test]
+fn segments_recover_the_planted_truth() {
+    let lake = default_lake();
+    let segments = read_parquet(&lake.join("marts/segments"));
+    let mut found: HashMap<i64, i32> = HashMap::new();
+    for batch in &segments {
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let labels = batch.column(1).as_primitive::<Int32Type>();
+        for i in 0..batch.num_rows() {
+            found.insert(ids.value(i), labels.value(i));
+        }
+    }
+    let truth = std::fs::read_to_string(lake.join("truth/segments.csv")).expect("truth file");
+    let mut predicted = Vec::new();
+    let mut planted = Vec::new();
+    for line in truth.lines().skip(1) {
+        let (id, segment) = line.split_once(',').expect("id,segment");
+        let id: i64 = id.parse().expect("numeric id");
+        predicted.push(*found.get(&id).expect("every planted citizen is segmented"));
+        planted.push(segment.to_string());
+    }
+    let ari = adjusted_rand_index(&predicted, &planted).expect("same length");
+    eprintln!("adjusted Rand index against the planted truth: {ari:.4}");
+    assert!(ari >= 0.8, "adjusted Rand index {ari:.4} is below 0.8");
+}
+
+#[test]
+fn run_prints_rows_and_time_per_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_demo(dir.path(), 300, 14, 7);
+    let out = run_quickstart(dir.path());
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "source    web",
+        "transform citizen_features",
+        "segment   segments",
+        "output    segment_profiles",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("300 rows"), "{stdout}");
+}
+
+#[test]
+fn same_seed_and_data_give_identical_outputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write_demo(&a, 400, 30, 11);
+    write_demo(&b, 400, 30, 11);
+    for lake in [&a, &b] {
+        let out = run_quickstart(lake);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    for table in ["segments", "segment_profiles"] {
+        let file = format!("marts/{table}/part-00000.parquet");
+        let left = std::fs::read(a.join(&file)).expect("first output");
+        let right = std::fs::read(b.join(&file)).expect("second output");
+        assert!(
+            left == right,
+            "`{table}` differs between two runs on the same data"
+        );
+    }
+    let raw_a = std::fs::read(a.join("raw/crm/citizens/citizens.csv")).expect("citizens a");
+    let raw_b = std::fs::read(b.join("raw/crm/citizens/citizens.csv")).expect("citizens b");
+    assert!(
+        raw_a == raw_b,
+        "the demo lake is not deterministic for a seed"
+    );
+    let _ = DS;
+}
