@@ -101,6 +101,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
             Ok(())
         }),
         Command::Run(args) => runtime.block_on(async {
+            let started = std::time::Instant::now();
             let prepared = prepare_or_report(&args).await?;
             let mut print = |step: &StepReport| {
                 if !quiet {
@@ -112,7 +113,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
                 println!(
                     "pipeline `{}` finished in {:.2} s",
                     summary.pipeline,
-                    summary.elapsed.as_secs_f64()
+                    started.elapsed().as_secs_f64()
                 );
             }
             Ok(())

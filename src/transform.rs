@@ -70,26 +70,19 @@ pub fn table_references(
 
 /// The position of the first whole-word, case-insensitive mention of `word`.
 fn find_word(sql: &str, word: &str) -> Option<Pos> {
-    let pattern = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(word))).ok()?;
+    // `k.wait_s` may be written `k . wait_s`.
+    let escaped = regex::escape(word).replace(r"\.", r"\s*\.\s*");
+    let pattern = Regex::new(&format!(r"(?i)\b{escaped}\b")).ok()?;
     pattern.find(sql).map(|m| pos_of_offset(sql, m.start()))
 }
 
 /// Turns a DataFusion error into a message and, where DataFusion or the
 /// parser gives one, the position in the query.
 pub fn problem_from_error(err: &DataFusionError, sql: &str) -> SqlProblem {
-    if let Some(diagnostic) = err.diagnostic()
-        && let Some(span) = diagnostic.span
-        && span.start.line > 0
-    {
-        return SqlProblem {
-            pos: Some(Pos {
-                line: u32::try_from(span.start.line).unwrap_or(u32::MAX),
-                col: u32::try_from(span.start.column).unwrap_or(u32::MAX),
-            }),
-            message: clean_message(&err.find_root().to_string()),
-        };
-    }
     let message = clean_message(&err.find_root().to_string());
+    // The parser says where it stopped; schema errors name the field or
+    // table, whose first mention is the most useful place to point at;
+    // DataFusion's own span comes last, as it can cover a whole statement.
     let parser_pos = Regex::new(r"at Line: (\d+), Column: (\d+)")
         .ok()
         .and_then(|re| {
@@ -99,22 +92,32 @@ pub fn problem_from_error(err: &DataFusionError, sql: &str) -> SqlProblem {
                 col: caps[2].parse().ok()?,
             })
         });
-    let pos = parser_pos.or_else(|| {
-        // Schema errors name the missing field in quotes; point at its first mention.
+    let named_pos = || {
         let named = Regex::new(r"(?:field named|column|table) '?([A-Za-z_][A-Za-z0-9_.]*)'?")
             .ok()?
             .captures(&message)?
             .get(1)?
             .as_str()
-            .rsplit('.')
-            .next()?
+            .trim_end_matches('.')
             .to_string();
-        find_word(sql, &named)
-    });
+        let column = named.rsplit('.').next().filter(|c| !c.is_empty())?;
+        find_word(sql, &named).or_else(|| find_word(sql, column))
+    };
+    let span_pos = || {
+        let span = err.diagnostic()?.span?;
+        (span.start.line > 0).then(|| Pos {
+            line: u32::try_from(span.start.line).unwrap_or(u32::MAX),
+            col: u32::try_from(span.start.column).unwrap_or(u32::MAX),
+        })
+    };
+    let pos = parser_pos.or_else(named_pos).or_else(span_pos);
     let message = Regex::new(r"\s*at Line: \d+, Column: \d+")
         .map(|re| re.replace_all(&message, "").into_owned())
         .unwrap_or(message);
-    SqlProblem { pos, message }
+    SqlProblem {
+        pos,
+        message: message.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 /// DataFusion prefixes errors with their kind (`Error during planning: `,

@@ -10,15 +10,18 @@ use super::clock::{
     DAY, date_string, local_to_utc, push_decimal_comma, push_iso, push_italian, push_num, push_pad,
     utc_to_local, weekday,
 };
-use super::population::{CALLS_DAY, HourWeights, Profile, Segment, push_phone, stranger_number};
+use super::population::{
+    CALLS_DAY, HourWeights, Profile, Segment, Totals, push_phone, stranger_number,
+};
 use super::sampling::{
-    DemoRng, below, between, chance, log_uniform, lognormal, poisson, rng, stream, weighted,
+    DemoRng, below, between, binomial, chance, log_uniform, lognormal, poisson, rng, stream,
+    weighted,
 };
 use super::site::{SCUOLA, SERVICES};
 use super::weblog::{self, SessionKind, SessionPlan};
 use super::{DemoError, Sink, Window};
 
-/// Weekday weights (Monday first) averaging 1, so weekly totals match the 90-day rates.
+/// Weekday weights (Monday first) for spreading a citizen's events over the window; each averages 1.
 const WEB_WEEK: [f64; 7] = [1.08, 1.06, 1.05, 1.04, 0.98, 0.85, 0.94];
 /// Working-day weights for citizens who go online while offices are open.
 const WORK_WEEK: [f64; 7] = [1.25, 1.2, 1.2, 1.2, 1.1, 0.6, 0.45];
@@ -110,8 +113,70 @@ fn pick_service(r: &mut DemoRng, p: &Profile, weights: &[u32; 9], fav_share: f64
     }
 }
 
-/// Plans one citizen's activity on one day from its own `(seed, citizen, day)` stream.
-fn plan_citizen(window: &Window, index: u32, p: &Profile, day: i64, plan: &mut DayPlan) {
+/// Suffix sums of a weekday weighting over the window: how much of it lies on or after each day.
+struct Spread {
+    week: [f64; 7],
+    suffix: Vec<f64>,
+}
+
+impl Spread {
+    fn new(window: &Window, week: [f64; 7]) -> Self {
+        let days = window.days as usize;
+        let mut suffix = vec![0.0; days + 1];
+        for i in (0..days).rev() {
+            suffix[i] = suffix[i + 1] + week[weekday(window.first_day + i as i64)];
+        }
+        Self { week, suffix }
+    }
+
+    /// The chance that one of a citizen's remaining events falls on day `i` rather than later; the last
+    /// open day takes whatever remains, so every drawn total is placed.
+    fn share(&self, i: usize, wd: usize) -> f64 {
+        match self.suffix.get(i) {
+            Some(&rest) if rest > 0.0 => self.week[wd] / rest,
+            _ => 0.0,
+        }
+    }
+}
+
+/// The weekday weightings of the window, one per kind of event.
+struct Spreads {
+    web: Spread,
+    work: Spread,
+    calls: Spread,
+    office: Spread,
+}
+
+impl Spreads {
+    fn new(window: &Window) -> Self {
+        Self {
+            web: Spread::new(window, WEB_WEEK),
+            work: Spread::new(window, WORK_WEEK),
+            calls: Spread::new(window, CALL_WEEK),
+            office: Spread::new(window, OFFICE_WEEK),
+        }
+    }
+}
+
+/// Takes today's share of a remaining count.
+fn take(r: &mut DemoRng, left: &mut u16, share: f64) -> u16 {
+    let n = binomial(r, u32::from(*left), share).min(u32::from(*left)) as u16;
+    *left -= n;
+    n
+}
+
+/// Plans one citizen's activity on day `i` of the window from its own `(seed, citizen, day)` stream,
+/// drawing today's part of the citizen's remaining totals.
+fn plan_citizen(
+    window: &Window,
+    spreads: &Spreads,
+    index: u32,
+    p: &Profile,
+    i: usize,
+    left: &mut Totals,
+    plan: &mut DayPlan,
+) {
+    let day = window.first_day + i as i64;
     let mut r = rng(&[
         window.seed,
         stream::CITIZEN_DAY,
@@ -120,18 +185,30 @@ fn plan_citizen(window: &Window, index: u32, p: &Profile, day: i64, plan: &mut D
     ]);
     let spec = p.segment.spec();
     let wd = weekday(day);
-    let rates = p.rates;
 
     let week = if spec.workday_web {
-        &WORK_WEEK
+        &spreads.work
     } else {
-        &WEB_WEEK
+        &spreads.web
     };
-    let services = poisson(&mut r, f64::from(rates.service_sessions) * week[wd]);
-    for _ in 0..services {
+    let sessions = binomial(&mut r, u32::from(left.service), week.share(i, wd));
+    for _ in 0..sessions {
         let start = at_hour(&mut r, day, spec.web_hours);
         let service = pick_service(&mut r, p, &spec.web_services, 0.6);
-        let failing = chance(&mut r, f64::from(rates.follow_p));
+        // Spread the follow-up calls over the remaining sessions; the last one takes what is left.
+        let followups = if left.service <= 1 {
+            left.followups
+        } else {
+            let k = binomial(
+                &mut r,
+                u32::from(left.followups),
+                1.0 / f64::from(left.service),
+            );
+            (k.min(u32::from(left.followups))) as u16
+        };
+        left.service = left.service.saturating_sub(1);
+        left.followups = left.followups.saturating_sub(followups);
+        let failing = followups > 0;
         let (pages, login) = if p.spid {
             (
                 (4 + poisson(&mut r, 3.0)).min(12),
@@ -158,9 +235,9 @@ fn plan_citizen(window: &Window, index: u32, p: &Profile, day: i64, plan: &mut D
             pages: pages as u8,
             failing,
         });
-        if failing {
-            // Tried online, gave up, phoned the same service some minutes to hours later. The two minutes of
-            // slack cover a script that runs a page or two past the planned duration.
+        for _ in 0..followups {
+            // Tried online, gave up, phoned the same service some minutes to hours later. The two minutes
+            // of slack cover a script that runs a page or two past the planned duration.
             let after = start + i64::from(dur) + 120 + log_uniform(&mut r, 600.0, 71_880.0) as i64;
             let at = next_opening(after, &mut r);
             plan.followups.push(CallPlan {
@@ -174,7 +251,7 @@ fn plan_citizen(window: &Window, index: u32, p: &Profile, day: i64, plan: &mut D
         }
     }
 
-    let browses = poisson(&mut r, f64::from(rates.browse_sessions) * WEB_WEEK[wd]);
+    let browses = take(&mut r, &mut left.browse, spreads.web.share(i, wd));
     for _ in 0..browses {
         let start = at_hour(&mut r, day, spec.web_hours);
         let pages = (1 + poisson(&mut r, 1.5)).min(8);
@@ -193,7 +270,7 @@ fn plan_citizen(window: &Window, index: u32, p: &Profile, day: i64, plan: &mut D
         });
     }
 
-    let calls = poisson(&mut r, f64::from(rates.calls) * CALL_WEEK[wd]);
+    let calls = take(&mut r, &mut left.calls, spreads.calls.share(i, wd));
     for _ in 0..calls {
         let start = at_slot(&mut r, day, spec.call_slots);
         let queue = pick_service(&mut r, p, &spec.call_services, 0.25);
@@ -207,10 +284,10 @@ fn plan_citizen(window: &Window, index: u32, p: &Profile, day: i64, plan: &mut D
         });
     }
 
-    let office = poisson(&mut r, f64::from(rates.office_requests) * OFFICE_WEEK[wd]);
-    let online = poisson(&mut r, f64::from(rates.online_requests) * WEB_WEEK[wd]);
-    for i in 0..office + online {
-        let in_office = i < office;
+    let office = take(&mut r, &mut left.office, spreads.office.share(i, wd));
+    let online = take(&mut r, &mut left.online, spreads.web.share(i, wd));
+    for k in 0..office + online {
+        let in_office = k < office;
         let channel = if in_office {
             if weighted(&mut r, &[spec.channels[0], spec.channels[3]]) == 0 {
                 0
@@ -429,7 +506,10 @@ fn plan_days(
     let mut buf = Vec::with_capacity(1 << 16);
     let (mut call_id, mut request_id) = (1u64, 1u64);
 
-    for day in window.first_day..=window.last_day {
+    let spreads = Spreads::new(window);
+    // What each citizen still has to do; drawn totals are spent day by day.
+    let mut left: Vec<Totals> = profiles.iter().map(|p| p.totals).collect();
+    for (i, day) in (window.first_day..=window.last_day).enumerate() {
         plan.calls.clear();
         plan.requests.clear();
         plan.pages = 0;
@@ -442,8 +522,8 @@ fn plan_days(
                 true
             }
         });
-        for (index, p) in profiles.iter().enumerate() {
-            plan_citizen(window, index as u32, p, day, &mut plan);
+        for (index, (p, left)) in profiles.iter().zip(left.iter_mut()).enumerate() {
+            plan_citizen(window, &spreads, index as u32, p, i, left, &mut plan);
         }
         for c in plan.followups.drain(..) {
             let d = utc_to_local(c.start).div_euclid(DAY);
@@ -582,6 +662,7 @@ pub(crate) fn write_activity(
 mod tests {
     use super::super::clock::days_from_civil;
     use super::*;
+    use std::path::PathBuf;
 
     fn local(y: i64, m: u32, d: u32, secs: i64) -> i64 {
         local_to_utc(days_from_civil(y, m, d) * DAY + secs)
@@ -601,6 +682,33 @@ mod tests {
         // Early morning moves to the same day's opening.
         let early = utc_to_local(next_opening(local(2026, 11, 20, 6 * 3600), &mut r));
         assert_eq!(early.div_euclid(DAY), days_from_civil(2026, 11, 20));
+    }
+
+    #[test]
+    fn spreading_places_every_drawn_event_on_an_open_day() {
+        // Ten days ending on Sunday 22 November 2026: two Sundays, when the call center is closed.
+        let window = Window {
+            out: PathBuf::new(),
+            seed: 1,
+            first_day: days_from_civil(2026, 11, 13),
+            last_day: days_from_civil(2026, 11, 22),
+            days: 10,
+        };
+        let spread = Spread::new(&window, CALL_WEEK);
+        let mut r = rng(&[2]);
+        for total in [0u16, 1, 7, 300] {
+            let mut left = total;
+            let mut placed = 0;
+            for i in 0..10 {
+                let day = window.first_day + i as i64;
+                let n = take(&mut r, &mut left, spread.share(i, weekday(day)));
+                if weekday(day) == 6 {
+                    assert_eq!(n, 0, "nothing on Sundays");
+                }
+                placed += n;
+            }
+            assert_eq!((placed, left), (total, 0));
+        }
     }
 
     #[test]

@@ -12,9 +12,11 @@
 //! - `raw/weblogs/access_YYYY-MM-DD.log.gz`, one per day (Apache Combined Log Format, Europe/Rome time)
 //! - `truth/segments.csv` (`citizen_id,segment`)
 //!
-//! Generation streams: citizens are drawn once and kept as compact profiles; activity is planned one day at a
-//! time from per-(citizen, day) random streams, and each day's web log is expanded session by session and merged
-//! in timestamp order, so memory stays bounded however many citizens and days are asked for.
+//! Generation streams: citizens are drawn once and kept as compact profiles, with Poisson totals of each kind of
+//! event for the whole window (the segment's 90-day rate scaled to the window). Activity is planned one day at a
+//! time from per-(citizen, day) random streams that spend those totals, and each day's web log is expanded
+//! session by session and merged in timestamp order, so memory stays bounded however many citizens and days
+//! are asked for.
 
 mod activity;
 mod clock;
@@ -100,6 +102,8 @@ pub(crate) struct Window {
     pub(crate) first_day: i64,
     /// Epoch day of the last day of the window.
     pub(crate) last_day: i64,
+    /// Days in the window.
+    pub(crate) days: u32,
 }
 
 /// A text output file, plain or gzipped, written through a buffer.
@@ -206,6 +210,7 @@ fn validate(opts: &DemoOptions) -> Result<Window, DemoError> {
         seed: opts.seed,
         first_day: last_day - i64::from(opts.days) + 1,
         last_day,
+        days: opts.days,
     })
 }
 

@@ -11,7 +11,7 @@ use super::names::{
     PEC_PROVIDERS, SURNAMES, ascii_letters,
 };
 use super::sampling::{
-    DemoRng, below, between, chance, key, lognormal, pick, rng, stream, unit, weighted,
+    DemoRng, below, between, chance, key, pick, poisson, rng, stream, unit, weighted,
 };
 use super::site::{desktop_agent, household_isp, mobile_agent};
 use super::{DemoError, Sink, Window};
@@ -86,6 +86,7 @@ pub(crate) struct SegmentSpec {
     pub(crate) channels: [u32; 4],
     pub(crate) satisfaction: [u32; 5],
     email_missing: f64,
+    phone_missing: f64,
     consent_marketing: f64,
     consent_profiling: f64,
 }
@@ -115,6 +116,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         channels: [8, 75, 12, 5],
         satisfaction: [3, 6, 18, 40, 33],
         email_missing: 0.03,
+        phone_missing: 0.07,
         consent_marketing: 0.45,
         consent_profiling: 0.40,
     },
@@ -141,6 +143,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         channels: [60, 0, 2, 38],
         satisfaction: [4, 8, 20, 38, 30],
         email_missing: 0.35,
+        phone_missing: 0.01,
         consent_marketing: 0.20,
         consent_profiling: 0.12,
     },
@@ -167,6 +170,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         channels: [12, 55, 28, 5],
         satisfaction: [5, 10, 22, 38, 25],
         email_missing: 0.04,
+        phone_missing: 0.05,
         consent_marketing: 0.35,
         consent_profiling: 0.28,
     },
@@ -193,6 +197,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         channels: [30, 30, 15, 25],
         satisfaction: [5, 9, 24, 36, 26],
         email_missing: 0.12,
+        phone_missing: 0.08,
         consent_marketing: 0.30,
         consent_profiling: 0.22,
     },
@@ -219,6 +224,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         channels: [30, 30, 15, 25],
         satisfaction: [22, 26, 26, 16, 10],
         email_missing: 0.06,
+        phone_missing: 0.01,
         consent_marketing: 0.30,
         consent_profiling: 0.25,
     },
@@ -239,16 +245,22 @@ impl Segment {
     }
 }
 
-/// Per-day rates of one citizen after individual noise.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Rates {
-    pub(crate) service_sessions: f32,
-    pub(crate) browse_sessions: f32,
-    pub(crate) calls: f32,
-    /// Probability that a service session fails and is followed by a call.
-    pub(crate) follow_p: f32,
-    pub(crate) office_requests: f32,
-    pub(crate) online_requests: f32,
+/// How many events of each kind a citizen has over the whole window: drawn once from Poisson
+/// distributions, then spread over the days by the activity planner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    /// Sessions that go after a service (authenticated when the citizen has SPID).
+    pub(crate) service: u16,
+    /// Anonymous browsing sessions.
+    pub(crate) browse: u16,
+    /// Calls independent of the web.
+    pub(crate) calls: u16,
+    /// Calls that follow a failed service session on the same service.
+    pub(crate) followups: u16,
+    /// Requests opened at a desk or by phone.
+    pub(crate) office: u16,
+    /// Requests opened on the web or by e-mail.
+    pub(crate) online: u16,
 }
 
 /// What the activity generator needs to know about a citizen, kept compact so a million fit comfortably.
@@ -260,7 +272,7 @@ pub(crate) struct Profile {
     pub(crate) line: u64,
     /// Key from which the household's dynamic addresses derive.
     pub(crate) net: u64,
-    pub(crate) rates: Rates,
+    pub(crate) totals: Totals,
     pub(crate) segment: Segment,
     pub(crate) spid: bool,
     pub(crate) v6: bool,
@@ -334,8 +346,8 @@ fn email(rng: &mut DemoRng, first: &str, last: &str, birth_year: i64, age: i64) 
     format!("{local}@{domain}")
 }
 
-fn mult(rng: &mut DemoRng) -> f64 {
-    lognormal(rng, 1.0, 0.2).clamp(0.4, 2.5)
+fn count(rng: &mut DemoRng, mean: f64) -> u16 {
+    poisson(rng, mean).min(u32::from(u16::MAX)) as u16
 }
 
 /// Draws one citizen's identity and behaviour, appending its citizens.csv row (without a newline) to `row`.
@@ -351,7 +363,11 @@ fn draw_citizen(
     let segment = Segment::ALL[weighted(&mut r, &shares)];
     let spec = segment.spec();
 
-    let age = between(&mut r, spec.age.0, spec.age.1);
+    // Ages bunch towards the middle of the segment's range, as a population pyramid's slices do.
+    let span = (spec.age.1 - spec.age.0 + 1) as f64;
+    let age = spec.age.0
+        + (((unit(&mut r) + unit(&mut r) + unit(&mut r)) / 3.0 * span) as i64)
+            .min(spec.age.1 - spec.age.0);
     let (ey, em, ed) = civil_from_days(window.last_day);
     // Born in the year up to the end date's anniversary, so the age at the end of the window is `age`.
     let latest = days_from_civil(ey - age, em, ed.min(28));
@@ -398,7 +414,8 @@ fn draw_citizen(
     let spid = chance(&mut r, spec.spid);
     let email_missing = spec.email_missing + if age >= 75 { 0.2 } else { 0.0 };
     let email = (!chance(&mut r, email_missing)).then(|| email(&mut r, first, last, by, age));
-    let phone = if chance(&mut r, 0.05) {
+    // About 5% overall; the call center records the numbers of those who call often.
+    let phone = if chance(&mut r, spec.phone_missing) {
         0
     } else {
         citizen_mobile(seed, index)
@@ -431,47 +448,45 @@ fn draw_citizen(
     let created_at =
         (created_day * DAY + hour * 3600 + below(&mut r, 3600) as i64).clamp(lo, window_start - 1);
 
-    // Individual noise, plus a few citizens who break their segment's habits on one channel.
-    let (mut web, mut calls, mut reqs) = (mult(&mut r), mult(&mut r), mult(&mut r));
-    if chance(&mut r, 0.03) {
+    // Poisson noise on every count, plus a few citizens who break their segment's habits on one channel.
+    let (mut web, mut calls, mut reqs) = (1.0, 1.0, 1.0);
+    if chance(&mut r, 0.02) {
         match below(&mut r, 5) {
-            0 => web *= 0.2,
-            1 => web *= 2.5,
-            2 => calls *= 3.0,
-            3 => calls *= 0.15,
-            _ => reqs *= 3.0,
+            0 => web = 0.2,
+            1 => web = 2.5,
+            2 => calls = 3.0,
+            3 => calls = 0.15,
+            _ => reqs = 3.0,
         }
     }
-    let per_day = 1.0 / 90.0;
-    let (service, browse, follow_p) = if spid || segment == Segment::DomandaFallita {
-        let follow = if spec.service_sessions > 0.0 {
-            (spec.calls * spec.follow_share / spec.service_sessions * calls.sqrt()).min(0.95)
-        } else {
-            0.0
-        };
-        (
-            spec.service_sessions * web,
-            spec.browse_sessions * web,
-            follow,
-        )
+    let scale = f64::from(window.days) / 90.0;
+    let (service, browse) = if spid || segment == Segment::DomandaFallita {
+        (spec.service_sessions * web, spec.browse_sessions * web)
     } else {
         // Without SPID there is less to do online: part of the intent turns into plain browsing.
         (
             spec.service_sessions * web * 0.35,
             (spec.browse_sessions + spec.service_sessions * 0.25) * web,
-            0.0,
         )
     };
     let office_share = f64::from(spec.channels[0] + spec.channels[3])
         / f64::from(spec.channels.iter().sum::<u32>().max(1));
-    let rates = Rates {
-        service_sessions: (service * per_day) as f32,
-        browse_sessions: (browse * per_day) as f32,
-        calls: (spec.calls * (1.0 - spec.follow_share) * calls * per_day) as f32,
-        follow_p: follow_p as f32,
-        office_requests: (spec.requests * reqs * office_share * per_day) as f32,
-        online_requests: (spec.requests * reqs * (1.0 - office_share) * per_day) as f32,
+    let mut totals = Totals {
+        service: count(&mut r, service * scale),
+        browse: count(&mut r, browse * scale),
+        calls: count(
+            &mut r,
+            spec.calls * (1.0 - spec.follow_share) * calls * scale,
+        ),
+        followups: count(&mut r, spec.calls * spec.follow_share * calls * scale),
+        office: count(&mut r, spec.requests * reqs * office_share * scale),
+        online: count(&mut r, spec.requests * reqs * (1.0 - office_share) * scale),
     };
+    if totals.service == 0 {
+        // Nothing online to fail at: those calls happen anyway, unprompted.
+        totals.calls = totals.calls.saturating_add(totals.followups);
+        totals.followups = 0;
+    }
 
     let fav = [
         weighted(&mut r, &spec.web_services) as u8,
@@ -514,7 +529,7 @@ fn draw_citizen(
         phone,
         line,
         net,
-        rates,
+        totals,
         segment,
         spid,
         v6,

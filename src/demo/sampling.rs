@@ -115,6 +115,36 @@ pub(crate) fn poisson(rng: &mut DemoRng, lambda: f64) -> u32 {
     k
 }
 
+/// Binomial by inversion: cheap for the small means of spreading a few events over many days.
+pub(crate) fn binomial(rng: &mut DemoRng, n: u32, p: f64) -> u32 {
+    if n == 0 || p.is_nan() || p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    if p > 0.5 {
+        return n - binomial(rng, n, 1.0 - p);
+    }
+    let q = 1.0 - p;
+    let mut prob = q.powi(i32::try_from(n).unwrap_or(i32::MAX));
+    if prob <= f64::MIN_POSITIVE {
+        // Only for means far beyond any demo rate: a rounded normal is close enough.
+        let (mean, sd) = (f64::from(n) * p, (f64::from(n) * p * q).sqrt());
+        return (mean + sd * normal(rng)).round().clamp(0.0, f64::from(n)) as u32;
+    }
+    let ratio = p / q;
+    let u = unit(rng);
+    let mut cdf = prob;
+    let mut k = 0;
+    while u > cdf && k < n {
+        prob *= ratio * f64::from(n - k) / f64::from(k + 1);
+        k += 1;
+        cdf += prob;
+    }
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +159,34 @@ mod tests {
             assert!(
                 (mean - lambda).abs() < 0.05 * lambda + 0.01,
                 "lambda {lambda}, mean {mean}"
+            );
+        }
+    }
+
+    #[test]
+    fn binomial_matches_its_mean_and_bounds() {
+        let mut r = rng(&[11]);
+        for &(n, p) in &[
+            (5u32, 0.01f64),
+            (40, 0.3),
+            (12, 0.9),
+            (900, 0.002),
+            (7, 1.0),
+            (7, 0.0),
+        ] {
+            let draws = 20_000;
+            let total: u64 = (0..draws)
+                .map(|_| {
+                    let k = binomial(&mut r, n, p);
+                    assert!(k <= n);
+                    u64::from(k)
+                })
+                .sum();
+            let mean = total as f64 / f64::from(draws);
+            let expected = f64::from(n) * p;
+            assert!(
+                (mean - expected).abs() < 0.05 * expected + 0.02,
+                "n {n} p {p}: {mean}"
             );
         }
     }

@@ -35,7 +35,7 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     let mut sources = Vec::new();
     // Tables that failed: steps reading them are skipped rather than
     // reported again as reading an unknown table.
-    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut failed: BTreeSet<String> = plan.unavailable.clone();
     for source in &plan.sources {
         let started = Instant::now();
         match register_source(&ctx, source).await {

@@ -41,6 +41,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Outputs in the order written.
     pub outputs: Vec<OutputPlan>,
+    /// Tables that are defined but failed their checks; steps reading them
+    /// are not checked further, to avoid repeating the same problem.
+    pub unavailable: BTreeSet<String>,
 }
 
 /// A source ready to register.
@@ -166,6 +169,7 @@ pub fn check_spec(
         sources: Vec::new(),
         steps: Vec::new(),
         outputs: Vec::new(),
+        unavailable: BTreeSet::new(),
     };
     // Every table name with where it is defined, to catch duplicates.
     let mut tables: BTreeMap<String, Pos> = BTreeMap::new();
@@ -201,16 +205,17 @@ pub fn check_spec(
         }
         check_format(&file, source, &mut diags);
         let path_pos = source.pos_of("path");
-        if let Some(location) =
-            render_located(&file, &source.value.path, path_pos, &plan.vars, &mut diags)
-        {
-            plan.sources.push(SourcePlan {
+        match render_located(&file, &source.value.path, path_pos, &plan.vars, &mut diags) {
+            Some(location) => plan.sources.push(SourcePlan {
                 name: name.value.clone(),
                 location: resolve_location(&location, &base_dir, false),
                 format: source.value.format.clone(),
                 schema: source.value.schema.clone(),
                 pos: name.pos,
-            });
+            }),
+            None => {
+                plan.unavailable.insert(name.value.clone());
+            }
         }
     }
 
@@ -220,8 +225,11 @@ pub fn check_spec(
         if !claim(&step.value.name, step.pos_of("name"), &mut diags) {
             continue;
         }
-        if let Some(sql) = load_sql_step(&file, step, pipeline_dir, &plan.vars, &mut diags) {
-            sql_steps.push(sql);
+        match load_sql_step(&file, step, pipeline_dir, &plan.vars, &mut diags) {
+            Some(sql) => sql_steps.push(sql),
+            None => {
+                plan.unavailable.insert(step.value.name.clone());
+            }
         }
     }
 
@@ -229,7 +237,7 @@ pub fn check_spec(
         let ok_name = claim(&seg.value.name, seg.pos_of("name"), &mut diags);
         let ok_profiles = claim(&seg.value.profiles, seg.pos_of("profiles"), &mut diags);
         let plan = check_segment(&file, seg, &mut diags);
-        plan.filter(|_| ok_name && ok_profiles)
+        (ok_name && ok_profiles).then_some(plan)
     });
 
     plan.steps = order_steps(&file, sql_steps, segment, &tables, spec, &mut diags);
@@ -489,9 +497,8 @@ fn check_segment(
     file: &str,
     seg: &Located<super::SegmentSpec>,
     diags: &mut Vec<Diagnostic>,
-) -> Option<SegmentPlan> {
+) -> SegmentPlan {
     let spec = &seg.value;
-    let before = diags.len();
     let ModelSpec::Kmeans(kmeans) = &spec.model;
     if kmeans.k < 2 {
         diags.push(Diagnostic::at(
@@ -541,10 +548,9 @@ fn check_segment(
             ));
         }
     }
-    if diags.len() > before {
-        return None;
-    }
-    Some(SegmentPlan {
+    // The plan is kept even with bad parameters, so that its columns are
+    // still checked against the data; the problems above stop any run.
+    SegmentPlan {
         name: spec.name.clone(),
         profiles: spec.profiles.clone(),
         from: spec.from.clone(),
@@ -552,10 +558,10 @@ fn check_segment(
         features: spec.features.clone(),
         scaling: spec.scaling,
         kmeans: KmeansPlan {
-            k: usize::try_from(kmeans.k).unwrap_or(2),
+            k: usize::try_from(kmeans.k).unwrap_or(2).max(2),
             seed: kmeans.seed,
-            n_init: usize::try_from(kmeans.n_init).unwrap_or(1),
-            max_iter: u64::try_from(kmeans.max_iter).unwrap_or(1),
+            n_init: usize::try_from(kmeans.n_init).unwrap_or(1).max(1),
+            max_iter: u64::try_from(kmeans.max_iter).unwrap_or(1).max(1),
             tolerance: kmeans.tolerance,
         },
         located: Located {
@@ -563,7 +569,7 @@ fn check_segment(
             pos: seg.pos,
             fields: seg.fields.clone(),
         },
-    })
+    }
 }
 
 /// Orders SQL steps and the segment step so that each comes after the

@@ -255,22 +255,40 @@ pub fn from_node<'a, T: Deserialize<'a>>(node: &'a Node) -> Result<T, NodeError>
 /// or an unknown `type` inside them is reported without a node. The key or
 /// value the message names is looked up in the node to point at it.
 fn refine_position(err: NodeError, node: &Node) -> NodeError {
-    let named = |prefix: &str| {
+    let between = |prefix: &str, close: char| {
         let start = err.message.find(prefix)? + prefix.len();
-        let end = err.message[start..].find('`')? + start;
+        let end = err.message[start..].find(close)? + start;
         Some(err.message[start..end].to_string())
     };
-    let target = named("unknown field `").or_else(|| named("unknown variant `"));
-    match (err.pos, target) {
-        (_, Some(name)) => match find_scalar(node, &name) {
-            Some(pos) => NodeError {
-                pos: Some(pos),
-                message: err.message,
-            },
-            None => err,
+    let target = between("unknown field `", '`')
+        .or_else(|| between("unknown variant `", '`'))
+        .or_else(|| between("invalid type: string \"", '"'))
+        .or_else(|| between("invalid value: string \"", '"'));
+    let message = friendly_types(&err.message);
+    match target.and_then(|name| find_scalar(node, &name)) {
+        Some(pos) => NodeError {
+            pos: Some(pos),
+            message,
         },
-        _ => err,
+        None => NodeError {
+            pos: err.pos,
+            message,
+        },
     }
+}
+
+/// serde names Rust types (`expected i64`); users wrote YAML.
+fn friendly_types(message: &str) -> String {
+    let mut text = message.to_string();
+    for (rust, yaml) in [
+        ("expected i64", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected f64", "expected a number"),
+        ("expected a character", "expected a single character"),
+    ] {
+        text = text.replace(rust, yaml);
+    }
+    text
 }
 
 /// The position of the first key or scalar value equal to `text` below `node`.
