@@ -7,6 +7,16 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
+
+/// Prints a line to stdout, ignoring a closed pipe (`civica run … | head`):
+/// output is a courtesy, and losing it must not fail the run.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
 use crate::demo::{DemoOptions, write_demo_lake};
 use crate::run::{Prepared, StepReport, human_bytes, prepare, run_prepared};
 use crate::spec::{CheckOptions, Diagnostics, FormatSpec, Step, flavor_name};
@@ -110,7 +120,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
             };
             let summary = run_prepared(prepared, &mut print).await?;
             if !quiet {
-                println!(
+                say!(
                     "pipeline `{}` finished in {:.2} s",
                     summary.pipeline,
                     started.elapsed().as_secs_f64()
@@ -133,7 +143,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
                 end_date,
             })?;
             if !quiet {
-                println!(
+                say!(
                     "demo lake written to {}: {} citizens, {} service requests, {} calls, {} web log lines, {} files, {}",
                     args.out.display(),
                     summary.citizens,
@@ -161,7 +171,7 @@ async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {
 
 fn print_step(step: &StepReport) {
     let rows = step.rows.map(|r| format!("{r} rows")).unwrap_or_default();
-    println!(
+    say!(
         "{:<9} {:<24} {:>12} {:>8.2} s  {}",
         step.kind,
         step.name,
@@ -169,13 +179,12 @@ fn print_step(step: &StepReport) {
         step.elapsed.as_secs_f64(),
         step.detail
     );
-    let _ = std::io::stdout().flush();
 }
 
 fn print_validation_summary(args: &PipelineArgs, prepared: &Prepared) {
     let plan = &prepared.plan;
-    println!("{}: valid pipeline `{}`", plan.file, plan.name);
-    println!(
+    say!("{}: valid pipeline `{}`", plan.file, plan.name);
+    say!(
         "  run date (ds): {}",
         plan.vars.get("ds").map(String::as_str).unwrap_or("-")
     );
@@ -186,7 +195,7 @@ fn print_validation_summary(args: &PipelineArgs, prepared: &Prepared) {
             FormatSpec::Parquet(_) => "parquet".to_string(),
             FormatSpec::AccessLog(log) => format!("access_log/{}", flavor_name(log.flavor)),
         };
-        println!(
+        say!(
             "  source    {:<22} {:<20} {} file(s), {}",
             source.name,
             format,
@@ -196,8 +205,8 @@ fn print_validation_summary(args: &PipelineArgs, prepared: &Prepared) {
     }
     for step in &plan.steps {
         match step {
-            Step::Sql(sql) => println!("  transform {:<22} {}", sql.name, sql.file),
-            Step::Segment(seg) => println!(
+            Step::Sql(sql) => say!("  transform {:<22} {}", sql.name, sql.file),
+            Step::Segment(seg) => say!(
                 "  segment   {:<22} k-means k={} on {} feature(s) of `{}`",
                 seg.name,
                 seg.kmeans.k,
@@ -207,7 +216,7 @@ fn print_validation_summary(args: &PipelineArgs, prepared: &Prepared) {
         }
     }
     for output in &plan.outputs {
-        println!("  output    {:<22} {}", output.table, output.location);
+        say!("  output    {:<22} {}", output.table, output.location);
     }
     let _ = args;
 }

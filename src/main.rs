@@ -1,5 +1,6 @@
 //! The `civica` binary: parse the command line, call the library, print errors, return an exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,13 +14,16 @@ fn main() -> ExitCode {
     match civica::cli::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            let mut stderr = std::io::stderr().lock();
             match &err {
                 civica::Error::Invalid(diags) => {
-                    eprintln!("{diags}");
-                    eprintln!("error: {} problem(s) found", diags.0.len());
+                    let _ = writeln!(stderr, "{diags}");
+                    let _ = writeln!(stderr, "error: {} problem(s) found", diags.0.len());
                 }
                 // Each error's message already carries its cause.
-                other => eprintln!("error: {other}"),
+                other => {
+                    let _ = writeln!(stderr, "error: {other}");
+                }
             }
             ExitCode::from(err.exit_code())
         }

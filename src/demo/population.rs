@@ -142,7 +142,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         school_share: 0.0,
         channels: [60, 0, 2, 38],
         satisfaction: [4, 8, 20, 38, 30],
-        email_missing: 0.35,
+        email_missing: 0.25,
         phone_missing: 0.01,
         consent_marketing: 0.20,
         consent_profiling: 0.12,
@@ -196,7 +196,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         school_share: 0.0,
         channels: [30, 30, 15, 25],
         satisfaction: [5, 9, 24, 36, 26],
-        email_missing: 0.12,
+        email_missing: 0.10,
         phone_missing: 0.08,
         consent_marketing: 0.30,
         consent_profiling: 0.22,
@@ -412,7 +412,7 @@ fn draw_citizen(
     seen.insert(cf);
 
     let spid = chance(&mut r, spec.spid);
-    let email_missing = spec.email_missing + if age >= 75 { 0.2 } else { 0.0 };
+    let email_missing = spec.email_missing + if age >= 75 { 0.15 } else { 0.0 };
     let email = (!chance(&mut r, email_missing)).then(|| email(&mut r, first, last, by, age));
     // About 5% overall; the call center records the numbers of those who call often.
     let phone = if chance(&mut r, spec.phone_missing) {

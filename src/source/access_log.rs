@@ -14,7 +14,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 
 use super::SourceError;
 use crate::spec::LogFlavor;
-use crate::storage::ensure_store;
+use crate::storage::{display_object, ensure_store};
 
 /// Rows per record batch.
 const BATCH_ROWS: usize = 8192;
@@ -417,7 +417,7 @@ pub async fn load_access_logs(
     let store = ensure_store(ctx, location)?;
     let mut parsed = ParsedLog::default();
     for object in objects {
-        let file = object.location.to_string();
+        let file = display_object(location, &object.location);
         let read_error = |reason: String| SourceError::File {
             file: file.clone(),
             reason,

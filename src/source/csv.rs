@@ -16,6 +16,7 @@ use regex::Regex;
 
 use super::SourceError;
 use crate::spec::{ColumnType, CsvFormatSpec, SourcePlan, arrow_type};
+use crate::storage::display_object;
 
 /// How many rows type inference looks at.
 const SAMPLE_ROWS: usize = 1000;
@@ -56,7 +57,7 @@ pub(super) async fn register_csv(
                     found: file_columns.len(),
                     file: objects
                         .first()
-                        .map(|o| o.location.to_string())
+                        .map(|o| display_object(&source.location, &o.location))
                         .unwrap_or_default(),
                     columns: file_columns
                         .iter()
