@@ -97,7 +97,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         name: "digitali",
         share_permille: 250,
         age: (20, 45),
-        spid: 0.95,
+        spid: 0.98,
         female: 0.5,
         foreign: 0.08,
         service_sessions: 24.0,
@@ -205,7 +205,9 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         name: "domanda_fallita",
         share_permille: 100,
         age: (28, 65),
-        spid: 0.70,
+        // Failure demand is trying a service online first: that takes a
+        // SPID login, so nearly all of these citizens have one.
+        spid: 0.95,
         female: 0.5,
         foreign: 0.06,
         service_sessions: 8.0,
