@@ -95,18 +95,13 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|source| {
-            Error::Demo(crate::demo::DemoError::Io {
-                path: PathBuf::from("<tokio runtime>"),
-                source,
-            })
-        })?;
+        .map_err(Error::Runtime)?;
     let quiet = cli.quiet;
     match cli.command {
         Command::Validate(args) => runtime.block_on(async {
             let prepared = prepare_or_report(&args).await?;
             if !quiet {
-                print_validation_summary(&args, &prepared);
+                print_validation_summary(&prepared);
             }
             Ok(())
         }),
@@ -181,7 +176,7 @@ fn print_step(step: &StepReport) {
     );
 }
 
-fn print_validation_summary(args: &PipelineArgs, prepared: &Prepared) {
+fn print_validation_summary(prepared: &Prepared) {
     let plan = &prepared.plan;
     say!("{}: valid pipeline `{}`", plan.file, plan.name);
     say!(
@@ -218,5 +213,4 @@ fn print_validation_summary(args: &PipelineArgs, prepared: &Prepared) {
     for output in &plan.outputs {
         say!("  output    {:<22} {}", output.table, output.location);
     }
-    let _ = args;
 }

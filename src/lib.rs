@@ -28,6 +28,9 @@ pub enum Error {
     /// The demo lake could not be written.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
+    /// The async runtime could not start (threads or file descriptors exhausted).
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl Error {
@@ -35,7 +38,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid(_) => 2,
-            Error::Run(_) | Error::Demo(_) => 1,
+            Error::Run(_) | Error::Demo(_) | Error::Runtime(_) => 1,
         }
     }
 }

@@ -135,14 +135,12 @@ pub async fn list_objects(
 /// How an object is named to users: `/abs/path` on local disk, the full URL elsewhere.
 pub fn display_object(location: &str, object: &object_store::path::Path) -> String {
     match table_url(location) {
-        Ok(url) => {
-            let store = url.object_store();
-            let base = store.as_str();
-            match base.strip_prefix("file://") {
-                Some(_) => format!("/{object}"),
-                None => format!("{}{object}", base.trim_end_matches('/').to_string() + "/"),
-            }
+        Ok(url) if url.scheme() != "file" => {
+            format!(
+                "{}/{object}",
+                url.object_store().as_str().trim_end_matches('/')
+            )
         }
-        Err(_) => object.to_string(),
+        _ => format!("/{object}"),
     }
 }

@@ -155,7 +155,7 @@ pub struct RunSummary {
     pub pipeline: String,
     /// Every step in the order it ran.
     pub steps: Vec<StepReport>,
-    /// Total wall time.
+    /// Wall time of the run itself, after [`prepare`].
     pub elapsed: Duration,
 }
 
