@@ -39,7 +39,10 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     for source in &plan.sources {
         let started = Instant::now();
         match register_source(&ctx, source).await {
-            Ok(stats) => sources.push((source.name.clone(), stats, started.elapsed())),
+            Ok(stats) => {
+                tracing::debug!(source = %source.name, location = %source.location, files = stats.files, "source registered");
+                sources.push((source.name.clone(), stats, started.elapsed()));
+            }
             Err(err) => {
                 failed.insert(source.name.clone());
                 diags.push(Diagnostic::at(
@@ -169,6 +172,13 @@ pub async fn run_prepared(
     let Prepared { plan, ctx, sources } = prepared;
     let mut steps = Vec::new();
     let mut record = |step: StepReport, steps: &mut Vec<StepReport>| {
+        tracing::info!(
+            kind = step.kind,
+            table = %step.name,
+            rows = step.rows,
+            elapsed_ms = step.elapsed.as_millis() as u64,
+            "step finished"
+        );
         report(&step);
         steps.push(step);
     };

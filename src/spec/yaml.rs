@@ -279,7 +279,10 @@ fn refine_position(err: NodeError, node: &Node) -> NodeError {
 
 /// serde names Rust types (`expected i64`); users wrote YAML.
 fn friendly_types(message: &str) -> String {
-    let mut text = message.to_string();
+    let mut text = match regex::Regex::new(r"expected struct [A-Za-z]+") {
+        Ok(re) => re.replace_all(message, "expected a mapping").into_owned(),
+        Err(_) => message.to_string(),
+    };
     for (rust, yaml) in [
         ("expected i64", "expected an integer"),
         ("expected u64", "expected a non-negative integer"),
@@ -507,6 +510,13 @@ mod tests {
         let node = parse_yaml("name: x\nk: six\n").expect("valid yaml");
         let err = from_node::<Sample>(&node).expect_err("wrong type");
         assert_eq!(err.pos, Some(Pos { line: 2, col: 4 }));
+    }
+
+    #[test]
+    fn names_yaml_shapes_not_rust_types() {
+        let node = parse_yaml("5").expect("valid yaml");
+        let err = from_node::<Sample>(&node).expect_err("not a mapping");
+        assert_eq!(err.message, "invalid type: integer `5`, expected a mapping");
     }
 
     #[test]

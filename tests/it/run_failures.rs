@@ -48,3 +48,49 @@ fn failed_run_names_the_step_and_keeps_published_outputs() {
         "staging leftovers: {leftovers:?}"
     );
 }
+
+#[test]
+fn file_urls_work_for_sources_and_outputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixtures = root().join("tests/fixtures/lake");
+    let yaml = "name: urls\nsources:\n  calls:\n    path: \"file://{{ fixtures }}/calls/\"\n    format: { type: csv, delimiter: \";\", decimal: \",\", timestamp_format: \"%d/%m/%Y %H:%M:%S\" }\n  web:\n    path: \"file://{{ fixtures }}/web/access_2026-11-20.log\"\n    format: { type: access_log }\noutputs:\n  - { table: calls, path: \"file://{{ out }}/calls/\" }\n  - { table: web, path: \"file://{{ out }}/web/\" }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let out_dir = dir.path().join("out");
+    let out = civica(
+        dir.path(),
+        &[
+            "run",
+            "pipeline.yaml",
+            "--var",
+            &format!("fixtures={}", fixtures.display()),
+            "--var",
+            &format!("out={}", out_dir.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The third line of the fixture log has no closing quote on its user agent.
+    assert!(
+        stdout.contains("1 line(s) rejected, first: ")
+            && stdout.contains("access_2026-11-20.log:3: user agent is not a quoted string"),
+        "{stdout}"
+    );
+    let calls = crate::common::query(
+        &[("calls", &out_dir.join("calls"))],
+        "SELECT CAST(SUM(wait_s) * 10 AS BIGINT) AS wait, COUNT(*) AS n, arrow_typeof(MIN(started_at)) AS ty FROM calls",
+    );
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    assert_eq!(
+        calls[0].column(0).as_primitive::<Int64Type>().value(0),
+        1639,
+        "35,4 + 120,0 + 8,5 = 163,9"
+    );
+    assert_eq!(calls[0].column(1).as_primitive::<Int64Type>().value(0), 3);
+    assert_eq!(
+        calls[0].column(2).as_string::<i32>().value(0),
+        "Timestamp(µs)"
+    );
+    let web = crate::common::read_parquet(&out_dir.join("web"));
+    assert_eq!(web.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+}
