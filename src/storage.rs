@@ -121,7 +121,7 @@ pub async fn list_objects(
     let state = ctx.state();
     let read_error = |err: datafusion::error::DataFusionError| StorageError::Read {
         location: location.to_string(),
-        source: Box::new(err),
+        source: explain_store_error(location, Box::new(err)),
     };
     let stream = url
         .list_all_files(&state, store.as_ref(), extension)
@@ -143,4 +143,36 @@ pub fn display_object(location: &str, object: &object_store::path::Path) -> Stri
         }
         _ => format!("/{object}"),
     }
+}
+
+/// The error with a plain explanation in front when the store's answer has
+/// a well-known S3 error code; credentials are named by their variables,
+/// never by their values.
+fn explain_store_error(
+    location: &str,
+    err: Box<dyn std::error::Error + Send + Sync>,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    let text = err.to_string();
+    let bucket = table_url(location)
+        .ok()
+        .and_then(|url| Url::parse(url.object_store().as_str()).ok())
+        .and_then(|url| url.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let explanation = if text.contains("<Code>NoSuchBucket</Code>") {
+        format!("bucket `{bucket}` does not exist")
+    } else if [
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "AccessDenied",
+    ]
+    .iter()
+    .any(|code| text.contains(&format!("<Code>{code}</Code>")))
+    {
+        format!(
+            "access to bucket `{bucket}` was refused: check `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`"
+        )
+    } else {
+        return err;
+    };
+    format!("{explanation} ({text})").into()
 }

@@ -17,12 +17,16 @@ pub fn root() -> PathBuf {
 
 /// Runs `civica` with `args` in `dir`.
 pub fn civica(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_civica"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
+    civica_command(dir, args)
         .output()
         .expect("the civica binary runs")
+}
+
+/// The `civica` command with `args` in `dir`, for tests that add to its environment.
+pub fn civica_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_civica"));
+    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    command
 }
 
 /// Stdout and stderr of a run, for assertion messages.
@@ -58,13 +62,20 @@ pub fn write_demo(dir: &Path, citizens: u64, days: u32, seed: u64) {
 
 /// Runs the quickstart pipeline on the lake in `lake`.
 pub fn run_quickstart(lake: &Path) -> Output {
-    civica(
+    quickstart_command(&lake.display().to_string(), "run")
+        .output()
+        .expect("the civica binary runs")
+}
+
+/// `civica COMMAND pipelines/citizen_segments.yaml` on the lake at `lake` (a path or URL).
+pub fn quickstart_command(lake: &str, command: &str) -> Command {
+    civica_command(
         &root(),
         &[
-            "run",
+            command,
             "pipelines/citizen_segments.yaml",
             "--var",
-            &format!("lake={}", lake.display()),
+            &format!("lake={lake}"),
             "--var",
             &format!("ds={DS}"),
         ],

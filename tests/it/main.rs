@@ -4,4 +4,5 @@ mod common;
 mod peer;
 mod quickstart;
 mod run_failures;
+mod s3;
 mod validate;

@@ -1,0 +1,141 @@
+//! Sources and outputs on a real S3-compatible server: s3s-fs, installed by the test command and started here on 127.0.0.1.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{describe, quickstart_command, read_parquet, write_demo};
+
+const ACCESS_KEY: &str = "civica-test";
+const SECRET_KEY: &str = "civica-test-secret";
+
+/// An s3s-fs process serving a temporary folder; each subfolder is a bucket.
+struct S3Server {
+    child: Child,
+    root: tempfile::TempDir,
+    port: u16,
+}
+
+impl S3Server {
+    fn start() -> Self {
+        let root = tempfile::tempdir().expect("temp dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(server_binary())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let server = S3Server { child, root, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not listen on 127.0.0.1:{port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// The local folder behind a bucket.
+    fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.root.path().join(bucket)
+    }
+
+    /// Runs `command` with the S3 settings in its environment, as a user would set them.
+    fn run(&self, mut command: Command, secret: &str) -> Output {
+        command
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port))
+            .env("AWS_ALLOW_HTTP", "true")
+            .output()
+            .expect("the civica binary runs")
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The s3s-fs binary: `CIVICA_S3_SERVER`, else on `PATH`, else where the test command installs it.
+fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CIVICA_S3_SERVER") {
+        return PathBuf::from(path);
+    }
+    let installed = std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/civica-tools/bin/s3s-fs"))
+        .filter(|p| p.exists());
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("s3s-fs"))
+            .find(|p| p.exists())
+    });
+    on_path.or(installed).expect(
+        "s3s-fs is not installed: run the test suite with `bash tests/run.sh`, which installs it",
+    )
+}
+
+#[test]
+fn quickstart_reads_its_lake_from_a_bucket_and_writes_outputs_to_it() {
+    let server = S3Server::start();
+    let lake = server.bucket_dir("lake");
+    write_demo(&lake, 300, 14, 5);
+    let out = server.run(quickstart_command("s3://lake", "run"), SECRET_KEY);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("s3://lake/marts/segments/part-00000.parquet"),
+        "{stdout}"
+    );
+    // What the server stored is real Parquet with every citizen in it.
+    let segments = read_parquet(&lake.join("marts/segments"));
+    assert_eq!(segments.iter().map(|b| b.num_rows()).sum::<usize>(), 300);
+    let profiles = read_parquet(&lake.join("marts/segment_profiles"));
+    assert_eq!(profiles.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+}
+
+#[test]
+fn wrong_credentials_and_missing_buckets_are_named() {
+    let server = S3Server::start();
+    write_demo(&server.bucket_dir("lake"), 50, 2, 5);
+
+    let denied = server.run(
+        quickstart_command("s3://lake", "validate"),
+        "not-the-secret",
+    );
+    assert_eq!(denied.status.code(), Some(2), "{}", describe(&denied));
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains(
+            "cannot read `s3://lake/raw/crm/citizens/`: access to bucket `lake` was refused"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-the-secret"),
+        "the secret leaked into the message: {stderr}"
+    );
+
+    let missing = server.run(
+        quickstart_command("s3://no-such-bucket", "validate"),
+        SECRET_KEY,
+    );
+    assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("cannot read `s3://no-such-bucket/raw/crm/citizens/`: bucket `no-such-bucket` does not exist"),
+        "{stderr}"
+    );
+}
