@@ -64,6 +64,18 @@ pub enum SegmentError {
         /// Rows beyond the first of each value.
         count: usize,
     },
+    /// The id column has nulls.
+    #[error(
+        "id column `{column}` of table `{table}` has {count} null values; every citizen needs an id"
+    )]
+    NullId {
+        /// The column.
+        column: String,
+        /// The table.
+        table: String,
+        /// How many.
+        count: usize,
+    },
     /// Fewer rows than segments.
     #[error("table `{table}` has {rows} rows, fewer than `k` = {k}")]
     TooFewRows {
@@ -208,6 +220,13 @@ pub async fn fit_segments(
 }
 
 fn check_unique_ids(ids: &ArrayRef, plan: &SegmentPlan) -> Result<(), SegmentError> {
+    if ids.null_count() > 0 {
+        return Err(SegmentError::NullId {
+            column: plan.id.clone(),
+            table: plan.from.clone(),
+            count: ids.null_count(),
+        });
+    }
     // Rows are sorted by id, so duplicates sit next to each other.
     let sorted = datafusion::arrow::compute::kernels::cmp::eq(
         &ids.slice(1, ids.len() - 1),
