@@ -190,8 +190,15 @@ fn print_validation_summary(prepared: &Prepared) {
             FormatSpec::Parquet(_) => "parquet".to_string(),
             FormatSpec::AccessLog(log) => format!("access_log/{}", flavor_name(log.flavor)),
         };
+        let rejected = match stats.rejected {
+            0 => String::new(),
+            n => format!(
+                ", {n} line(s) rejected (first: {})",
+                stats.rejected_samples.join("; ")
+            ),
+        };
         say!(
-            "  source    {:<22} {:<20} {} file(s), {}",
+            "  source    {:<22} {:<20} {} file(s), {}{rejected}",
             source.name,
             format,
             stats.files,

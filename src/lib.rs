@@ -82,6 +82,22 @@ pub enum RunFailure {
         #[source]
         source: sink::SinkError,
     },
+    /// A source has more unreadable lines than its pipeline allows.
+    #[error(
+        "source `{source_name}`: {rejected} of {lines} lines could not be read ({limit}); first: {first}"
+    )]
+    Rejected {
+        /// The source.
+        source_name: String,
+        /// Lines rejected.
+        rejected: usize,
+        /// Lines read.
+        lines: usize,
+        /// The setting that was exceeded.
+        limit: String,
+        /// The first rejected lines, `file:line: reason`.
+        first: String,
+    },
     /// A computed table could not be registered.
     #[error("cannot register table `{table}`: {source}")]
     Register {

@@ -13,7 +13,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::segment::{SegmentError, check_segment_columns, fit_segments, output_schemas};
 use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_output};
 use crate::source::{SourceStats, register_source};
-use crate::spec::{CheckOptions, Diagnostic, Plan, SegmentPlan, Step, check_spec, load_spec};
+use crate::spec::{
+    CheckOptions, Diagnostic, OnError, Plan, SegmentPlan, Step, check_spec, load_spec,
+};
 use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
 
@@ -137,7 +139,7 @@ async fn plan_segment(
 }
 
 /// One line of the run's account.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepReport {
     /// `source`, `transform`, `segment` or `output`.
     pub kind: &'static str,
@@ -149,6 +151,10 @@ pub struct StepReport {
     pub elapsed: Duration,
     /// Extra facts: files and bytes read, inertia, where an output went.
     pub detail: String,
+    /// Lines a source could not read (sources only).
+    pub rejected: usize,
+    /// The first of them, `file:line: reason`.
+    pub rejected_samples: Vec<String>,
 }
 
 /// The account of a finished run.
@@ -198,10 +204,13 @@ pub async fn run_prepared(
                 rows: stats.rows,
                 elapsed,
                 detail,
+                rejected: stats.rejected,
+                rejected_samples: stats.rejected_samples,
             },
             &mut steps,
         );
     }
+    check_rejected(&plan, &steps)?;
     for step in &plan.steps {
         let step_started = Instant::now();
         match step {
@@ -220,6 +229,7 @@ pub async fn run_prepared(
                         rows: Some(rows),
                         elapsed: step_started.elapsed(),
                         detail: sql.file.clone(),
+                        ..StepReport::default()
                     },
                     &mut steps,
                 );
@@ -243,6 +253,7 @@ pub async fn run_prepared(
                             "k-means k={}, inertia {:.1}",
                             seg.kmeans.k, result.inertia
                         ),
+                        ..StepReport::default()
                     },
                     &mut steps,
                 );
@@ -267,6 +278,7 @@ pub async fn run_prepared(
                             crate::sink::OUTPUT_FILE,
                             human_bytes(done.bytes)
                         ),
+                        ..StepReport::default()
                     },
                     &mut steps,
                 );
@@ -290,6 +302,43 @@ pub async fn run_prepared(
         steps,
         elapsed: started.elapsed(),
     })
+}
+
+/// Fails the run when a source rejected more lines than it allows.
+fn check_rejected(plan: &Plan, reports: &[StepReport]) -> Result<(), Error> {
+    for source in &plan.sources {
+        let Some(report) = reports
+            .iter()
+            .find(|r| r.kind == "source" && r.name == source.name)
+        else {
+            continue;
+        };
+        let (rejected, samples) = (&report.rejected, &report.rejected_samples);
+        if *rejected == 0 {
+            continue;
+        }
+        let lines = report.rows.unwrap_or(0) + rejected;
+        let ratio = *rejected as f64 / lines.max(1) as f64;
+        let limit = match source.on_error {
+            OnError::Fail => Some("`on_error: fail`".to_string()),
+            OnError::Quarantine if ratio > source.max_rejected_ratio => Some(format!(
+                "{:.1}% is above `max_rejected_ratio` {}",
+                ratio * 100.0,
+                source.max_rejected_ratio
+            )),
+            OnError::Quarantine => None,
+        };
+        if let Some(limit) = limit {
+            return Err(Error::Run(RunFailure::Rejected {
+                source_name: source.name.clone(),
+                rejected: *rejected,
+                lines,
+                limit,
+                first: samples.join("; "),
+            }));
+        }
+    }
+    Ok(())
 }
 
 fn replace_table(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), Error> {

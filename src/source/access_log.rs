@@ -9,6 +9,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use object_store::{ObjectMeta, ObjectStoreExt};
 
@@ -342,7 +343,57 @@ impl LogBatchBuilder {
     }
 }
 
-/// Parsed log lines as record batches, plus an account of rejected lines.
+/// The columns of a `<source>__rejected` table.
+pub fn rejected_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("line_number", DataType::Int64, false),
+        Field::new("raw_line", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+    ]))
+}
+
+/// Lines that could not be parsed, kept whole with where they were and why.
+#[derive(Debug, Default)]
+pub struct RejectedLines {
+    file: StringBuilder,
+    line: Int64Builder,
+    raw: StringBuilder,
+    reason: StringBuilder,
+    /// How many.
+    pub count: usize,
+    /// The first few, `file:line: reason`.
+    pub samples: Vec<String>,
+}
+
+impl RejectedLines {
+    fn push(&mut self, file: &str, line_number: usize, raw: &str, reason: &str) {
+        self.file.append_value(file);
+        self.line
+            .append_value(i64::try_from(line_number).unwrap_or(i64::MAX));
+        self.raw.append_value(raw);
+        self.reason.append_value(reason);
+        self.count += 1;
+        if self.samples.len() < REJECTED_SAMPLES {
+            self.samples.push(format!("{file}:{line_number}: {reason}"));
+        }
+    }
+
+    /// The rejected lines as one record batch.
+    pub fn finish(&mut self) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+        RecordBatch::try_new(
+            rejected_schema(),
+            vec![
+                Arc::new(self.file.finish()),
+                Arc::new(self.line.finish()),
+                Arc::new(self.raw.finish()),
+                Arc::new(self.reason.finish()),
+            ],
+        )
+    }
+}
+
+/// Parsed log lines as record batches, plus the lines that were rejected.
 #[derive(Debug, Default)]
 pub struct ParsedLog {
     /// The rows.
@@ -350,9 +401,7 @@ pub struct ParsedLog {
     /// Rows loaded.
     pub rows: usize,
     /// Lines rejected.
-    pub rejected: usize,
-    /// The first rejected lines, `file:line: reason`.
-    pub rejected_samples: Vec<String>,
+    pub rejected: RejectedLines,
 }
 
 /// Parses the text of one log file; `file` names it in rejections. Empty lines are skipped.
@@ -374,20 +423,13 @@ pub fn parse_log_text(
         match parse_line(line, flavor) {
             Ok(record) => {
                 builder.push(&record);
+                out.rows += 1;
                 if builder.rows == BATCH_ROWS {
                     out.batches.push(builder.finish().map_err(arrow_error)?);
                 }
             }
-            Err(LineError(reason)) => {
-                out.rejected += 1;
-                if out.rejected_samples.len() < REJECTED_SAMPLES {
-                    out.rejected_samples
-                        .push(format!("{file}:{}: {reason}", idx + 1));
-                }
-                continue;
-            }
+            Err(LineError(reason)) => out.rejected.push(file, idx + 1, line, &reason),
         }
-        out.rows += 1;
     }
     if builder.rows > 0 {
         out.batches.push(builder.finish().map_err(arrow_error)?);
@@ -397,8 +439,10 @@ pub fn parse_log_text(
 
 /// Access logs loaded into memory, ready to register.
 pub struct LoadedLog {
-    /// The table.
+    /// The table of parsed rows.
     pub table: MemTable,
+    /// The table of rejected lines.
+    pub rejected_table: MemTable,
     /// Rows loaded.
     pub rows: usize,
     /// Lines rejected.
@@ -441,17 +485,21 @@ pub async fn load_access_logs(
         parse_log_text(&text, &file, flavor, &mut parsed)?;
     }
     let table = MemTable::try_new(access_log_schema(flavor), vec![parsed.batches])?;
+    let rejected_batch = parsed.rejected.finish().map_err(DataFusionError::from)?;
+    let rejected_table = MemTable::try_new(rejected_schema(), vec![vec![rejected_batch]])?;
     Ok(LoadedLog {
         table,
+        rejected_table,
         rows: parsed.rows,
-        rejected: parsed.rejected,
-        rejected_samples: parsed.rejected_samples,
+        rejected: parsed.rejected.count,
+        rejected_samples: parsed.rejected.samples,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::AsArray;
 
     const LINE: &str = r#"83.149.9.216 - TINIT-RSSMRA85T10A562S [17/May/2015:10:05:03 +0200] "GET /presentations/logstash?x=1 HTTP/1.1" 200 203023 "http://semicomplete.com/" "Mozilla/5.0 (Macintosh)""#;
 
@@ -502,11 +550,23 @@ mod tests {
         let text = format!("{LINE}\nnot a log line\n\n{LINE}\n");
         let mut out = ParsedLog::default();
         parse_log_text(&text, "a.log", LogFlavor::Combined, &mut out).expect("parses");
-        assert_eq!((out.rows, out.rejected), (2, 1));
+        assert_eq!((out.rows, out.rejected.count), (2, 1));
         assert!(
-            out.rejected_samples[0].starts_with("a.log:2: "),
+            out.rejected.samples[0].starts_with("a.log:2: "),
             "{:?}",
-            out.rejected_samples
+            out.rejected.samples
+        );
+        let batch = out.rejected.finish().expect("batch");
+        assert_eq!(
+            batch.column(2).as_string::<i32>().value(0),
+            "not a log line"
+        );
+        assert_eq!(
+            batch
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+            2
         );
     }
 }

@@ -115,6 +115,9 @@ pub async fn register_source(
             stats.rejected = loaded.rejected;
             stats.rejected_samples = loaded.rejected_samples;
             ctx.register_table(source.name.as_str(), Arc::new(loaded.table))?;
+            if let Some(rejected) = source.rejected_table() {
+                ctx.register_table(rejected.as_str(), Arc::new(loaded.rejected_table))?;
+            }
         }
     }
     Ok(stats)

@@ -71,6 +71,26 @@ pub struct SourceSpec {
     /// Column names and types, in file order. Inferred from the data when absent.
     #[serde(default)]
     pub schema: Option<SchemaSpec>,
+    /// What a line that cannot be parsed does: `quarantine` keeps it in the
+    /// table `<source>__rejected`; `fail` fails the run. Default `quarantine`.
+    /// Access logs only, for now.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The share of rejected lines above which the run fails, from 0 to 1.
+    /// Default 0.05.
+    #[serde(default = "default_max_rejected_ratio")]
+    pub max_rejected_ratio: f64,
+}
+
+/// What a line that cannot be parsed does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Keep it in `<source>__rejected` with its file, line and reason.
+    #[default]
+    Quarantine,
+    /// Fail the run, naming the file, the line and the reason.
+    Fail,
 }
 
 /// The file format of a source, tagged by `type`.
@@ -314,6 +334,9 @@ fn default_segments_name() -> String {
 }
 fn default_profiles_name() -> String {
     "segment_profiles".to_string()
+}
+fn default_max_rejected_ratio() -> f64 {
+    0.05
 }
 fn default_seed() -> u64 {
     42

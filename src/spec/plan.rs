@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 
 use super::template::{Rendered, builtin_vars, pos_of_offset, render};
 use super::{
-    ColumnType, Diagnostic, FormatSpec, Located, LogFlavor, ModelSpec, PipelineSpec, Pos, Scaling,
-    SchemaSpec, backticked, display_path,
+    ColumnType, Diagnostic, FormatSpec, Located, LogFlavor, ModelSpec, OnError, PipelineSpec, Pos,
+    Scaling, SchemaSpec, backticked, display_path,
 };
 use crate::transform::{SqlProblem, parse_query, sql_diagnostic, table_references};
 
@@ -57,8 +57,24 @@ pub struct SourcePlan {
     pub format: FormatSpec,
     /// Explicit columns, if given.
     pub schema: Option<SchemaSpec>,
+    /// What an unreadable line does.
+    pub on_error: OnError,
+    /// The share of rejected lines that fails the run.
+    pub max_rejected_ratio: f64,
     /// Where the source is defined in the pipeline file.
     pub pos: Pos,
+}
+
+impl SourcePlan {
+    /// The quarantine table of the source, for formats that have one.
+    pub fn rejected_table(&self) -> Option<String> {
+        matches!(self.format, FormatSpec::AccessLog(_)).then(|| rejected_table_name(&self.name))
+    }
+}
+
+/// `<source>__rejected`.
+pub fn rejected_table_name(source: &str) -> String {
+    format!("{source}__rejected")
 }
 
 /// A step of the pipeline.
@@ -204,6 +220,17 @@ pub fn check_spec(
             continue;
         }
         check_format(&file, source, &mut diags);
+        if matches!(source.value.format, FormatSpec::AccessLog(_)) {
+            claim(&rejected_table_name(&name.value), name.pos, &mut diags);
+        }
+        let ratio = source.value.max_rejected_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            diags.push(Diagnostic::at(
+                &file,
+                source.pos_of("max_rejected_ratio"),
+                format!("`max_rejected_ratio` must be between 0 and 1, found {ratio}"),
+            ));
+        }
         let path_pos = source.pos_of("path");
         match render_located(&file, &source.value.path, path_pos, &plan.vars, &mut diags) {
             Some(location) => plan.sources.push(SourcePlan {
@@ -211,6 +238,8 @@ pub fn check_spec(
                 location: resolve_location(&location, &base_dir, false),
                 format: source.value.format.clone(),
                 schema: source.value.schema.clone(),
+                on_error: source.value.on_error,
+                max_rejected_ratio: ratio,
                 pos: name.pos,
             }),
             None => {

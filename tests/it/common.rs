@@ -139,3 +139,16 @@ pub fn query(tables: &[(&str, &Path)], sql: &str) -> Vec<RecordBatch> {
             .expect("query runs")
     })
 }
+
+/// The values of a string column, whatever its Arrow string type
+/// (DataFusion reads Parquet strings as `Utf8View`).
+pub fn strings(batch: &RecordBatch, column: usize) -> Vec<String> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::DataType;
+    let text = datafusion::arrow::compute::cast(batch.column(column), &DataType::Utf8)
+        .expect("a string column");
+    text.as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect()
+}

@@ -2,6 +2,7 @@
 
 mod common;
 mod peer;
+mod quarantine;
 mod quickstart;
 mod run_failures;
 mod s3;
