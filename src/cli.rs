@@ -188,17 +188,11 @@ fn print_validation_summary(prepared: &Prepared) {
             FormatSpec::Csv(_) => "csv".to_string(),
             FormatSpec::Ndjson(_) => "ndjson".to_string(),
             FormatSpec::Parquet(_) => "parquet".to_string(),
+            FormatSpec::AccessLog(log) if log.pattern.is_some() => "access_log/pattern".to_string(),
             FormatSpec::AccessLog(log) => format!("access_log/{}", flavor_name(log.flavor)),
         };
-        let rejected = match stats.rejected {
-            0 => String::new(),
-            n => format!(
-                ", {n} line(s) rejected (first: {})",
-                stats.rejected_samples.join("; ")
-            ),
-        };
         say!(
-            "  source    {:<22} {:<20} {} file(s), {}{rejected}",
+            "  source    {:<22} {:<20} {} file(s), {}",
             source.name,
             format,
             stats.files,

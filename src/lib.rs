@@ -43,11 +43,24 @@ impl Error {
     }
 }
 
+/// DataFusion's error, or the civica error inside it when there is one: a
+/// damaged file is explained without DataFusion's wrapping.
+fn describe(err: &datafusion::error::DataFusionError) -> String {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(inner) = current {
+        if let Some(scan) = inner.downcast_ref::<source::lines::LineScanError>() {
+            return scan.to_string();
+        }
+        current = inner.source();
+    }
+    err.to_string()
+}
+
 /// A failure while running a valid pipeline, naming the step.
 #[derive(Debug, thiserror::Error)]
 pub enum RunFailure {
     /// An SQL step failed.
-    #[error("transform `{step}` ({file}) failed: {source}")]
+    #[error("transform `{step}` ({file}) failed: {}", describe(source))]
     Transform {
         /// The step.
         step: String,
@@ -84,19 +97,30 @@ pub enum RunFailure {
     },
     /// A source has more unreadable lines than its pipeline allows.
     #[error(
-        "source `{source_name}`: {rejected} of {lines} lines could not be read ({limit}); first: {first}"
+        "source `{source_name}`: {rejected} of {lines} lines could not be read ({limit}), in {files}; first: {first}"
     )]
     Rejected {
         /// The source.
         source_name: String,
         /// Lines rejected.
-        rejected: usize,
+        rejected: u64,
         /// Lines read.
-        lines: usize,
+        lines: u64,
+        /// The files with rejected lines and how many each, worst first.
+        files: String,
         /// The setting that was exceeded.
         limit: String,
         /// The first rejected lines, `file:line: reason`.
         first: String,
+    },
+    /// Reading a source failed (a damaged file, a line with `on_error: fail`).
+    #[error("reading source `{source_name}` failed: {}", describe(source))]
+    Source {
+        /// The source.
+        source_name: String,
+        /// DataFusion's error.
+        #[source]
+        source: datafusion::error::DataFusionError,
     },
     /// A computed table could not be registered.
     #[error("cannot register table `{table}`: {source}")]

@@ -12,9 +12,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::segment::{SegmentError, check_segment_columns, fit_segments, output_schemas};
 use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_output};
-use crate::source::{SourceStats, register_source};
+use crate::source::functions::register_functions;
+use crate::source::lines::LineCounts;
+use crate::source::{Quarantine, SourceStats, register_source};
 use crate::spec::{
-    CheckOptions, Diagnostic, OnError, Plan, SegmentPlan, Step, check_spec, load_spec,
+    CheckOptions, Diagnostic, OnError, Plan, SegmentPlan, SourcePlan, Step, check_spec, load_spec,
 };
 use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
@@ -83,7 +85,9 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
 /// A session with one partition per core.
 fn new_session() -> SessionContext {
     let config = SessionConfig::new().with_information_schema(true);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    register_functions(&ctx);
+    ctx
 }
 
 /// Checks the segment step's columns and registers empty tables with the
@@ -151,10 +155,6 @@ pub struct StepReport {
     pub elapsed: Duration,
     /// Extra facts: files and bytes read, inertia, where an output went.
     pub detail: String,
-    /// Lines a source could not read (sources only).
-    pub rejected: usize,
-    /// The first of them, `file:line: reason`.
-    pub rejected_samples: Vec<String>,
 }
 
 /// The account of a finished run.
@@ -188,29 +188,22 @@ pub async fn run_prepared(
         report(&step);
         steps.push(step);
     };
-    for (name, stats, elapsed) in sources {
-        let mut detail = format!("{} file(s), {}", stats.files, human_bytes(stats.bytes));
-        if stats.rejected > 0 {
-            detail.push_str(&format!(
-                ", {} line(s) rejected, first: {}",
-                stats.rejected,
-                stats.rejected_samples.join("; ")
-            ));
-        }
+    let mut quarantines = Vec::new();
+    for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
         record(
             StepReport {
                 kind: "source",
                 name,
-                rows: stats.rows,
+                rows: None,
                 elapsed,
-                detail,
-                rejected: stats.rejected,
-                rejected_samples: stats.rejected_samples,
+                detail: format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
             },
             &mut steps,
         );
+        if let Some(quarantine) = stats.quarantine {
+            quarantines.push((source, quarantine));
+        }
     }
-    check_rejected(&plan, &steps)?;
     for step in &plan.steps {
         let step_started = Instant::now();
         match step {
@@ -260,6 +253,10 @@ pub async fn run_prepared(
             }
         }
     }
+    for (source, quarantine) in &quarantines {
+        let report = check_quarantine(&ctx, source, quarantine).await?;
+        record(report, &mut steps);
+    }
     let run_id = format!("{}-{}", std::process::id(), started.elapsed().as_nanos());
     let mut staged: Vec<StagedOutput> = Vec::new();
     for output in &plan.outputs {
@@ -304,41 +301,66 @@ pub async fn run_prepared(
     })
 }
 
-/// Fails the run when a source rejected more lines than it allows.
-fn check_rejected(plan: &Plan, reports: &[StepReport]) -> Result<(), Error> {
-    for source in &plan.sources {
-        let Some(report) = reports
-            .iter()
-            .find(|r| r.kind == "source" && r.name == source.name)
-        else {
-            continue;
-        };
-        let (rejected, samples) = (&report.rejected, &report.rejected_samples);
-        if *rejected == 0 {
-            continue;
-        }
-        let lines = report.rows.unwrap_or(0) + rejected;
-        let ratio = *rejected as f64 / lines.max(1) as f64;
-        let limit = match source.on_error {
-            OnError::Fail => Some("`on_error: fail`".to_string()),
-            OnError::Quarantine if ratio > source.max_rejected_ratio => Some(format!(
-                "{:.1}% is above `max_rejected_ratio` {}",
-                ratio * 100.0,
-                source.max_rejected_ratio
-            )),
-            OnError::Quarantine => None,
-        };
-        if let Some(limit) = limit {
-            return Err(Error::Run(RunFailure::Rejected {
-                source_name: source.name.clone(),
-                rejected: *rejected,
-                lines,
-                limit,
-                first: samples.join("; "),
-            }));
-        }
+/// Counts a line source's rejected lines (scanning what no step read to
+/// the end) and fails the run when there are more than the source allows.
+async fn check_quarantine(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+    quarantine: &Quarantine,
+) -> Result<StepReport, Error> {
+    let started = Instant::now();
+    let failed = |err| {
+        Error::Run(RunFailure::Source {
+            source_name: source.name.clone(),
+            source: err,
+        })
+    };
+    let mut files = quarantine.account(ctx).await.map_err(failed)?;
+    let mut total = LineCounts::default();
+    for (_, counts) in &files {
+        total += *counts;
     }
-    Ok(())
+    let ratio = total.rejected as f64 / total.lines.max(1) as f64;
+    let limit = match source.on_error {
+        _ if total.rejected == 0 => None,
+        OnError::Fail => Some("`on_error: fail`".to_string()),
+        OnError::Quarantine if ratio > source.max_rejected_ratio => Some(format!(
+            "{:.2}% is above `max_rejected_ratio` {}",
+            ratio * 100.0,
+            source.max_rejected_ratio
+        )),
+        OnError::Quarantine => None,
+    };
+    if let Some(limit) = limit {
+        files.retain(|(_, counts)| counts.rejected > 0);
+        files.sort_by(|a, b| b.1.rejected.cmp(&a.1.rejected).then(a.0.cmp(&b.0)));
+        let files = files
+            .iter()
+            .take(3)
+            .map(|(path, counts)| format!("`{path}` ({})", counts.rejected))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = quarantine.first_rejected(ctx).await.map_err(failed)?;
+        return Err(Error::Run(RunFailure::Rejected {
+            source_name: source.name.clone(),
+            rejected: total.rejected,
+            lines: total.lines,
+            limit,
+            files,
+            first: first.join("; "),
+        }));
+    }
+    let mut detail = format!("{} line(s) read, {} rejected", total.lines, total.rejected);
+    if let Some(table) = source.rejected_table().filter(|_| total.rejected > 0) {
+        detail.push_str(&format!(" ({:.3}%, see `{table}`)", ratio * 100.0));
+    }
+    Ok(StepReport {
+        kind: "lines",
+        name: source.name.clone(),
+        rows: usize::try_from(total.lines - total.rejected).ok(),
+        elapsed: started.elapsed(),
+        detail,
+    })
 }
 
 fn replace_table(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), Error> {

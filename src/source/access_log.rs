@@ -1,68 +1,166 @@
-//! Web-server access logs (Apache / Nginx Common and Combined Log Format): parsing lines into typed Arrow columns, and loading files from object storage.
+//! Web-server access logs (Apache / Nginx `common` and `combined`, or a
+//! custom `pattern`): parsing lines into typed Arrow columns. Reading the
+//! files is [`super::lines`]'s work.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::datasource::MemTable;
-use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use datafusion::arrow::error::ArrowError;
 
-use super::SourceError;
+use super::lines::{LineDecoder, LineLayout};
+use super::log_pattern::LogPattern;
 use crate::spec::LogFlavor;
-use crate::storage::{display_object, ensure_store};
 
-/// Rows per record batch.
-const BATCH_ROWS: usize = 8192;
-/// How many rejected lines are kept as examples.
-const REJECTED_SAMPLES: usize = 5;
+/// A value of one column of a log row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogColumn {
+    ClientIp,
+    Ident,
+    User,
+    Timestamp,
+    UtcOffset,
+    Method,
+    Path,
+    Query,
+    Protocol,
+    Status,
+    Bytes,
+    Referer,
+    UserAgent,
+    RequestTime,
+    Extra(usize),
+}
 
-/// The columns of an access-log table. `timestamp` is the UTC instant;
-/// `utc_offset_minutes` keeps the offset the server wrote, so local time is
-/// `timestamp + utc_offset_minutes`.
-pub fn access_log_schema(flavor: LogFlavor) -> SchemaRef {
-    let mut fields = vec![
-        Field::new("client_ip", DataType::Utf8, false),
-        Field::new("ident", DataType::Utf8, true),
-        Field::new("user", DataType::Utf8, true),
-        Field::new(
-            "timestamp",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("utc_offset_minutes", DataType::Int32, false),
-        Field::new("method", DataType::Utf8, true),
-        Field::new("path", DataType::Utf8, true),
-        Field::new("query", DataType::Utf8, true),
-        Field::new("protocol", DataType::Utf8, true),
-        Field::new("status", DataType::Int32, false),
-        Field::new("bytes", DataType::Int64, true),
-    ];
-    if flavor == LogFlavor::Combined {
-        fields.push(Field::new("referer", DataType::Utf8, true));
-        fields.push(Field::new("user_agent", DataType::Utf8, true));
+/// The columns every access-log table has, in order.
+const STANDARD: [(&str, LogColumn); 13] = [
+    ("client_ip", LogColumn::ClientIp),
+    ("ident", LogColumn::Ident),
+    ("user", LogColumn::User),
+    ("timestamp", LogColumn::Timestamp),
+    ("utc_offset_minutes", LogColumn::UtcOffset),
+    ("method", LogColumn::Method),
+    ("path", LogColumn::Path),
+    ("query", LogColumn::Query),
+    ("protocol", LogColumn::Protocol),
+    ("status", LogColumn::Status),
+    ("bytes", LogColumn::Bytes),
+    ("referer", LogColumn::Referer),
+    ("user_agent", LogColumn::UserAgent),
+];
+
+fn column_type(column: LogColumn) -> DataType {
+    match column {
+        LogColumn::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        LogColumn::UtcOffset | LogColumn::Status => DataType::Int32,
+        LogColumn::Bytes => DataType::Int64,
+        LogColumn::RequestTime => DataType::Float64,
+        _ => DataType::Utf8,
     }
-    Arc::new(Schema::new(fields))
+}
+
+/// How lines are read: a built-in flavor or a compiled `pattern`.
+#[derive(Debug, Clone)]
+pub enum LogParser {
+    /// `common` or `combined`, by the fast hand-written parser.
+    Flavor(LogFlavor),
+    /// A custom layout.
+    Pattern(Arc<LogPattern>),
+}
+
+impl LogParser {
+    /// Parses one line.
+    pub fn parse<'a>(&self, line: &'a str) -> Result<LogRecord<'a>, LineError> {
+        match self {
+            LogParser::Flavor(flavor) => parse_line(line, *flavor),
+            LogParser::Pattern(pattern) => pattern.parse(line),
+        }
+    }
+}
+
+/// The access-log [`LineLayout`]: the 13 standard columns (`timestamp` is the
+/// UTC instant, `utc_offset_minutes` the offset the server wrote, so local
+/// time is `timestamp + utc_offset_minutes`), then, for a `pattern`,
+/// `request_time` (seconds) and the pattern's other fields as text.
+#[derive(Debug, Clone)]
+pub struct AccessLogLayout {
+    parser: LogParser,
+    columns: Vec<LogColumn>,
+    schema: SchemaRef,
+}
+
+impl AccessLogLayout {
+    /// The layout of a parser.
+    pub fn new(parser: LogParser) -> Self {
+        let mut named: Vec<(String, LogColumn)> = STANDARD
+            .iter()
+            .map(|(name, column)| (name.to_string(), *column))
+            .collect();
+        if let LogParser::Pattern(pattern) = &parser {
+            if pattern.has_request_time {
+                named.push(("request_time".to_string(), LogColumn::RequestTime));
+            }
+            for (idx, name) in pattern.extras.iter().enumerate() {
+                named.push((name.clone(), LogColumn::Extra(idx)));
+            }
+        }
+        let schema = Arc::new(Schema::new(
+            named
+                .iter()
+                .map(|(name, column)| Field::new(name, column_type(*column), true))
+                .collect::<Vec<_>>(),
+        ));
+        AccessLogLayout {
+            parser,
+            columns: named.into_iter().map(|(_, column)| column).collect(),
+            schema,
+        }
+    }
+}
+
+impl LineLayout for AccessLogLayout {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn decoder(&self, projection: &[usize]) -> Box<dyn LineDecoder> {
+        Box::new(LogDecoder {
+            parser: self.parser.clone(),
+            schema: Arc::new(
+                self.schema
+                    .project(projection)
+                    .unwrap_or_else(|_| Schema::empty()),
+            ),
+            builders: projection
+                .iter()
+                .map(|idx| ColumnBuilder::new(self.columns[*idx]))
+                .collect(),
+            rows: 0,
+        })
+    }
+
+    fn file_type(&self) -> &'static str {
+        "access_log"
+    }
 }
 
 /// One parsed line, borrowing from the text.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogRecord<'a> {
     /// Client address.
-    pub client_ip: &'a str,
+    pub client_ip: Option<&'a str>,
     /// RFC 1413 identity, `None` for `-`.
     pub ident: Option<&'a str>,
     /// Authenticated user, `None` for `-`.
     pub user: Option<&'a str>,
     /// Microseconds since the Unix epoch, UTC.
-    pub timestamp_us: i64,
+    pub timestamp_us: Option<i64>,
     /// The offset written in the line, in minutes east of UTC.
-    pub utc_offset_minutes: i32,
+    pub utc_offset_minutes: Option<i32>,
     /// Request method, `None` when the request line is not `METHOD TARGET PROTOCOL`.
     pub method: Option<&'a str>,
     /// Request path without the query; the whole request line when it is malformed.
@@ -72,13 +170,112 @@ pub struct LogRecord<'a> {
     /// `HTTP/1.1` and the like.
     pub protocol: Option<&'a str>,
     /// HTTP status.
-    pub status: i32,
+    pub status: Option<i32>,
     /// Response size, `None` for `-`.
     pub bytes: Option<i64>,
-    /// Referer, `None` for `-` (combined only).
+    /// Referer, `None` for `-`.
     pub referer: Option<&'a str>,
-    /// User agent, `None` for `-` (combined only).
+    /// User agent, `None` for `-`.
     pub user_agent: Option<&'a str>,
+    /// Seconds to serve the request (patterns with `request_time`).
+    pub request_time: Option<f64>,
+    /// A pattern's other fields, in order.
+    pub extras: Vec<Option<&'a str>>,
+}
+
+/// A builder for one projected column.
+enum ColumnBuilder {
+    Text(LogColumn, StringBuilder),
+    Int32(LogColumn, Int32Builder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(column: LogColumn) -> Self {
+        match column {
+            LogColumn::Timestamp => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+            LogColumn::UtcOffset | LogColumn::Status => {
+                ColumnBuilder::Int32(column, Int32Builder::new())
+            }
+            LogColumn::Bytes => ColumnBuilder::Int64(Int64Builder::new()),
+            LogColumn::RequestTime => ColumnBuilder::Float64(Float64Builder::new()),
+            _ => ColumnBuilder::Text(column, StringBuilder::new()),
+        }
+    }
+
+    fn push(&mut self, r: &LogRecord<'_>) {
+        match self {
+            ColumnBuilder::Text(column, b) => b.append_option(match column {
+                LogColumn::ClientIp => r.client_ip,
+                LogColumn::Ident => r.ident,
+                LogColumn::User => r.user,
+                LogColumn::Method => r.method,
+                LogColumn::Path => r.path,
+                LogColumn::Query => r.query,
+                LogColumn::Protocol => r.protocol,
+                LogColumn::Referer => r.referer,
+                LogColumn::UserAgent => r.user_agent,
+                LogColumn::Extra(idx) => r.extras.get(*idx).copied().flatten(),
+                _ => None,
+            }),
+            ColumnBuilder::Int32(LogColumn::Status, b) => b.append_option(r.status),
+            ColumnBuilder::Int32(_, b) => b.append_option(r.utc_offset_minutes),
+            ColumnBuilder::Int64(b) => b.append_option(r.bytes),
+            ColumnBuilder::Float64(b) => b.append_option(r.request_time),
+            ColumnBuilder::Timestamp(b) => b.append_option(r.timestamp_us),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Text(_, b) => Arc::new(b.finish()),
+            ColumnBuilder::Int32(_, b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Parses lines into the projected columns.
+struct LogDecoder {
+    parser: LogParser,
+    schema: SchemaRef,
+    builders: Vec<ColumnBuilder>,
+    rows: usize,
+}
+
+impl LineDecoder for LogDecoder {
+    fn push_line(&mut self, line: &str) -> Result<(), String> {
+        let record = self
+            .parser
+            .parse(line)
+            .map_err(|LineError(reason)| reason)?;
+        for builder in &mut self.builders {
+            builder.push(&record);
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let columns = self
+            .builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        self.rows = 0;
+        RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
+    }
 }
 
 /// Why a line was rejected.
@@ -129,19 +326,20 @@ pub fn parse_line(line: &str, flavor: LogFlavor) -> Result<LogRecord<'_>, LineEr
     };
     let (method, path, query, protocol) = split_request(request);
     Ok(LogRecord {
-        client_ip,
+        client_ip: Some(client_ip),
         ident,
         user,
-        timestamp_us,
-        utc_offset_minutes,
+        timestamp_us: Some(timestamp_us),
+        utc_offset_minutes: Some(utc_offset_minutes),
         method,
         path,
         query,
         protocol,
-        status,
+        status: Some(status),
         bytes,
         referer,
         user_agent,
+        ..LogRecord::default()
     })
 }
 
@@ -185,7 +383,9 @@ fn take_quoted<'a>(rest: &mut &'a str) -> Option<&'a str> {
     None
 }
 
-fn split_request(request: &str) -> (Option<&str>, Option<&str>, Option<&str>, Option<&str>) {
+pub(super) fn split_request(
+    request: &str,
+) -> (Option<&str>, Option<&str>, Option<&str>, Option<&str>) {
     let mut parts = request.splitn(3, ' ');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(method), Some(target), Some(protocol))
@@ -205,7 +405,7 @@ fn split_request(request: &str) -> (Option<&str>, Option<&str>, Option<&str>, Op
 }
 
 /// `21/Nov/2026:09:05:33 +0100` to (UTC microseconds, offset minutes).
-fn parse_clf_time(text: &str) -> Result<(i64, i32), LineError> {
+pub(super) fn parse_clf_time(text: &str) -> Result<(i64, i32), LineError> {
     let bad = || {
         err(&format!(
             "timestamp `{text}` is not `dd/Mon/yyyy:HH:MM:SS +zzzz`"
@@ -259,263 +459,25 @@ fn parse_clf_time(text: &str) -> Result<(i64, i32), LineError> {
     Ok((utc, offset_minutes))
 }
 
-/// Column builders for one batch of log rows.
-struct LogBatchBuilder {
-    schema: SchemaRef,
-    flavor: LogFlavor,
-    client_ip: StringBuilder,
-    ident: StringBuilder,
-    user: StringBuilder,
-    timestamp: TimestampMicrosecondBuilder,
-    offset: Int32Builder,
-    method: StringBuilder,
-    path: StringBuilder,
-    query: StringBuilder,
-    protocol: StringBuilder,
-    status: Int32Builder,
-    bytes: Int64Builder,
-    referer: StringBuilder,
-    user_agent: StringBuilder,
-    rows: usize,
-}
-
-impl LogBatchBuilder {
-    fn new(flavor: LogFlavor) -> Self {
-        LogBatchBuilder {
-            schema: access_log_schema(flavor),
-            flavor,
-            client_ip: StringBuilder::new(),
-            ident: StringBuilder::new(),
-            user: StringBuilder::new(),
-            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            offset: Int32Builder::new(),
-            method: StringBuilder::new(),
-            path: StringBuilder::new(),
-            query: StringBuilder::new(),
-            protocol: StringBuilder::new(),
-            status: Int32Builder::new(),
-            bytes: Int64Builder::new(),
-            referer: StringBuilder::new(),
-            user_agent: StringBuilder::new(),
-            rows: 0,
-        }
-    }
-
-    fn push(&mut self, r: &LogRecord<'_>) {
-        self.client_ip.append_value(r.client_ip);
-        self.ident.append_option(r.ident);
-        self.user.append_option(r.user);
-        self.timestamp.append_value(r.timestamp_us);
-        self.offset.append_value(r.utc_offset_minutes);
-        self.method.append_option(r.method);
-        self.path.append_option(r.path);
-        self.query.append_option(r.query);
-        self.protocol.append_option(r.protocol);
-        self.status.append_value(r.status);
-        self.bytes.append_option(r.bytes);
-        if self.flavor == LogFlavor::Combined {
-            self.referer.append_option(r.referer);
-            self.user_agent.append_option(r.user_agent);
-        }
-        self.rows += 1;
-    }
-
-    fn finish(&mut self) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.client_ip.finish()),
-            Arc::new(self.ident.finish()),
-            Arc::new(self.user.finish()),
-            Arc::new(self.timestamp.finish()),
-            Arc::new(self.offset.finish()),
-            Arc::new(self.method.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.query.finish()),
-            Arc::new(self.protocol.finish()),
-            Arc::new(self.status.finish()),
-            Arc::new(self.bytes.finish()),
-        ];
-        if self.flavor == LogFlavor::Combined {
-            columns.push(Arc::new(self.referer.finish()));
-            columns.push(Arc::new(self.user_agent.finish()));
-        }
-        self.rows = 0;
-        RecordBatch::try_new(Arc::clone(&self.schema), columns)
-    }
-}
-
-/// The columns of a `<source>__rejected` table.
-pub fn rejected_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("source_file", DataType::Utf8, false),
-        Field::new("line_number", DataType::Int64, false),
-        Field::new("raw_line", DataType::Utf8, false),
-        Field::new("reason", DataType::Utf8, false),
-    ]))
-}
-
-/// Lines that could not be parsed, kept whole with where they were and why.
-#[derive(Debug, Default)]
-pub struct RejectedLines {
-    file: StringBuilder,
-    line: Int64Builder,
-    raw: StringBuilder,
-    reason: StringBuilder,
-    /// How many.
-    pub count: usize,
-    /// The first few, `file:line: reason`.
-    pub samples: Vec<String>,
-}
-
-impl RejectedLines {
-    fn push(&mut self, file: &str, line_number: usize, raw: &str, reason: &str) {
-        self.file.append_value(file);
-        self.line
-            .append_value(i64::try_from(line_number).unwrap_or(i64::MAX));
-        self.raw.append_value(raw);
-        self.reason.append_value(reason);
-        self.count += 1;
-        if self.samples.len() < REJECTED_SAMPLES {
-            self.samples.push(format!("{file}:{line_number}: {reason}"));
-        }
-    }
-
-    /// The rejected lines as one record batch.
-    pub fn finish(&mut self) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-        RecordBatch::try_new(
-            rejected_schema(),
-            vec![
-                Arc::new(self.file.finish()),
-                Arc::new(self.line.finish()),
-                Arc::new(self.raw.finish()),
-                Arc::new(self.reason.finish()),
-            ],
-        )
-    }
-}
-
-/// Parsed log lines as record batches, plus the lines that were rejected.
-#[derive(Debug, Default)]
-pub struct ParsedLog {
-    /// The rows.
-    pub batches: Vec<RecordBatch>,
-    /// Rows loaded.
-    pub rows: usize,
-    /// Lines rejected.
-    pub rejected: RejectedLines,
-}
-
-/// Parses the text of one log file; `file` names it in rejections. Empty lines are skipped.
-pub fn parse_log_text(
-    text: &str,
-    file: &str,
-    flavor: LogFlavor,
-    out: &mut ParsedLog,
-) -> Result<(), SourceError> {
-    let arrow_error = |e: datafusion::arrow::error::ArrowError| SourceError::File {
-        file: file.to_string(),
-        reason: e.to_string(),
-    };
-    let mut builder = LogBatchBuilder::new(flavor);
-    for (idx, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_line(line, flavor) {
-            Ok(record) => {
-                builder.push(&record);
-                out.rows += 1;
-                if builder.rows == BATCH_ROWS {
-                    out.batches.push(builder.finish().map_err(arrow_error)?);
-                }
-            }
-            Err(LineError(reason)) => out.rejected.push(file, idx + 1, line, &reason),
-        }
-    }
-    if builder.rows > 0 {
-        out.batches.push(builder.finish().map_err(arrow_error)?);
-    }
-    Ok(())
-}
-
-/// Access logs loaded into memory, ready to register.
-pub struct LoadedLog {
-    /// The table of parsed rows.
-    pub table: MemTable,
-    /// The table of rejected lines.
-    pub rejected_table: MemTable,
-    /// Rows loaded.
-    pub rows: usize,
-    /// Lines rejected.
-    pub rejected: usize,
-    /// The first rejected lines.
-    pub rejected_samples: Vec<String>,
-}
-
-/// Reads and parses every log object; `.gz` objects are decompressed.
-pub async fn load_access_logs(
-    ctx: &SessionContext,
-    location: &str,
-    objects: &[ObjectMeta],
-    flavor: LogFlavor,
-) -> Result<LoadedLog, SourceError> {
-    let store = ensure_store(ctx, location)?;
-    let mut parsed = ParsedLog::default();
-    for object in objects {
-        let file = display_object(location, &object.location);
-        let read_error = |reason: String| SourceError::File {
-            file: file.clone(),
-            reason,
-        };
-        let bytes = store
-            .get(&object.location)
-            .await
-            .map_err(|e| read_error(e.to_string()))?
-            .bytes()
-            .await
-            .map_err(|e| read_error(e.to_string()))?;
-        let text = if file.ends_with(".gz") {
-            let mut text = String::new();
-            flate2::read::MultiGzDecoder::new(bytes.as_ref())
-                .read_to_string(&mut text)
-                .map_err(|e| read_error(format!("gzip data is damaged or not UTF-8: {e}")))?;
-            text
-        } else {
-            String::from_utf8(bytes.to_vec()).map_err(|e| read_error(format!("not UTF-8: {e}")))?
-        };
-        parse_log_text(&text, &file, flavor, &mut parsed)?;
-    }
-    let table = MemTable::try_new(access_log_schema(flavor), vec![parsed.batches])?;
-    let rejected_batch = parsed.rejected.finish().map_err(DataFusionError::from)?;
-    let rejected_table = MemTable::try_new(rejected_schema(), vec![vec![rejected_batch]])?;
-    Ok(LoadedLog {
-        table,
-        rejected_table,
-        rows: parsed.rows,
-        rejected: parsed.rejected.count,
-        rejected_samples: parsed.rejected.samples,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::AsArray;
 
     const LINE: &str = r#"83.149.9.216 - TINIT-RSSMRA85T10A562S [17/May/2015:10:05:03 +0200] "GET /presentations/logstash?x=1 HTTP/1.1" 200 203023 "http://semicomplete.com/" "Mozilla/5.0 (Macintosh)""#;
 
     #[test]
     fn parses_a_combined_line_into_typed_fields() {
         let r = parse_line(LINE, LogFlavor::Combined).expect("valid line");
-        assert_eq!(r.client_ip, "83.149.9.216");
+        assert_eq!(r.client_ip, Some("83.149.9.216"));
         assert_eq!(r.user, Some("TINIT-RSSMRA85T10A562S"));
-        assert_eq!(r.utc_offset_minutes, 120);
+        assert_eq!(r.utc_offset_minutes, Some(120));
         // 10:05:03 at +02:00 is 08:05:03 UTC.
-        assert_eq!(r.timestamp_us, 1_431_849_903_000_000);
+        assert_eq!(r.timestamp_us, Some(1_431_849_903_000_000));
         assert_eq!(
             (r.method, r.path, r.query),
             (Some("GET"), Some("/presentations/logstash"), Some("x=1"))
         );
-        assert_eq!((r.status, r.bytes), (200, Some(203023)));
+        assert_eq!((r.status, r.bytes), (Some(200), Some(203023)));
         assert_eq!(r.user_agent, Some("Mozilla/5.0 (Macintosh)"));
     }
 
@@ -546,27 +508,17 @@ mod tests {
     }
 
     #[test]
-    fn counts_rejected_lines_with_their_numbers() {
-        let text = format!("{LINE}\nnot a log line\n\n{LINE}\n");
-        let mut out = ParsedLog::default();
-        parse_log_text(&text, "a.log", LogFlavor::Combined, &mut out).expect("parses");
-        assert_eq!((out.rows, out.rejected.count), (2, 1));
-        assert!(
-            out.rejected.samples[0].starts_with("a.log:2: "),
-            "{:?}",
-            out.rejected.samples
-        );
-        let batch = out.rejected.finish().expect("batch");
-        assert_eq!(
-            batch.column(2).as_string::<i32>().value(0),
-            "not a log line"
-        );
-        assert_eq!(
-            batch
-                .column(1)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .value(0),
-            2
-        );
+    fn decoder_fills_only_projected_columns_and_counts_rows() {
+        let layout = AccessLogLayout::new(LogParser::Flavor(LogFlavor::Combined));
+        let status = layout.schema().index_of("status").expect("status column");
+        let mut decoder = layout.decoder(&[status]);
+        decoder.push_line(LINE).expect("valid");
+        assert!(decoder.push_line("not a log line").is_err());
+        decoder.push_line(LINE).expect("valid");
+        let batch = decoder.finish().expect("batch");
+        assert_eq!((batch.num_rows(), batch.num_columns()), (2, 1));
+        let mut counter = layout.decoder(&[]);
+        counter.push_line(LINE).expect("valid");
+        assert_eq!(counter.finish().expect("batch").num_rows(), 1);
     }
 }

@@ -2,29 +2,103 @@
 
 pub mod access_log;
 mod csv;
+pub mod functions;
+pub mod lines;
+pub mod log_pattern;
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::col;
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext};
+use object_store::ObjectMeta;
 
-use crate::spec::{FormatSpec, SchemaSpec, SourcePlan, arrow_type};
-use crate::storage::{StorageError, list_objects};
+use self::access_log::{AccessLogLayout, LogParser};
+use self::lines::{
+    LineCounts, LineFormat, LineLayout, LineOptions, ScanMode, ScanTally, TextEncoding,
+    rejected_schema,
+};
+use self::log_pattern::LogPattern;
+use crate::spec::{FormatSpec, OnError, SchemaSpec, SourcePlan, arrow_type};
+use crate::storage::{StorageError, display_object, list_objects, table_url};
 
 /// What registering a source found.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceStats {
-    /// Files read.
+    /// Files found.
     pub files: usize,
     /// Their total size in bytes (compressed where compressed).
     pub bytes: u64,
-    /// Rows loaded, where known without a scan.
-    pub rows: Option<usize>,
-    /// Lines that could not be parsed.
-    pub rejected: usize,
-    /// The first rejected lines: `file:line: reason`.
-    pub rejected_samples: Vec<String>,
+    /// For line-oriented sources, the account of rejected lines.
+    pub quarantine: Option<Arc<Quarantine>>,
+}
+
+/// The account of a line-oriented source's rejected lines: what the scans
+/// of its table counted, and its `__rejected` table.
+#[derive(Debug)]
+pub struct Quarantine {
+    location: String,
+    objects: Vec<ObjectMeta>,
+    tally: Arc<ScanTally>,
+    rows: Arc<dyn TableProvider>,
+    rejected: Arc<dyn TableProvider>,
+}
+
+/// How many rejected lines are quoted in a message.
+const FIRST_REJECTED: usize = 5;
+
+impl Quarantine {
+    /// Lines read and rejected, file by file. Files that no step read to
+    /// the end are scanned now.
+    pub async fn account(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<Vec<(String, LineCounts)>, DataFusionError> {
+        if self.tally.totals(&self.objects).is_none() {
+            ctx.read_table(Arc::clone(&self.rows))?.count().await?;
+        }
+        let totals = self.tally.totals(&self.objects).ok_or_else(|| {
+            DataFusionError::Execution("a complete scan did not cover every file".into())
+        })?;
+        Ok(self
+            .objects
+            .iter()
+            .map(|object| display_object(&self.location, &object.location))
+            .zip(totals)
+            .collect())
+    }
+
+    /// The first rejected lines, `file:line: reason`, in file and line order.
+    pub async fn first_rejected(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<Vec<String>, DataFusionError> {
+        let batches = ctx
+            .read_table(Arc::clone(&self.rejected))?
+            .sort_by(vec![col("source_file"), col("line_number")])?
+            .limit(0, Some(FIRST_REJECTED))?
+            .collect()
+            .await?;
+        let mut first = Vec::new();
+        for batch in batches {
+            let file = batch.column(0).as_string::<i32>();
+            let line = batch.column(1).as_primitive::<Int64Type>();
+            let reason = batch.column(3).as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                first.push(format!(
+                    "{}:{}: {}",
+                    file.value(row),
+                    line.value(row),
+                    reason.value(row)
+                ));
+            }
+        }
+        Ok(first)
+    }
 }
 
 /// A problem registering a source.
@@ -87,7 +161,7 @@ pub async fn register_source(
     let mut stats = SourceStats {
         files: objects.len(),
         bytes: objects.iter().map(|o| o.size).sum(),
-        ..SourceStats::default()
+        quarantine: None,
     };
     let schema = source.schema.as_ref().map(explicit_schema);
     match &source.format {
@@ -109,18 +183,79 @@ pub async fn register_source(
                 .await?;
         }
         FormatSpec::AccessLog(log) => {
-            let loaded =
-                access_log::load_access_logs(ctx, &source.location, &objects, log.flavor).await?;
-            stats.rows = Some(loaded.rows);
-            stats.rejected = loaded.rejected;
-            stats.rejected_samples = loaded.rejected_samples;
-            ctx.register_table(source.name.as_str(), Arc::new(loaded.table))?;
-            if let Some(rejected) = source.rejected_table() {
-                ctx.register_table(rejected.as_str(), Arc::new(loaded.rejected_table))?;
-            }
+            let parser = match &log.pattern {
+                Some(pattern) => LogParser::Pattern(Arc::new(
+                    LogPattern::compile(pattern).map_err(|reason| SourceError::File {
+                        file: source.location.clone(),
+                        reason,
+                    })?,
+                )),
+                None => LogParser::Flavor(log.flavor),
+            };
+            let layout = Arc::new(AccessLogLayout::new(parser));
+            let settings = LineOptions {
+                source: source.name.clone(),
+                location: source.location.clone(),
+                fail_on_error: source.on_error == OnError::Fail,
+                encoding: TextEncoding::Utf8,
+                header: false,
+            };
+            let quarantine =
+                register_lines(ctx, source, layout, settings, &extension, objects).await?;
+            stats.quarantine = Some(Arc::new(quarantine));
         }
     }
     Ok(stats)
+}
+
+/// Registers a line-oriented source: its table of rows under its name, and
+/// its table of rejected lines under `<name>__rejected`.
+async fn register_lines(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+    layout: Arc<dyn LineLayout>,
+    settings: LineOptions,
+    extension: &str,
+    objects: Vec<ObjectMeta>,
+) -> Result<Quarantine, SourceError> {
+    let settings = Arc::new(settings);
+    let tally = Arc::new(ScanTally::default());
+    let table = |mode: ScanMode, schema: SchemaRef| {
+        let format = LineFormat::new(
+            Arc::clone(&layout),
+            Arc::clone(&settings),
+            mode,
+            Arc::clone(&tally),
+        );
+        listing_table(&source.location, format, extension, schema)
+    };
+    let rows = table(ScanMode::Rows, layout.schema())?;
+    let rejected = table(ScanMode::Rejected, rejected_schema())?;
+    ctx.register_table(source.name.as_str(), Arc::clone(&rows))?;
+    if let Some(name) = source.rejected_table() {
+        ctx.register_table(name.as_str(), Arc::clone(&rejected))?;
+    }
+    Ok(Quarantine {
+        location: source.location.clone(),
+        objects,
+        tally,
+        rows,
+        rejected,
+    })
+}
+
+/// A listing table of one format over a file, folder or URL.
+fn listing_table(
+    location: &str,
+    format: LineFormat,
+    extension: &str,
+    schema: SchemaRef,
+) -> Result<Arc<dyn TableProvider>, SourceError> {
+    let options = ListingOptions::new(Arc::new(format)).with_file_extension(extension);
+    let config = ListingTableConfig::new(table_url(location)?)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// The Arrow schema of an explicit `schema`; every column may be null.

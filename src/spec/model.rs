@@ -163,8 +163,12 @@ pub struct AccessLogFormatSpec {
     /// `common` or `combined`. Default `combined`.
     #[serde(default)]
     pub flavor: LogFlavor,
-    /// File name ending to read in a folder; `.gz` files are decompressed.
-    /// Default: every file.
+    /// A custom layout instead of `flavor`: an Nginx `log_format` with
+    /// `$variables`, or a regular expression with named groups.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// File name ending to read in a folder; `.gz`, `.zst`, `.bz2` and `.xz`
+    /// files are decompressed. Default: every file.
     #[serde(default)]
     pub extension: Option<String>,
 }

@@ -408,6 +408,16 @@ fn resolve_location(location: &str, base_dir: &Path, folder: bool) -> String {
 }
 
 fn check_format(file: &str, source: &Located<super::SourceSpec>, diags: &mut Vec<Diagnostic>) {
+    if let FormatSpec::AccessLog(log) = &source.value.format
+        && let Some(pattern) = &log.pattern
+        && let Err(problem) = crate::source::log_pattern::LogPattern::compile(pattern)
+    {
+        diags.push(Diagnostic::at(
+            file,
+            source.pos_of("format.pattern"),
+            problem,
+        ));
+    }
     let FormatSpec::Csv(csv) = &source.value.format else {
         return;
     };

@@ -64,7 +64,8 @@ fn too_many_rejected_lines_fail_the_run_and_publish_nothing() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("source `web`: 1 of 3 lines could not be read (33.3% is above `max_rejected_ratio` 0.05); first: ")
+        stderr.contains("source `web`: 1 of 3 lines could not be read (33.33% is above `max_rejected_ratio` 0.05), in `")
+            && stderr.contains("access_2026-11-20.log` (1); first: ")
             && stderr.contains("access_2026-11-20.log:3: user agent is not a quoted string"),
         "{stderr}"
     );
@@ -80,8 +81,10 @@ fn on_error_fail_fails_on_the_first_bad_line() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("(`on_error: fail`)")
-            && stderr.contains(":3: user agent is not a quoted string"),
+        stderr.contains("error: reading source `web` failed: source `web`: `")
+            && stderr.contains(
+                "access_2026-11-20.log:3`: user agent is not a quoted string (`on_error: fail`)"
+            ),
         "{stderr}"
     );
 }
