@@ -10,7 +10,7 @@ bounds AS (
         to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400 AS end_s
 ),
 -- Pages seen by citizens logged in with SPID (the user field is TINIT-<codice fiscale>);
--- static assets and errors are not page views.
+-- static assets, automated clients and errors are not page views.
 page_views AS (
     SELECT
         substr(w."user", 7) AS codice_fiscale,
@@ -19,9 +19,8 @@ page_views AS (
     FROM web w, bounds b
     WHERE w."user" LIKE 'TINIT-%'
       AND w.status < 400
-      AND w.path NOT LIKE '/static/%'
-      AND w.path NOT LIKE '/img/%'
-      AND w.path <> '/favicon.ico'
+      AND NOT is_static_asset(w.path)
+      AND NOT is_bot(w.user_agent)
       AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 >= b.start_s
       AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 < b.end_s
 ),

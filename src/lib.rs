@@ -56,6 +56,16 @@ fn describe(err: &datafusion::error::DataFusionError) -> String {
     err.to_string()
 }
 
+/// A source's read failure: civica's own message names the source already.
+fn source_failure(name: &str, err: &datafusion::error::DataFusionError) -> String {
+    let text = describe(err);
+    if text.starts_with(&format!("source `{name}`: ")) {
+        text
+    } else {
+        format!("reading source `{name}` failed: {text}")
+    }
+}
+
 /// A failure while running a valid pipeline, naming the step.
 #[derive(Debug, thiserror::Error)]
 pub enum RunFailure {
@@ -114,7 +124,7 @@ pub enum RunFailure {
         first: String,
     },
     /// Reading a source failed (a damaged file, a line with `on_error: fail`).
-    #[error("reading source `{source_name}` failed: {}", describe(source))]
+    #[error("{}", source_failure(source_name, source))]
     Source {
         /// The source.
         source_name: String,

@@ -1,5 +1,6 @@
 //! civica's integration tests: one binary, a module per area.
 
+mod access_logs;
 mod common;
 mod peer;
 mod quarantine;

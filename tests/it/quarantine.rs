@@ -81,7 +81,7 @@ fn on_error_fail_fails_on_the_first_bad_line() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("error: reading source `web` failed: source `web`: `")
+        stderr.contains("error: source `web`: `")
             && stderr.contains(
                 "access_2026-11-20.log:3`: user agent is not a quoted string (`on_error: fail`)"
             ),
