@@ -37,7 +37,7 @@ fn parse(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(citizens), &text, |b, text| {
             b.iter(|| {
-                let mut decoder = layout.decoder(&all_columns);
+                let mut decoder = layout.decoder(&all_columns, "bench.log");
                 let mut rows = 0;
                 for line in text.lines() {
                     if decoder.push_line(line).is_ok() && decoder.rows() == 8192 {

@@ -82,9 +82,16 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     }
 }
 
-/// A session with one partition per core.
+/// A session with one partition per core, unless the environment says otherwise.
 fn new_session() -> SessionContext {
-    let config = SessionConfig::new().with_information_schema(true);
+    // `DATAFUSION_*` environment variables tune the session
+    // (`DATAFUSION_EXECUTION_TARGET_PARTITIONS`, …).
+    let config = SessionConfig::from_env()
+        .unwrap_or_else(|err| {
+            tracing::warn!(%err, "ignoring DATAFUSION_* settings");
+            SessionConfig::new()
+        })
+        .with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
     register_functions(&ctx);
     ctx

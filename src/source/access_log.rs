@@ -127,7 +127,7 @@ impl LineLayout for AccessLogLayout {
         Arc::clone(&self.schema)
     }
 
-    fn decoder(&self, projection: &[usize]) -> Box<dyn LineDecoder> {
+    fn decoder(&self, projection: &[usize], _path: &str) -> Box<dyn LineDecoder> {
         Box::new(LogDecoder {
             parser: self.parser.clone(),
             schema: Arc::new(
@@ -511,13 +511,13 @@ mod tests {
     fn decoder_fills_only_projected_columns_and_counts_rows() {
         let layout = AccessLogLayout::new(LogParser::Flavor(LogFlavor::Combined));
         let status = layout.schema().index_of("status").expect("status column");
-        let mut decoder = layout.decoder(&[status]);
+        let mut decoder = layout.decoder(&[status], "a.log");
         decoder.push_line(LINE).expect("valid");
         assert!(decoder.push_line("not a log line").is_err());
         decoder.push_line(LINE).expect("valid");
         let batch = decoder.finish().expect("batch");
         assert_eq!((batch.num_rows(), batch.num_columns()), (2, 1));
-        let mut counter = layout.decoder(&[]);
+        let mut counter = layout.decoder(&[], "a.log");
         counter.push_line(LINE).expect("valid");
         assert_eq!(counter.finish().expect("batch").num_rows(), 1);
     }

@@ -1,148 +1,654 @@
-//! CSV sources: DataFusion reads every column as text, and a view converts each to its declared or inferred type (decimal comma, custom date and time formats, null markers).
+//! CSV sources as real systems export them: any one-byte delimiter (tab
+//! included), quotes and an escape character, header or not, null markers,
+//! decimal comma, chrono date / time / timestamp formats (`%d/%m/%Y`,
+//! `%y%m%d`, `9:05:33`), Windows-1252 input, CRLF line ends, and files whose
+//! columns changed over time (`schema_drift`).
 //!
-//! Reading text first and converting in a view keeps DataFusion's streaming,
-//! parallel CSV scan while supporting what its reader does not: decimal
-//! commas and `dd/mm/yyyy` dates are common in Italian exports.
+//! Files are read by [`super::lines`]: a row that does not fit its columns
+//! (a wrong field count, a value that is not of its column's type) goes to
+//! `<source>__rejected` with its line number. A quoted value cannot hold a
+//! line break: such a row is rejected, never split silently.
 
-use chrono::{NaiveDate, NaiveDateTime};
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::common::Column;
-use datafusion::functions::expr_fn::{btrim, replace, to_date, to_timestamp_micros};
-use datafusion::logical_expr::{Expr, cast, lit};
-use datafusion::prelude::{CsvReadOptions, SessionContext};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
+    RecordBatchOptions, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::prelude::SessionContext;
 use object_store::ObjectMeta;
 use regex::Regex;
 
-use super::SourceError;
-use crate::spec::{ColumnType, CsvFormatSpec, SourcePlan, arrow_type};
-use crate::storage::display_object;
+use super::lines::{LineDecoder, LineLayout, LineOptions, TextEncoding, read_head};
+use super::{Quarantine, SourceError, register_lines};
+use crate::spec::{
+    ColumnType, CsvFormatSpec, EncodingSpec, OnError, SchemaDrift, SourcePlan, arrow_type,
+};
+use crate::storage::{display_object, ensure_store};
 
-/// How many rows type inference looks at.
+/// How many data lines type inference looks at, across the first files.
 const SAMPLE_ROWS: usize = 1000;
 
-/// Registers a CSV source as a typed view over a text scan.
+/// Registers a CSV source and its `__rejected` table.
 pub(super) async fn register_csv(
     ctx: &SessionContext,
     source: &SourcePlan,
     csv: &CsvFormatSpec,
-    objects: &[ObjectMeta],
-) -> Result<(), SourceError> {
-    let null_regex = csv
-        .null
-        .as_ref()
-        .map(|marker| format!("^(?:{})?$", regex::escape(marker)));
-    let base = || {
-        CsvReadOptions::new()
-            .has_header(csv.header)
-            .delimiter(csv.delimiter as u8)
-            .quote(csv.quote as u8)
-            .file_extension(&csv.extension)
-            .null_regex(null_regex.clone())
-            .schema_infer_max_records(SAMPLE_ROWS)
+    objects: Vec<ObjectMeta>,
+) -> Result<Quarantine, SourceError> {
+    let store = ensure_store(ctx, &source.location)?;
+    let encoding = match csv.encoding {
+        EncodingSpec::Utf8 => TextEncoding::Utf8,
+        EncodingSpec::Windows1252 => TextEncoding::Windows1252,
     };
-    let file_columns: Vec<String> = ctx
-        .read_csv(source.location.as_str(), base())
-        .await?
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let names: Vec<String> = match &source.schema {
-        Some(schema) => {
-            if schema.0.len() != file_columns.len() {
-                return Err(SourceError::SchemaMismatch {
-                    declared: schema.0.len(),
-                    found: file_columns.len(),
-                    file: objects
-                        .first()
-                        .map(|o| display_object(&source.location, &o.location))
-                        .unwrap_or_default(),
-                    columns: file_columns
-                        .iter()
-                        .map(|c| format!("`{c}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-            schema.0.iter().map(|(name, _)| name.clone()).collect()
+    let syntax = Syntax::of(csv);
+    let mut heads = Vec::new();
+    for object in &objects {
+        let lines = read_head(&store, object, encoding, SAMPLE_ROWS + 1)
+            .await
+            .map_err(|reason| SourceError::File {
+                file: display_object(&source.location, &object.location),
+                reason,
+            })?;
+        heads.push(lines);
+    }
+    let header_of = |lines: &[String]| -> Vec<String> {
+        let first = lines.first().map(String::as_str).unwrap_or("");
+        let fields = syntax.split(first).unwrap_or_default();
+        if csv.header {
+            fields.iter().map(|f| f.trim().to_string()).collect()
+        } else {
+            (1..=fields.len()).map(|i| format!("column_{i}")).collect()
         }
-        None => file_columns.clone(),
     };
-    let text_schema = Schema::new(
-        file_columns
-            .iter()
-            .map(|name| Field::new(name, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    );
-    let text = ctx
-        .read_csv(source.location.as_str(), base().schema(&text_schema))
-        .await?;
+    let headers: Vec<Vec<String>> = heads.iter().map(|lines| header_of(lines)).collect();
+    let display = |idx: usize| display_object(&source.location, &objects[idx].location);
+    let (names, mappings) = match &source.schema {
+        Some(schema) => {
+            let names: Vec<String> = schema.0.iter().map(|(name, _)| name.clone()).collect();
+            let mut mappings = Vec::new();
+            for (idx, header) in headers.iter().enumerate() {
+                if header.len() != names.len() && source.schema_drift == SchemaDrift::Fail {
+                    return Err(SourceError::SchemaMismatch {
+                        declared: names.len(),
+                        found: header.len(),
+                        file: display(idx),
+                        columns: backticked(header),
+                    });
+                }
+                mappings.push(
+                    (0..header.len())
+                        .map(|i| (i < names.len()).then_some(i))
+                        .collect(),
+                );
+            }
+            (names, mappings)
+        }
+        None => reconcile(&headers, source.schema_drift, csv.header).map_err(|(idx, reason)| {
+            SourceError::Drift {
+                source_name: source.name.clone(),
+                file: display(idx),
+                first: display(0),
+                reason,
+            }
+        })?,
+    };
     let types: Vec<ColumnType> = match &source.schema {
         Some(schema) => schema.0.iter().map(|(_, ty)| *ty).collect(),
         None => {
-            let sample = text.clone().limit(0, Some(SAMPLE_ROWS))?.collect().await?;
-            (0..file_columns.len())
-                .map(|idx| {
-                    let values = sample.iter().flat_map(|batch| {
-                        let column = batch.column(idx).as_string::<i32>();
-                        column
-                            .iter()
-                            .flatten()
-                            .map(|v| v.trim().to_string())
-                            .collect::<Vec<_>>()
-                    });
-                    infer_type(values, csv)
-                })
+            let mut samples: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+            let mut taken = 0;
+            'files: for (lines, mapping) in heads.iter().zip(&mappings) {
+                let data = lines.iter().skip(usize::from(csv.header));
+                for line in data.filter(|l| !l.trim().is_empty()) {
+                    if taken == SAMPLE_ROWS {
+                        break 'files;
+                    }
+                    let Ok(fields) = syntax.split(line) else {
+                        continue;
+                    };
+                    if fields.len() != mapping.len() {
+                        continue;
+                    }
+                    for (field, column) in fields.iter().zip(mapping) {
+                        if let Some(column) = column {
+                            samples[*column].push(field.trim().to_string());
+                        }
+                    }
+                    taken += 1;
+                }
+            }
+            samples
+                .into_iter()
+                .map(|values| infer_type(values.into_iter(), csv))
                 .collect()
         }
     };
-    let exprs: Vec<Expr> = file_columns
-        .iter()
-        .zip(&names)
-        .zip(&types)
-        .map(|((file_name, name), ty)| convert(file_name, *ty, csv).alias(name))
-        .collect();
-    let typed = text.select(exprs)?;
-    ctx.register_table(source.name.as_str(), typed.into_view())?;
-    Ok(())
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .zip(&types)
+            .map(|(name, ty)| Field::new(name, arrow_type(*ty), true))
+            .collect::<Vec<_>>(),
+    ));
+    let layout = CsvLayout {
+        schema,
+        names,
+        types,
+        syntax,
+        values: Arc::new(ValueFormat::of(csv)),
+        mappings: objects
+            .iter()
+            .zip(mappings)
+            .map(|(object, mapping)| (object.location.to_string(), Arc::new(mapping)))
+            .collect(),
+    };
+    let settings = LineOptions {
+        source: source.name.clone(),
+        location: source.location.clone(),
+        fail_on_error: source.on_error == OnError::Fail,
+        encoding,
+        header: csv.header,
+    };
+    register_lines(
+        ctx,
+        source,
+        Arc::new(layout),
+        settings,
+        &csv.extension,
+        objects,
+    )
+    .await
 }
 
-/// The expression turning a text column into its type.
-fn convert(column: &str, ty: ColumnType, csv: &CsvFormatSpec) -> Expr {
-    let text = Expr::Column(Column::new_unqualified(column));
-    let trimmed = || btrim(vec![text.clone()]);
-    match ty {
-        ColumnType::String => text,
-        ColumnType::Int64 | ColumnType::Boolean => cast(trimmed(), arrow_type(ty)),
-        ColumnType::Float64 if csv.decimal == ',' => {
-            cast(replace(trimmed(), lit(","), lit(".")), DataType::Float64)
+fn backticked(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// For each file, where its fields go in the table (`None`: ignored).
+type Mapping = Vec<Option<usize>>;
+
+/// The table's columns and each file's mapping onto them, by the files'
+/// headers and the `schema_drift` policy. An error names the file (by
+/// index) and what changed.
+fn reconcile(
+    headers: &[Vec<String>],
+    drift: SchemaDrift,
+    by_name: bool,
+) -> Result<(Vec<String>, Vec<Mapping>), (usize, String)> {
+    let mut names: Vec<String> = headers.first().cloned().unwrap_or_default();
+    if drift == SchemaDrift::Union {
+        for header in headers {
+            for name in header {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
         }
-        ColumnType::Float64 => cast(trimmed(), DataType::Float64),
-        ColumnType::Date => match &csv.date_format {
-            Some(format) => to_date(vec![trimmed(), lit(format.as_str())]),
-            None => cast(trimmed(), DataType::Date32),
-        },
-        ColumnType::Timestamp => match &csv.timestamp_format {
-            Some(format) => to_timestamp_micros(vec![trimmed(), lit(format.as_str())]),
-            None => cast(trimmed(), DataType::Timestamp(TimeUnit::Microsecond, None)),
-        },
+    }
+    let mut mappings = Vec::new();
+    for (idx, header) in headers.iter().enumerate() {
+        if by_name {
+            let added: Vec<String> = header
+                .iter()
+                .filter(|n| !headers[0].contains(n))
+                .cloned()
+                .collect();
+            let dropped: Vec<String> = headers[0]
+                .iter()
+                .filter(|n| !header.contains(n))
+                .cloned()
+                .collect();
+            if drift == SchemaDrift::Fail && (!added.is_empty() || !dropped.is_empty()) {
+                let mut changes = Vec::new();
+                if !added.is_empty() {
+                    changes.push(format!("adds {}", backticked(&added)));
+                }
+                if !dropped.is_empty() {
+                    changes.push(format!("drops {}", backticked(&dropped)));
+                }
+                return Err((idx, changes.join(" and ")));
+            }
+            mappings.push(
+                header
+                    .iter()
+                    .map(|name| names.iter().position(|n| n == name))
+                    .collect(),
+            );
+        } else {
+            if header.len() != names.len() {
+                match drift {
+                    SchemaDrift::Fail => {
+                        return Err((
+                            idx,
+                            format!("has {} columns instead of {}", header.len(), names.len()),
+                        ));
+                    }
+                    SchemaDrift::Union => {
+                        for i in names.len()..header.len() {
+                            names.push(format!("column_{}", i + 1));
+                        }
+                    }
+                    SchemaDrift::IgnoreNew => {}
+                }
+            }
+            mappings.push(
+                (0..header.len())
+                    .map(|i| (i < names.len()).then_some(i))
+                    .collect(),
+            );
+        }
+    }
+    Ok((names, mappings))
+}
+
+/// How a line splits into fields.
+#[derive(Debug, Clone, Copy)]
+struct Syntax {
+    delimiter: u8,
+    quote: u8,
+    escape: Option<u8>,
+}
+
+impl Syntax {
+    fn of(csv: &CsvFormatSpec) -> Self {
+        Syntax {
+            delimiter: csv.delimiter as u8,
+            quote: csv.quote as u8,
+            escape: csv.escape.map(|c| c as u8),
+        }
+    }
+
+    /// The fields of a line: quoted fields lose their quotes, doubled quotes
+    /// and escapes are resolved.
+    fn split<'a>(&self, line: &'a str) -> Result<Vec<Cow<'a, str>>, String> {
+        let bytes = line.as_bytes();
+        let mut fields = Vec::new();
+        let mut pos = 0;
+        loop {
+            if bytes.get(pos) == Some(&self.quote) {
+                let (value, end) = self.quoted(line, pos + 1)?;
+                fields.push(value);
+                pos = end;
+                match bytes.get(pos) {
+                    None => return Ok(fields),
+                    Some(b) if *b == self.delimiter => pos += 1,
+                    Some(_) => {
+                        return Err(format!(
+                            "unexpected text after the closing quote of field {}",
+                            fields.len()
+                        ));
+                    }
+                }
+            } else {
+                match memchr::memchr(self.delimiter, &bytes[pos..]) {
+                    Some(len) => {
+                        fields.push(Cow::Borrowed(&line[pos..pos + len]));
+                        pos += len + 1;
+                    }
+                    None => {
+                        fields.push(Cow::Borrowed(&line[pos..]));
+                        return Ok(fields);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A quoted field starting after its opening quote: its value and the
+    /// position after the closing quote.
+    fn quoted<'a>(&self, line: &'a str, start: usize) -> Result<(Cow<'a, str>, usize), String> {
+        let bytes = line.as_bytes();
+        let mut owned: Option<String> = None;
+        let mut run = start;
+        let mut pos = start;
+        while pos < bytes.len() {
+            let b = bytes[pos];
+            if Some(b) == self.escape && pos + 1 < bytes.len() {
+                let text = owned.get_or_insert_with(String::new);
+                text.push_str(&line[run..pos]);
+                run = pos + 1;
+                pos += 2;
+            } else if b == self.quote {
+                if bytes.get(pos + 1) == Some(&self.quote) {
+                    let text = owned.get_or_insert_with(String::new);
+                    text.push_str(&line[run..=pos]);
+                    pos += 2;
+                    run = pos;
+                } else {
+                    let value = match owned {
+                        Some(mut text) => {
+                            text.push_str(&line[run..pos]);
+                            Cow::Owned(text)
+                        }
+                        None => Cow::Borrowed(&line[start..pos]),
+                    };
+                    return Ok((value, pos + 1));
+                }
+            } else {
+                pos += 1;
+            }
+        }
+        Err("a quoted field is not closed on its line".to_string())
+    }
+}
+
+/// How values are written: null marker, decimal separator, formats.
+#[derive(Debug)]
+struct ValueFormat {
+    null: Option<String>,
+    decimal_comma: bool,
+    date_format: String,
+    timestamp_format: Option<String>,
+    time_format: String,
+}
+
+/// ISO 8601 timestamps accepted without a `timestamp_format`.
+const ISO_TIMESTAMPS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
+
+impl ValueFormat {
+    fn of(csv: &CsvFormatSpec) -> Self {
+        ValueFormat {
+            null: csv.null_marker.clone(),
+            decimal_comma: csv.decimal == ',',
+            date_format: csv
+                .date_format
+                .clone()
+                .unwrap_or_else(|| "%Y-%m-%d".to_string()),
+            timestamp_format: csv.timestamp_format.clone(),
+            time_format: csv
+                .time_format
+                .clone()
+                .unwrap_or_else(|| "%H:%M:%S".to_string()),
+        }
+    }
+
+    fn float(&self, text: &str) -> Option<f64> {
+        if self.decimal_comma {
+            text.replace('.', "").replace(',', ".").parse().ok()
+        } else {
+            text.parse().ok()
+        }
+    }
+
+    fn timestamp(&self, text: &str) -> Option<NaiveDateTime> {
+        match &self.timestamp_format {
+            Some(format) => NaiveDateTime::parse_from_str(text, format).ok(),
+            None => ISO_TIMESTAMPS
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok()),
+        }
+    }
+
+    /// The value of a field as its column's type; `Err` when it does not fit.
+    fn parse(&self, text: &str, ty: ColumnType) -> Result<Value, ()> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() || self.null.as_deref() == Some(trimmed) {
+            return Ok(Value::Null);
+        }
+        Ok(match ty {
+            ColumnType::String => Value::Text,
+            ColumnType::Int64 => {
+                Value::Int(trimmed.trim_start_matches('+').parse().map_err(|_| ())?)
+            }
+            ColumnType::Float64 => Value::Float(self.float(trimmed).ok_or(())?),
+            ColumnType::Boolean => Value::Bool(match trimmed.to_lowercase().as_str() {
+                "true" | "t" | "1" | "yes" | "y" | "si" | "sì" => true,
+                "false" | "f" | "0" | "no" | "n" => false,
+                _ => return Err(()),
+            }),
+            ColumnType::Date => {
+                let date = NaiveDate::parse_from_str(trimmed, &self.date_format).map_err(|_| ())?;
+                Value::Int((date - unix_epoch()).num_days())
+            }
+            ColumnType::Timestamp => Value::Int(
+                self.timestamp(trimmed)
+                    .ok_or(())?
+                    .and_utc()
+                    .timestamp_micros(),
+            ),
+            ColumnType::Time => {
+                let time = NaiveTime::parse_from_str(trimmed, &self.time_format).map_err(|_| ())?;
+                Value::Int(
+                    i64::from(time.num_seconds_from_midnight()) * 1_000_000
+                        + i64::from(time.nanosecond() / 1_000),
+                )
+            }
+        })
+    }
+}
+
+fn unix_epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+}
+
+fn type_name(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::String => "text",
+        ColumnType::Int64 => "an integer",
+        ColumnType::Float64 => "a number",
+        ColumnType::Boolean => "a boolean",
+        ColumnType::Date => "a date",
+        ColumnType::Timestamp => "a timestamp",
+        ColumnType::Time => "a time",
+    }
+}
+
+/// A converted value, before it is appended.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Null,
+    /// The field's text, taken from the line when appended.
+    Text,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// The CSV [`LineLayout`].
+#[derive(Debug)]
+struct CsvLayout {
+    schema: SchemaRef,
+    names: Vec<String>,
+    types: Vec<ColumnType>,
+    syntax: Syntax,
+    values: Arc<ValueFormat>,
+    /// Each file's mapping, by object-store path.
+    mappings: HashMap<String, Arc<Mapping>>,
+}
+
+impl LineLayout for CsvLayout {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn decoder(&self, projection: &[usize], path: &str) -> Box<dyn LineDecoder> {
+        let mapping = self
+            .mappings
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| Arc::new((0..self.names.len()).map(Some).collect()));
+        // For each column of the table, its slot among the projected ones.
+        let slots: Vec<Option<usize>> = (0..self.names.len())
+            .map(|c| projection.iter().position(|p| *p == c))
+            .collect();
+        Box::new(CsvDecoder {
+            schema: Arc::new(
+                self.schema
+                    .project(projection)
+                    .unwrap_or_else(|_| Schema::empty()),
+            ),
+            names: self.names.clone(),
+            types: self.types.clone(),
+            builders: projection
+                .iter()
+                .map(|c| Builder::new(self.types[*c]))
+                .collect(),
+            mapping,
+            slots,
+            syntax: self.syntax,
+            format: Arc::clone(&self.values),
+            values: vec![Value::Null; projection.len()],
+            sources: vec![usize::MAX; projection.len()],
+            rows: 0,
+        })
+    }
+
+    fn file_type(&self) -> &'static str {
+        "csv"
+    }
+}
+
+/// A builder for one projected column.
+enum Builder {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Time(Time64MicrosecondBuilder),
+}
+
+impl Builder {
+    fn new(ty: ColumnType) -> Self {
+        match ty {
+            ColumnType::String => Builder::Text(StringBuilder::new()),
+            ColumnType::Int64 => Builder::Int(Int64Builder::new()),
+            ColumnType::Float64 => Builder::Float(Float64Builder::new()),
+            ColumnType::Boolean => Builder::Bool(BooleanBuilder::new()),
+            ColumnType::Date => Builder::Date(Date32Builder::new()),
+            ColumnType::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new()),
+            ColumnType::Time => Builder::Time(Time64MicrosecondBuilder::new()),
+        }
+    }
+
+    fn push(&mut self, value: Value, text: &str) {
+        match (self, value) {
+            (Builder::Text(b), Value::Text) => b.append_value(text),
+            (Builder::Text(b), _) => b.append_null(),
+            (Builder::Int(b), Value::Int(v)) => b.append_value(v),
+            (Builder::Int(b), _) => b.append_null(),
+            (Builder::Float(b), Value::Float(v)) => b.append_value(v),
+            (Builder::Float(b), _) => b.append_null(),
+            (Builder::Bool(b), Value::Bool(v)) => b.append_value(v),
+            (Builder::Bool(b), _) => b.append_null(),
+            (Builder::Date(b), Value::Int(v)) => b.append_value(v as i32),
+            (Builder::Date(b), _) => b.append_null(),
+            (Builder::Timestamp(b), Value::Int(v)) => b.append_value(v),
+            (Builder::Timestamp(b), _) => b.append_null(),
+            (Builder::Time(b), Value::Int(v)) => b.append_value(v),
+            (Builder::Time(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Text(b) => Arc::new(b.finish()),
+            Builder::Int(b) => Arc::new(b.finish()),
+            Builder::Float(b) => Arc::new(b.finish()),
+            Builder::Bool(b) => Arc::new(b.finish()),
+            Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Timestamp(b) => Arc::new(b.finish()),
+            Builder::Time(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Splits lines of one file and converts every field (so that a row is
+/// rejected whatever a query reads), keeping the projected columns.
+struct CsvDecoder {
+    schema: SchemaRef,
+    names: Vec<String>,
+    types: Vec<ColumnType>,
+    builders: Vec<Builder>,
+    /// For each field of the file, its table column.
+    mapping: Arc<Mapping>,
+    /// For each table column, its projected slot.
+    slots: Vec<Option<usize>>,
+    syntax: Syntax,
+    format: Arc<ValueFormat>,
+    /// Per slot: the converted value and the field it came from.
+    values: Vec<Value>,
+    sources: Vec<usize>,
+    rows: usize,
+}
+
+impl LineDecoder for CsvDecoder {
+    fn push_line(&mut self, line: &str) -> Result<(), String> {
+        let fields = self.syntax.split(line)?;
+        if fields.len() != self.mapping.len() {
+            return Err(format!(
+                "expected {} fields, found {}",
+                self.mapping.len(),
+                fields.len()
+            ));
+        }
+        self.values.fill(Value::Null);
+        self.sources.fill(usize::MAX);
+        for (idx, (field, column)) in fields.iter().zip(self.mapping.iter()).enumerate() {
+            let Some(column) = *column else { continue };
+            let ty = self.types[column];
+            let value = self.format.parse(field, ty).map_err(|()| {
+                format!(
+                    "column `{}`: `{field}` is not {}",
+                    self.names[column],
+                    type_name(ty)
+                )
+            })?;
+            if let Some(slot) = self.slots[column] {
+                self.values[slot] = value;
+                self.sources[slot] = idx;
+            }
+        }
+        for ((builder, value), source) in self
+            .builders
+            .iter_mut()
+            .zip(&self.values)
+            .zip(&self.sources)
+        {
+            let text = fields.get(*source).map(|f| f.as_ref()).unwrap_or("");
+            builder.push(*value, text);
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let columns = self.builders.iter_mut().map(Builder::finish).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        self.rows = 0;
+        RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)
     }
 }
 
 /// The narrowest type every sampled value fits: boolean, integer, number,
-/// date, timestamp, else text. Integers with a leading zero or sign (codes,
-/// phone numbers) stay text.
+/// date, timestamp, time, else text. Integers with a leading zero or sign
+/// (codes, phone numbers) stay text.
 fn infer_type(values: impl Iterator<Item = String>, csv: &CsvFormatSpec) -> ColumnType {
-    let values: Vec<String> = values.filter(|v| !v.is_empty()).collect();
+    let values: Vec<String> = values
+        .filter(|v| !v.is_empty() && csv.null_marker.as_deref() != Some(v.as_str()))
+        .collect();
     if values.is_empty() {
         return ColumnType::String;
     }
     let all = |pred: &dyn Fn(&str) -> bool| values.iter().all(|v| pred(v));
     let int_pattern = Regex::new(r"^-?(0|[1-9][0-9]{0,17})$").ok();
     let float_pattern = if csv.decimal == ',' {
-        Regex::new(r"^-?[0-9]+(,[0-9]+)?$").ok()
+        Regex::new(r"^-?[0-9]{1,3}(\.?[0-9]{3})*(,[0-9]+)?$").ok()
     } else {
         Regex::new(r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$").ok()
     };
@@ -156,6 +662,13 @@ fn infer_type(values: impl Iterator<Item = String>, csv: &CsvFormatSpec) -> Colu
     if all(&|v| v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")) {
         return ColumnType::Boolean;
     }
+    let format = ValueFormat::of(csv);
+    // A declared date format such as `%y%m%d` wins over integers.
+    if csv.date_format.is_some()
+        && all(&|v| NaiveDate::parse_from_str(v, &format.date_format).is_ok())
+    {
+        return ColumnType::Date;
+    }
     if let Some(re) = &int_pattern
         && all(&|v| re.is_match(v))
     {
@@ -166,18 +679,14 @@ fn infer_type(values: impl Iterator<Item = String>, csv: &CsvFormatSpec) -> Colu
     {
         return ColumnType::Float64;
     }
-    let date_format = csv.date_format.as_deref().unwrap_or("%Y-%m-%d");
-    if all(&|v| NaiveDate::parse_from_str(v, date_format).is_ok()) {
+    if all(&|v| NaiveDate::parse_from_str(v, &format.date_format).is_ok()) {
         return ColumnType::Date;
     }
-    let parses_timestamp = |v: &str| match &csv.timestamp_format {
-        Some(format) => NaiveDateTime::parse_from_str(v, format).is_ok(),
-        None => ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-            .iter()
-            .any(|f| NaiveDateTime::parse_from_str(v, f).is_ok()),
-    };
-    if all(&parses_timestamp) {
+    if all(&|v| format.timestamp(v).is_some()) {
         return ColumnType::Timestamp;
+    }
+    if all(&|v| NaiveTime::parse_from_str(v, &format.time_format).is_ok()) {
+        return ColumnType::Time;
     }
     ColumnType::String
 }
@@ -191,10 +700,13 @@ mod tests {
             delimiter: ';',
             header: true,
             quote: '"',
-            null: None,
+            escape: None,
+            encoding: EncodingSpec::Utf8,
+            null_marker: None,
             decimal: ',',
             timestamp_format: Some("%d/%m/%Y %H:%M:%S".to_string()),
             date_format: Some("%d/%m/%Y".to_string()),
+            time_format: None,
             extension: ".csv".to_string(),
         }
     }
@@ -206,6 +718,8 @@ mod tests {
     #[test]
     fn infers_decimal_comma_numbers() {
         assert_eq!(infer(&["35,4", "12", ""], &italian()), ColumnType::Float64);
+        assert_eq!(infer(&["1.234,5"], &italian()), ColumnType::Float64);
+        assert_eq!(ValueFormat::of(&italian()).float("1.234,5"), Some(1234.5));
     }
 
     #[test]
@@ -215,17 +729,83 @@ mod tests {
     }
 
     #[test]
-    fn infers_italian_dates_and_timestamps() {
+    fn infers_italian_dates_times_and_timestamps() {
         assert_eq!(infer(&["21/11/2026"], &italian()), ColumnType::Date);
         assert_eq!(
             infer(&["21/11/2026 09:05:33"], &italian()),
             ColumnType::Timestamp
         );
+        assert_eq!(
+            infer(&["9:05:33", "10:00:00"], &italian()),
+            ColumnType::Time
+        );
+    }
+
+    #[test]
+    fn yymmdd_dates_when_declared() {
+        let csv = CsvFormatSpec {
+            date_format: Some("%y%m%d".to_string()),
+            ..italian()
+        };
+        assert_eq!(infer(&["261121", "260101"], &csv), ColumnType::Date);
+        let Ok(Value::Int(days)) = ValueFormat::of(&csv).parse("261121", ColumnType::Date) else {
+            panic!("a date");
+        };
+        assert_eq!(
+            days,
+            (NaiveDate::from_ymd_opt(2026, 11, 21).expect("date") - unix_epoch()).num_days()
+        );
+    }
+
+    #[test]
+    fn times_without_a_leading_zero() {
+        let Ok(Value::Int(us)) = ValueFormat::of(&italian()).parse("9:05:33", ColumnType::Time)
+        else {
+            panic!("a time");
+        };
+        assert_eq!(us, (9 * 3600 + 5 * 60 + 33) * 1_000_000);
     }
 
     #[test]
     fn infers_integers_and_booleans() {
         assert_eq!(infer(&["1", "-20", "0"], &italian()), ColumnType::Int64);
         assert_eq!(infer(&["true", "FALSE"], &italian()), ColumnType::Boolean);
+    }
+
+    #[test]
+    fn splits_quotes_doubled_quotes_and_escapes() {
+        let syntax = Syntax {
+            delimiter: b';',
+            quote: b'"',
+            escape: Some(b'\\'),
+        };
+        let fields = syntax
+            .split(r#"a;"b;c";"say ""hi""";"x\"y";"#)
+            .expect("splits");
+        assert_eq!(fields, ["a", "b;c", "say \"hi\"", "x\"y", ""]);
+        assert!(syntax.split(r#"a;"open"#).is_err());
+        let tab = Syntax {
+            delimiter: b'\t',
+            quote: b'"',
+            escape: None,
+        };
+        assert_eq!(tab.split("1\t2\t").expect("splits"), ["1", "2", ""]);
+    }
+
+    #[test]
+    fn drift_policies() {
+        let headers = vec![
+            vec!["a".to_string(), "b".to_string()],
+            vec!["a".to_string(), "b".to_string(), "c".to_string()],
+            vec!["b".to_string()],
+        ];
+        let (_, err) = reconcile(&headers, SchemaDrift::Fail, true).expect_err("drift");
+        assert_eq!(err, "adds `c`");
+        let (names, maps) = reconcile(&headers, SchemaDrift::Union, true).expect("union");
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(maps[2], [Some(1)]);
+        let (names, maps) = reconcile(&headers, SchemaDrift::IgnoreNew, true).expect("ignore");
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(maps[1], [Some(0), Some(1), None]);
     }
 }

@@ -5,7 +5,9 @@
 //! - `is_static_asset(path)`: true for stylesheets, scripts, images, fonts
 //!   and media, by the path's extension (the query is ignored).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::AhoCorasick;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::compute::cast;
@@ -55,6 +57,14 @@ const ASSET_EXTENSIONS: &[&str] = &[
     "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg", "wav",
 ];
 
+/// One case-insensitive automaton over every bot marker.
+static BOT_FINDER: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(BOT_MARKERS)
+        .ok()
+});
+
 /// Whether a user agent is automated; a missing one counts as automated.
 pub fn is_bot(user_agent: Option<&str>) -> bool {
     let Some(agent) = user_agent
@@ -63,8 +73,13 @@ pub fn is_bot(user_agent: Option<&str>) -> bool {
     else {
         return true;
     };
-    let agent = agent.to_ascii_lowercase();
-    BOT_MARKERS.iter().any(|marker| agent.contains(marker))
+    match BOT_FINDER.as_ref() {
+        Some(finder) => finder.is_match(agent),
+        None => {
+            let agent = agent.to_ascii_lowercase();
+            BOT_MARKERS.iter().any(|marker| agent.contains(marker))
+        }
+    }
 }
 
 /// Whether a path names a static asset, by its extension.
@@ -72,7 +87,9 @@ pub fn is_static_asset(path: &str) -> bool {
     let path = path.split(['?', '#']).next().unwrap_or(path);
     let file = path.rsplit('/').next().unwrap_or(path);
     match file.rsplit_once('.') {
-        Some((_, ext)) => ASSET_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()),
+        Some((_, ext)) => ASSET_EXTENSIONS
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(ext)),
         None => false,
     }
 }

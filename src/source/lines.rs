@@ -43,9 +43,10 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 pub trait LineLayout: Send + Sync + fmt::Debug {
     /// The columns of the table of rows.
     fn schema(&self) -> SchemaRef;
-    /// A decoder that fills the columns at `projection` (indices into
-    /// [`LineLayout::schema`]); an empty projection only counts rows.
-    fn decoder(&self, projection: &[usize]) -> Box<dyn LineDecoder>;
+    /// A decoder for the file at `path` (an object-store path) that fills
+    /// the columns at `projection` (indices into [`LineLayout::schema`]); an
+    /// empty projection only counts rows.
+    fn decoder(&self, projection: &[usize], path: &str) -> Box<dyn LineDecoder>;
     /// `access_log`, `csv`: how plans and messages name the format.
     fn file_type(&self) -> &'static str;
 }
@@ -425,7 +426,9 @@ impl FileOpener for LineOpener {
             display: crate::storage::display_object(&self.options.location, &meta.location),
             path: meta.location.to_string(),
             range,
-            decoder: self.layout.decoder(&decoder_projection),
+            decoder: self
+                .layout
+                .decoder(&decoder_projection, meta.location.as_ref()),
             rejected: (self.mode == ScanMode::Rejected)
                 .then(|| RejectedBuilder::new(self.file_indices.clone())),
             options: Arc::clone(&self.options),
@@ -584,7 +587,10 @@ impl LineScan {
 
     fn line(&mut self, raw: &[u8]) -> Result<(), Failure> {
         self.line_no += 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let mut raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if self.line_no == 1 && self.range.is_none_or(|(start, _)| start == 0) {
+            raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+        }
         if self.skip_header {
             self.skip_header = false;
             return Ok(());
@@ -736,4 +742,53 @@ impl RejectedBuilder {
         ];
         RecordBatch::try_new(rejected_schema(), columns)?.project(&self.projection)
     }
+}
+
+/// The first `max_lines` lines of a file, decompressed and decoded (a
+/// UTF-8 byte-order mark is dropped), for headers and type inference.
+pub async fn read_head(
+    store: &Arc<dyn ObjectStore>,
+    object: &ObjectMeta,
+    encoding: TextEncoding,
+    max_lines: usize,
+) -> Result<Vec<String>, String> {
+    const MAX_BYTES: usize = 16 << 20;
+    let path = object.location.as_ref();
+    let raw = store
+        .get(&object.location)
+        .await
+        .map_err(|e| format!("cannot be read: {e}"))?
+        .into_stream()
+        .map_err(DataFusionError::from)
+        .boxed();
+    let mut input = compression_of(path)
+        .convert_stream(raw)
+        .map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    let mut newlines = 0;
+    while newlines <= max_lines && bytes.len() < MAX_BYTES {
+        match input.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(|e| read_failure(&e, path))?;
+                newlines += memchr::memchr_iter(b'\n', &chunk).count();
+                bytes.extend_from_slice(&chunk);
+            }
+            None => break,
+        }
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .take(max_lines)
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            match encoding {
+                TextEncoding::Utf8 => String::from_utf8_lossy(line).into_owned(),
+                TextEncoding::Windows1252 => encoding_rs::WINDOWS_1252
+                    .decode_without_bom_handling(line)
+                    .0
+                    .into_owned(),
+            }
+        })
+        .collect())
 }

@@ -127,6 +127,20 @@ pub enum SourceError {
         /// The file's columns.
         columns: String,
     },
+    /// A file's columns differ from the first file's, with `schema_drift: fail`.
+    #[error(
+        "source `{source_name}`: `{file}` {reason} compared with `{first}` (set `schema_drift: union` or `ignore_new` to accept it)"
+    )]
+    Drift {
+        /// The source.
+        source_name: String,
+        /// The file that differs.
+        file: String,
+        /// The source's first file.
+        first: String,
+        /// What changed.
+        reason: String,
+    },
     /// A file could not be read or decoded.
     #[error("cannot read `{file}`: {reason}")]
     File {
@@ -165,7 +179,10 @@ pub async fn register_source(
     };
     let schema = source.schema.as_ref().map(explicit_schema);
     match &source.format {
-        FormatSpec::Csv(csv) => csv::register_csv(ctx, source, csv, &objects).await?,
+        FormatSpec::Csv(csv) => {
+            let quarantine = csv::register_csv(ctx, source, csv, objects).await?;
+            stats.quarantine = Some(Arc::new(quarantine));
+        }
         FormatSpec::Ndjson(json) => {
             let mut options = JsonReadOptions::default().file_extension(&json.extension);
             if let Some(schema) = &schema {

@@ -73,13 +73,50 @@ pub struct SourceSpec {
     pub schema: Option<SchemaSpec>,
     /// What a line that cannot be parsed does: `quarantine` keeps it in the
     /// table `<source>__rejected`; `fail` fails the run. Default `quarantine`.
-    /// Access logs only, for now.
+    /// Access logs and CSV.
     #[serde(default)]
     pub on_error: OnError,
     /// The share of rejected lines above which the run fails, from 0 to 1.
     /// Default 0.05.
     #[serde(default = "default_max_rejected_ratio")]
     pub max_rejected_ratio: f64,
+    /// What a file whose columns differ from the first file's does (CSV):
+    /// `fail`, `union` or `ignore_new`. Default `fail`.
+    #[serde(default)]
+    pub schema_drift: SchemaDrift,
+}
+
+/// What a file whose columns differ from the source's first file does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaDrift {
+    /// Fail, naming the file and the columns added or dropped.
+    #[default]
+    Fail,
+    /// The table has every column of every file; missing ones are null.
+    Union,
+    /// The table has the first file's columns: new ones are ignored,
+    /// dropped ones are null.
+    IgnoreNew,
+}
+
+/// How the bytes of a text file are decoded.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum EncodingSpec {
+    /// UTF-8 (a byte-order mark is skipped).
+    #[default]
+    #[serde(rename = "utf-8", alias = "utf8")]
+    Utf8,
+    /// Windows-1252, the superset of Latin-1 that Italian desktop software
+    /// writes.
+    #[serde(
+        rename = "windows-1252",
+        alias = "latin-1",
+        alias = "latin1",
+        alias = "iso-8859-1",
+        alias = "cp1252"
+    )]
+    Windows1252,
 }
 
 /// What a line that cannot be parsed does.
@@ -120,9 +157,18 @@ pub struct CsvFormatSpec {
     /// Quote character. Default `"`.
     #[serde(default = "default_quote")]
     pub quote: char,
-    /// A text that means null (besides the empty field). Default: none.
+    /// Escape character inside quoted fields, e.g. `\\`. Default: none (a
+    /// quote inside a quoted field is doubled).
     #[serde(default)]
-    pub null: Option<String>,
+    pub escape: Option<char>,
+    /// `utf-8` or `windows-1252` (also `latin-1`). Default `utf-8`.
+    #[serde(default)]
+    pub encoding: EncodingSpec,
+    /// A text that means null (besides the empty field), e.g. `\\N` or
+    /// `ND`. Default: none. (A bare `null` key is YAML's null, so the key is
+    /// `null_marker`; a quoted `"null"` key is accepted too.)
+    #[serde(default, alias = "null")]
+    pub null_marker: Option<String>,
     /// Decimal separator of numbers: `.` or `,`. Default `.`.
     #[serde(default = "default_decimal")]
     pub decimal: char,
@@ -130,9 +176,14 @@ pub struct CsvFormatSpec {
     /// Default: ISO 8601 only.
     #[serde(default)]
     pub timestamp_format: Option<String>,
-    /// chrono format of date columns, e.g. `%d/%m/%Y`. Default: ISO 8601 only.
+    /// chrono format of date columns, e.g. `%d/%m/%Y` or `%y%m%d`.
+    /// Default: ISO 8601 only.
     #[serde(default)]
     pub date_format: Option<String>,
+    /// chrono format of time columns. Default `%H:%M:%S` (hours may have
+    /// one digit).
+    #[serde(default)]
+    pub time_format: Option<String>,
     /// File name ending to read in a folder. Default `.csv`.
     #[serde(default = "default_csv_extension")]
     pub extension: String,
@@ -227,6 +278,8 @@ pub enum ColumnType {
     Date,
     /// A date and time without zone.
     Timestamp,
+    /// A time of day.
+    Time,
 }
 
 /// One entry of `transforms`.

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use super::template::{Rendered, builtin_vars, pos_of_offset, render};
 use super::{
     ColumnType, Diagnostic, FormatSpec, Located, LogFlavor, ModelSpec, OnError, PipelineSpec, Pos,
-    Scaling, SchemaSpec, backticked, display_path,
+    Scaling, SchemaDrift, SchemaSpec, backticked, display_path,
 };
 use crate::transform::{SqlProblem, parse_query, sql_diagnostic, table_references};
 
@@ -61,6 +61,8 @@ pub struct SourcePlan {
     pub on_error: OnError,
     /// The share of rejected lines that fails the run.
     pub max_rejected_ratio: f64,
+    /// What a file with other columns does.
+    pub schema_drift: SchemaDrift,
     /// Where the source is defined in the pipeline file.
     pub pos: Pos,
 }
@@ -68,7 +70,8 @@ pub struct SourcePlan {
 impl SourcePlan {
     /// The quarantine table of the source, for formats that have one.
     pub fn rejected_table(&self) -> Option<String> {
-        matches!(self.format, FormatSpec::AccessLog(_)).then(|| rejected_table_name(&self.name))
+        matches!(self.format, FormatSpec::AccessLog(_) | FormatSpec::Csv(_))
+            .then(|| rejected_table_name(&self.name))
     }
 }
 
@@ -220,7 +223,10 @@ pub fn check_spec(
             continue;
         }
         check_format(&file, source, &mut diags);
-        if matches!(source.value.format, FormatSpec::AccessLog(_)) {
+        if matches!(
+            source.value.format,
+            FormatSpec::AccessLog(_) | FormatSpec::Csv(_)
+        ) {
             claim(&rejected_table_name(&name.value), name.pos, &mut diags);
         }
         let ratio = source.value.max_rejected_ratio;
@@ -240,6 +246,7 @@ pub fn check_spec(
                 schema: source.value.schema.clone(),
                 on_error: source.value.on_error,
                 max_rejected_ratio: ratio,
+                schema_drift: source.value.schema_drift,
                 pos: name.pos,
             }),
             None => {
@@ -449,9 +456,22 @@ fn check_format(file: &str, source: &Located<super::SourceSpec>, diags: &mut Vec
             format!("`decimal` must be `.` or `,`, found `{}`", csv.decimal),
         ));
     }
+    if let Some(escape) = csv.escape
+        && !single_byte(escape)
+    {
+        diags.push(Diagnostic::at(
+            file,
+            source.pos_of("format.escape"),
+            format!(
+                "`escape` must be one ASCII character, found `{}`",
+                escape.escape_default()
+            ),
+        ));
+    }
     for (key, format) in [
         ("timestamp_format", &csv.timestamp_format),
         ("date_format", &csv.date_format),
+        ("time_format", &csv.time_format),
     ] {
         if let Some(format) = format
             && chrono::format::StrftimeItems::new(format)
@@ -632,7 +652,12 @@ fn order_steps(
             producer.insert(name, idx);
         }
     }
-    let known: Vec<&str> = tables.keys().map(String::as_str).collect();
+    // Quarantine tables exist but are not worth suggesting.
+    let known: Vec<&str> = tables
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !name.ends_with("__rejected"))
+        .collect();
     let mut deps: Vec<Vec<usize>> = Vec::with_capacity(steps.len());
     let mut valid = vec![true; steps.len()];
     for (idx, step) in steps.iter().enumerate() {
@@ -757,6 +782,7 @@ pub fn arrow_type(ty: ColumnType) -> datafusion::arrow::datatypes::DataType {
         ColumnType::Boolean => DataType::Boolean,
         ColumnType::Date => DataType::Date32,
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
     }
 }
 

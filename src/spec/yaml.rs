@@ -288,6 +288,10 @@ fn friendly_types(message: &str) -> String {
         ("expected u64", "expected a non-negative integer"),
         ("expected f64", "expected a number"),
         ("expected a character", "expected a single character"),
+        (
+            "invalid type: unit value, expected field identifier",
+            "a key is YAML's null (`null`, `~` or nothing): quote it or use another name",
+        ),
     ] {
         text = text.replace(rust, yaml);
     }

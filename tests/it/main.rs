@@ -2,6 +2,7 @@
 
 mod access_logs;
 mod common;
+mod csv_sources;
 mod peer;
 mod quarantine;
 mod quickstart;
