@@ -1,12 +1,19 @@
 //! Object stores for the URLs a pipeline names: local paths and `file://` built in, `s3://`, `gs://` and `az://` configured from the environment.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
 use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::{ClientConfigKey, RetryConfig};
+
+use crate::spec::StorageSpec;
 use url::Url;
 
 /// A storage problem, naming the URL it is about.
@@ -59,11 +66,71 @@ pub fn table_url(location: &str) -> Result<ListingTableUrl, StorageError> {
 }
 
 /// Makes sure the session has an object store for `location`, building
-/// remote clients from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`),
-/// never from the pipeline file.
+/// remote clients from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`)
+/// with default connection settings. Stores configured earlier by
+/// [`configure_store`] are reused.
 pub fn ensure_store(
     ctx: &SessionContext,
     location: &str,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    configure_store(ctx, location, &StorageSpec::default())
+}
+
+/// Duration settings as object_store's configuration values.
+fn millis(seconds: f64) -> String {
+    format!("{}ms", (seconds * 1000.0).round().max(0.0) as u64)
+}
+
+/// The client settings of a `storage` section as object_store keys.
+fn client_settings(settings: &StorageSpec) -> Vec<(ClientConfigKey, String)> {
+    [
+        (ClientConfigKey::Timeout, settings.timeout_s.map(millis)),
+        (
+            ClientConfigKey::ConnectTimeout,
+            settings.connect_timeout_s.map(millis),
+        ),
+        (
+            ClientConfigKey::AllowHttp,
+            settings.allow_http.map(|allow| allow.to_string()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key, value?)))
+    .collect()
+}
+
+/// The retry policy of a `storage` section, when it sets one.
+fn retry_config(settings: &StorageSpec) -> Option<RetryConfig> {
+    if settings.max_retries.is_none()
+        && settings.retry_timeout_s.is_none()
+        && settings.backoff_initial_ms.is_none()
+        && settings.backoff_max_s.is_none()
+    {
+        return None;
+    }
+    let mut retry = RetryConfig::default();
+    if let Some(n) = settings.max_retries {
+        retry.max_retries = n;
+    }
+    if let Some(s) = settings.retry_timeout_s {
+        retry.retry_timeout = Duration::from_secs_f64(s.max(0.0));
+    }
+    if let Some(ms) = settings.backoff_initial_ms {
+        retry.backoff.init_backoff = Duration::from_millis(ms);
+    }
+    if let Some(s) = settings.backoff_max_s {
+        retry.backoff.max_backoff = Duration::from_secs_f64(s.max(0.0));
+    }
+    Some(retry)
+}
+
+/// Makes sure the session has an object store for `location`, configured
+/// with the pipeline's `storage` settings and credentials from the
+/// environment. An existing store for the same bucket is reused.
+pub fn configure_store(
+    ctx: &SessionContext,
+    location: &str,
+    settings: &StorageSpec,
 ) -> Result<Arc<dyn ObjectStore>, StorageError> {
     let url = table_url(location)?;
     let store_url = url.object_store();
@@ -79,25 +146,45 @@ pub fn ensure_store(
         location: location.to_string(),
         source,
     };
+    let client = client_settings(settings);
+    let retry = retry_config(settings);
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
-        "s3" => Arc::new(
-            object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(&bucket)
-                .build()
-                .map_err(configure)?,
-        ),
-        "gs" => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(&bucket)
-                .build()
-                .map_err(configure)?,
-        ),
-        "az" | "abfs" | "abfss" => Arc::new(
-            object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_container_name(&bucket)
-                .build()
-                .map_err(configure)?,
-        ),
+        "s3" => {
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
+            if let Some(endpoint) = &settings.endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            if let Some(region) = &settings.region {
+                builder = builder.with_region(region);
+            }
+            for (key, value) in client {
+                builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+            }
+            if let Some(retry) = retry {
+                builder = builder.with_retry(retry);
+            }
+            Arc::new(builder.build().map_err(configure)?)
+        }
+        "gs" => {
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+            for (key, value) in client {
+                builder = builder.with_config(GoogleConfigKey::Client(key), value);
+            }
+            if let Some(retry) = retry {
+                builder = builder.with_retry(retry);
+            }
+            Arc::new(builder.build().map_err(configure)?)
+        }
+        "az" | "abfs" | "abfss" => {
+            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(&bucket);
+            for (key, value) in client {
+                builder = builder.with_config(AzureConfigKey::Client(key), value);
+            }
+            if let Some(retry) = retry {
+                builder = builder.with_retry(retry);
+            }
+            Arc::new(builder.build().map_err(configure)?)
+        }
         scheme => {
             return Err(StorageError::UnsupportedScheme {
                 scheme: scheme.to_string(),

@@ -18,6 +18,7 @@ use crate::source::{Quarantine, SourceStats, register_source};
 use crate::spec::{
     CheckOptions, Diagnostic, OnError, Plan, SegmentPlan, SourcePlan, Step, check_spec, load_spec,
 };
+use crate::storage::configure_store;
 use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
 
@@ -40,6 +41,17 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     // Tables that failed: steps reading them are skipped rather than
     // reported again as reading an unknown table.
     let mut failed: BTreeSet<String> = plan.unavailable.clone();
+    // Every store is built once, with the pipeline's `storage` settings.
+    for (location, pos) in plan
+        .sources
+        .iter()
+        .map(|s| (&s.location, s.pos))
+        .chain(plan.outputs.iter().map(|o| (&o.location, o.pos)))
+    {
+        if let Err(err) = configure_store(&ctx, location, &plan.storage) {
+            diags.push(Diagnostic::at(&plan.file, pos, err.to_string()));
+        }
+    }
     for source in &plan.sources {
         let started = Instant::now();
         match register_source(&ctx, source).await {

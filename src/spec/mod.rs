@@ -87,10 +87,11 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 8] = [
     "name",
     "description",
     "vars",
+    "storage",
     "sources",
     "transforms",
     "segment",
@@ -171,6 +172,27 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
                 }
             }
             "segment" => spec.segment = load_entry(file, value, "segment", &mut diags),
+            "storage" => {
+                if let Some(storage) = load_entry::<StorageSpec>(file, value, "storage", &mut diags)
+                {
+                    let v = &storage.value;
+                    for (key, seconds) in [
+                        ("timeout_s", v.timeout_s),
+                        ("connect_timeout_s", v.connect_timeout_s),
+                        ("retry_timeout_s", v.retry_timeout_s),
+                        ("backoff_max_s", v.backoff_max_s),
+                    ] {
+                        if let Some(seconds) = seconds.filter(|s| !(*s > 0.0 && s.is_finite())) {
+                            diags.push(Diagnostic::at(
+                                file,
+                                storage.pos_of(key),
+                                format!("`storage.{key}` must be a positive number of seconds, found {seconds}"),
+                            ));
+                        }
+                    }
+                    spec.storage = storage.value;
+                }
+            }
             "outputs" => {
                 for (idx, entry) in seq_items(file, value, "outputs", &mut diags)
                     .iter()

@@ -48,6 +48,8 @@ pub struct PipelineSpec {
     pub description: Option<String>,
     /// `vars`: default values for `{{ name }}` placeholders.
     pub vars: Vec<(Located<String>, String)>,
+    /// `storage`: object-store client settings (never credentials).
+    pub storage: StorageSpec,
     /// `sources`: input tables by name.
     pub sources: Vec<(Located<String>, Located<SourceSpec>)>,
     /// `transforms`: SQL steps, each producing a table.
@@ -56,6 +58,41 @@ pub struct PipelineSpec {
     pub segment: Option<Located<SegmentSpec>>,
     /// `outputs`: tables written as Parquet.
     pub outputs: Vec<Located<OutputSpec>>,
+}
+
+/// The `storage` section: how object-store clients connect and retry.
+/// Credentials are never read from here: they come from the environment.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSpec {
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000`. Default:
+    /// `AWS_ENDPOINT`, else AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Allow plain `http://` endpoints. Default: `AWS_ALLOW_HTTP`, else false.
+    #[serde(default)]
+    pub allow_http: Option<bool>,
+    /// S3 region. Default: `AWS_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Seconds a request may take. Default 30.
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
+    /// Seconds to connect. Default 5.
+    #[serde(default)]
+    pub connect_timeout_s: Option<f64>,
+    /// Retries of a failed request. Default 10.
+    #[serde(default)]
+    pub max_retries: Option<usize>,
+    /// Seconds after which a request is not retried any more. Default 180.
+    #[serde(default)]
+    pub retry_timeout_s: Option<f64>,
+    /// First backoff between retries, in milliseconds (doubling). Default 100.
+    #[serde(default)]
+    pub backoff_initial_ms: Option<u64>,
+    /// Longest backoff, in seconds. Default 15.
+    #[serde(default)]
+    pub backoff_max_s: Option<f64>,
 }
 
 /// One entry of `sources`.

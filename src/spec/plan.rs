@@ -31,6 +31,8 @@ pub struct Plan {
     pub name: String,
     /// Its description, if any.
     pub description: Option<String>,
+    /// Object-store client settings.
+    pub storage: super::StorageSpec,
     /// The pipeline file, as the user named it.
     pub file: String,
     /// Every variable with its final value (built-ins, `vars`, `--var`).
@@ -183,6 +185,7 @@ pub fn check_spec(
             .map(|n| n.value.clone())
             .unwrap_or_default(),
         description: spec.description.clone(),
+        storage: spec.storage.clone(),
         file: file.clone(),
         vars,
         sources: Vec::new(),

@@ -139,3 +139,74 @@ fn wrong_credentials_and_missing_buckets_are_named() {
         "{stderr}"
     );
 }
+
+/// Runs `civica run pipeline.yaml` in `dir` with only credentials in the
+/// environment: endpoint and connection settings come from the YAML.
+fn run_with_yaml_settings(dir: &std::path::Path, yaml: &str) -> Output {
+    std::fs::write(dir.join("pipeline.yaml"), yaml).expect("pipeline");
+    std::fs::write(
+        dir.join("summary.sql"),
+        "SELECT count(*) AS n, sum(bytes) AS b FROM web",
+    )
+    .expect("sql");
+    crate::common::civica_command(dir, &["run", "pipeline.yaml"])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_ENDPOINT")
+        .env_remove("AWS_ALLOW_HTTP")
+        .output()
+        .expect("the civica binary runs")
+}
+
+fn logs_pipeline(endpoint: &str, extra: &str) -> String {
+    format!(
+        "name: s3logs\nstorage:\n  endpoint: {endpoint}\n  allow_http: true\n{extra}sources:\n  web:\n    path: s3://logs/web/\n    format: {{ type: access_log }}\ntransforms:\n  - name: summary\n    sql: summary.sql\noutputs:\n  - {{ table: summary, path: s3://logs/out/summary/ }}\n"
+    )
+}
+
+#[test]
+fn storage_settings_in_the_yaml_reach_the_client() {
+    let server = S3Server::start();
+    let web = server.bucket_dir("logs").join("web");
+    std::fs::create_dir_all(&web).expect("bucket folder");
+    let log = std::fs::read(crate::common::root().join("tests/fixtures/logs/portal.log"))
+        .expect("fixture");
+    std::fs::write(web.join("a.log"), &log).expect("plain log");
+    std::fs::write(
+        web.join("b.log.zst"),
+        zstd::encode_all(&log[..], 3).expect("zstd"),
+    )
+    .expect("zstd log");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let out = run_with_yaml_settings(
+        dir.path(),
+        &logs_pipeline(&endpoint, "  timeout_s: 20\n  max_retries: 2\n"),
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let summary = read_parquet(&server.bucket_dir("logs").join("out/summary"));
+    let n = summary[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .expect("count")
+        .value(0);
+    assert_eq!(n, 80, "both files of the bucket, one of them zstd");
+
+    // A dead endpoint with few retries fails quickly, naming the URL.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let out = run_with_yaml_settings(
+        dir.path(),
+        &logs_pipeline(
+            &format!("http://127.0.0.1:{closed}"),
+            "  max_retries: 0\n  connect_timeout_s: 2\n",
+        ),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read `s3://logs/web/`"), "{stderr}");
+}
