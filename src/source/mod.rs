@@ -9,7 +9,7 @@ pub mod log_pattern;
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::error::DataFusionError;
@@ -237,17 +237,30 @@ async fn register_lines(
 ) -> Result<Quarantine, SourceError> {
     let settings = Arc::new(settings);
     let tally = Arc::new(ScanTally::default());
-    let table = |mode: ScanMode, schema: SchemaRef| {
-        let format = LineFormat::new(
+    let format = |mode: ScanMode| {
+        LineFormat::new(
             Arc::clone(&layout),
             Arc::clone(&settings),
             mode,
             Arc::clone(&tally),
-        );
-        listing_table(&source.location, format, extension, schema)
+        )
     };
-    let rows = table(ScanMode::Rows, layout.schema())?;
-    let rejected = table(ScanMode::Rejected, rejected_schema())?;
+    let rows = listing_table(
+        ctx,
+        &source.location,
+        format(ScanMode::Rows),
+        extension,
+        layout.schema(),
+    )
+    .await?;
+    let rejected = listing_table(
+        ctx,
+        &source.location,
+        format(ScanMode::Rejected),
+        extension,
+        rejected_schema(),
+    )
+    .await?;
     ctx.register_table(source.name.as_str(), Arc::clone(&rows))?;
     if let Some(name) = source.rejected_table() {
         ctx.register_table(name.as_str(), Arc::clone(&rejected))?;
@@ -261,15 +274,27 @@ async fn register_lines(
     })
 }
 
-/// A listing table of one format over a file, folder or URL.
-fn listing_table(
+/// A listing table of one format over a file, folder, glob or URL. Hive-style
+/// folders (`ds=2026-11-21/`) below the location become text columns.
+async fn listing_table(
+    ctx: &SessionContext,
     location: &str,
     format: LineFormat,
     extension: &str,
     schema: SchemaRef,
 ) -> Result<Arc<dyn TableProvider>, SourceError> {
-    let options = ListingOptions::new(Arc::new(format)).with_file_extension(extension);
-    let config = ListingTableConfig::new(table_url(location)?)
+    let url = table_url(location)?;
+    let mut options = ListingOptions::new(Arc::new(format)).with_file_extension(extension);
+    let partitions = options.infer_partitions(&ctx.state(), &url).await?;
+    if !partitions.is_empty() {
+        options = options.with_table_partition_cols(
+            partitions
+                .into_iter()
+                .map(|name| (name, DataType::Utf8))
+                .collect(),
+        );
+    }
+    let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
     Ok(Arc::new(ListingTable::try_new(config)?))

@@ -316,3 +316,54 @@ fn a_bad_pattern_is_reported_at_its_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn hive_partition_folders_become_columns_and_globs_select_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = portal_log();
+    for (day, name) in [("2026-11-20", "a.log"), ("2026-11-21", "b.log")] {
+        let folder = dir.path().join(format!("web/ds={day}"));
+        std::fs::create_dir_all(&folder).expect("partition folder");
+        std::fs::write(folder.join(name), &text).expect("log");
+    }
+    std::fs::write(
+        dir.path().join("web/ds=2026-11-21/notes.txt"),
+        "not a log\n",
+    )
+    .expect("other");
+    let out = run_summary(
+        dir.path(),
+        "    path: web/\n    format: { type: access_log, extension: .log }\n",
+        "SELECT ds, count(*) AS n FROM web GROUP BY ds ORDER BY ds",
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let rows = query(&[("s", &dir.path().join("out/summary"))], "SELECT * FROM s");
+    assert_eq!(strings(&rows[0], 0), ["2026-11-20", "2026-11-21"]);
+    let counts = rows[0].column(1).as_primitive::<Int64Type>();
+    assert_eq!((counts.value(0), counts.value(1)), (40, 40));
+
+    let flat = dir.path().join("flat");
+    std::fs::create_dir(&flat).expect("flat folder");
+    std::fs::write(flat.join("access_1.log"), &text).expect("log");
+    std::fs::write(
+        flat.join("access_2.log.zst"),
+        zstd::encode_all(text.as_bytes(), 3).expect("zstd"),
+    )
+    .expect("zstd log");
+    std::fs::write(flat.join("error.log"), "not an access log\n").expect("other log");
+    let dir2 = tempfile::tempdir().expect("temp dir");
+    let out = run_summary(
+        dir2.path(),
+        &format!(
+            "    path: {}/access_*.log\n    format: {{ type: access_log }}\n",
+            flat.display()
+        ),
+        "SELECT count(*) AS n FROM web",
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let rows = query(
+        &[("s", &dir2.path().join("out/summary"))],
+        "SELECT * FROM s",
+    );
+    assert_eq!(int(&rows[0], 0), 40, "only the files the glob names");
+}
