@@ -175,12 +175,12 @@ fn backticked(names: &[String]) -> String {
 }
 
 /// For each file, where its fields go in the table (`None`: ignored).
-type Mapping = Vec<Option<usize>>;
+pub(super) type Mapping = Vec<Option<usize>>;
 
 /// The table's columns and each file's mapping onto them, by the files'
 /// headers and the `schema_drift` policy. An error names the file (by
 /// index) and what changed.
-fn reconcile(
+pub(super) fn reconcile(
     headers: &[Vec<String>],
     drift: SchemaDrift,
     by_name: bool,

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::col;
@@ -23,8 +26,8 @@ use self::lines::{
     rejected_schema,
 };
 use self::log_pattern::LogPattern;
-use crate::spec::{FormatSpec, OnError, SchemaSpec, SourcePlan, arrow_type};
-use crate::storage::{StorageError, display_object, list_objects, table_url};
+use crate::spec::{FormatSpec, OnError, SchemaDrift, SchemaSpec, SourcePlan, arrow_type};
+use crate::storage::{StorageError, display_object, ensure_store, list_objects, table_url};
 
 /// What registering a source found.
 #[derive(Debug, Clone, Default)]
@@ -185,7 +188,8 @@ pub async fn register_source(
         }
         FormatSpec::Ndjson(json) => {
             let mut options = JsonReadOptions::default().file_extension(&json.extension);
-            if let Some(schema) = &schema {
+            let drift = check_drift(ctx, source, &JsonFormat::default(), &objects).await?;
+            if let Some(schema) = schema.as_ref().or(drift.as_deref()) {
                 options = options.schema(schema);
             }
             ctx.register_json(&source.name, &source.location, options)
@@ -193,7 +197,8 @@ pub async fn register_source(
         }
         FormatSpec::Parquet(parquet) => {
             let mut options = ParquetReadOptions::default().file_extension(&parquet.extension);
-            if let Some(schema) = &schema {
+            let drift = check_drift(ctx, source, &ParquetFormat::default(), &objects).await?;
+            if let Some(schema) = schema.as_ref().or(drift.as_deref()) {
                 options = options.schema(schema);
             }
             ctx.register_parquet(&source.name, &source.location, options)
@@ -223,6 +228,62 @@ pub async fn register_source(
         }
     }
     Ok(stats)
+}
+
+/// Compares every file's columns with the first file's, as `schema_drift`
+/// says: `fail` names the first file that differs; `ignore_new` returns the
+/// first file's columns and `union` every file's columns, to read every
+/// file with.
+async fn check_drift(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+    format: &dyn FileFormat,
+    objects: &[ObjectMeta],
+) -> Result<Option<SchemaRef>, SourceError> {
+    if source.schema.is_some() || objects.len() < 2 {
+        return Ok(None);
+    }
+    let store = ensure_store(ctx, &source.location)?;
+    let state = ctx.state();
+    let mut schemas = Vec::new();
+    for object in objects {
+        schemas.push(
+            format
+                .infer_schema(&state, &store, std::slice::from_ref(object))
+                .await?,
+        );
+    }
+    let columns: Vec<Vec<String>> = schemas
+        .iter()
+        .map(|schema| schema.fields().iter().map(|f| f.name().clone()).collect())
+        .collect();
+    csv::reconcile(&columns, source.schema_drift, true).map_err(|(idx, reason)| {
+        SourceError::Drift {
+            source_name: source.name.clone(),
+            file: display_object(&source.location, &objects[idx].location),
+            first: display_object(&source.location, &objects[0].location),
+            reason,
+        }
+    })?;
+    // A column some file lacks is null there, so every column may be null.
+    let nullable = |schema: &Schema| {
+        Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    Ok(match source.schema_drift {
+        SchemaDrift::Fail => None,
+        SchemaDrift::IgnoreNew => Some(nullable(&schemas[0])),
+        SchemaDrift::Union => {
+            let merged = Schema::try_merge(schemas.iter().map(|s| s.as_ref().clone()))
+                .map_err(DataFusionError::from)?;
+            Some(nullable(&merged))
+        }
+    })
 }
 
 /// Registers a line-oriented source: its table of rows under its name, and

@@ -176,3 +176,62 @@ fn schema_drift_union_and_ignore_new() {
     let total: usize = rows.iter().map(|b| b.num_rows()).sum();
     assert_eq!(total, 3);
 }
+
+fn write_parquet(path: &Path, columns: &[&str]) {
+    use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+    let arrays: Vec<(&str, ArrayRef)> = columns
+        .iter()
+        .map(|c| {
+            (
+                *c,
+                std::sync::Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+            )
+        })
+        .collect();
+    let batch = RecordBatch::try_from_iter(arrays).expect("batch");
+    let file = std::fs::File::create(path).expect("parquet file");
+    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)
+        .expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+#[test]
+fn schema_drift_applies_to_parquet_sources_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("exports");
+    std::fs::create_dir(&folder).expect("folder");
+    write_parquet(&folder.join("a.parquet"), &["id", "amount"]);
+    write_parquet(&folder.join("b.parquet"), &["id", "amount", "channel"]);
+    let run = |policy: &str| {
+        let yaml = format!(
+            "name: pq\nsources:\n  src:\n    path: exports/\n    format: {{ type: parquet }}\n{policy}outputs:\n  - {{ table: src, path: out/src/ }}\n"
+        );
+        std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("pipeline");
+        civica(dir.path(), &["run", "pipeline.yaml"])
+    };
+    let out = run("");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("b.parquet` adds `channel` compared with `"),
+        "{}",
+        describe(&out)
+    );
+    let out = run("    schema_drift: ignore_new\n");
+    assert!(out.status.success(), "{}", describe(&out));
+    let rows = query(&[("t", &dir.path().join("out/src"))], "SELECT * FROM t");
+    assert_eq!(rows[0].num_columns(), 2);
+    let out = run("    schema_drift: union\n");
+    assert!(out.status.success(), "{}", describe(&out));
+    let rows = query(
+        &[("t", &dir.path().join("out/src"))],
+        "SELECT count(channel), count(*) FROM t",
+    );
+    assert_eq!(
+        (
+            rows[0].column(0).as_primitive::<Int64Type>().value(0),
+            rows[0].column(1).as_primitive::<Int64Type>().value(0)
+        ),
+        (2, 4)
+    );
+}
