@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, RecordBatch,
     RecordBatchOptions, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
@@ -24,6 +24,7 @@ use datafusion::prelude::SessionContext;
 use object_store::ObjectMeta;
 use regex::Regex;
 
+use super::datetime::DateTimeFormat;
 use super::lines::{LineDecoder, LineLayout, LineOptions, TextEncoding, read_head};
 use super::{Quarantine, SourceError, register_lines};
 use crate::spec::{
@@ -271,68 +272,98 @@ impl Syntax {
     /// The fields of a line: quoted fields lose their quotes, doubled quotes
     /// and escapes are resolved.
     fn split<'a>(&self, line: &'a str) -> Result<Vec<Cow<'a, str>>, String> {
+        let (mut spans, mut scratch) = (Vec::new(), String::new());
+        self.split_into(line, &mut spans, &mut scratch)?;
+        Ok(spans
+            .iter()
+            .map(|span| match span.owned {
+                true => Cow::Owned(scratch[span.start..span.end].to_string()),
+                false => Cow::Borrowed(&line[span.start..span.end]),
+            })
+            .collect())
+    }
+
+    /// Splits a line into `spans` without allocating per line: a span is a
+    /// range of the line, or of `scratch` for a quoted field whose doubled
+    /// quotes or escapes were resolved.
+    fn split_into(
+        &self,
+        line: &str,
+        spans: &mut Vec<Span>,
+        scratch: &mut String,
+    ) -> Result<(), String> {
+        spans.clear();
+        scratch.clear();
         let bytes = line.as_bytes();
-        let mut fields = Vec::new();
         let mut pos = 0;
         loop {
             if bytes.get(pos) == Some(&self.quote) {
-                let (value, end) = self.quoted(line, pos + 1)?;
-                fields.push(value);
-                pos = end;
+                pos = self.quoted(line, pos + 1, spans, scratch)?;
                 match bytes.get(pos) {
-                    None => return Ok(fields),
+                    None => return Ok(()),
                     Some(b) if *b == self.delimiter => pos += 1,
                     Some(_) => {
                         return Err(format!(
                             "unexpected text after the closing quote of field {}",
-                            fields.len()
+                            spans.len()
                         ));
                     }
                 }
             } else {
-                match memchr::memchr(self.delimiter, &bytes[pos..]) {
+                // Fields are short: a plain loop beats a vectorised search.
+                match bytes[pos..].iter().position(|b| *b == self.delimiter) {
                     Some(len) => {
-                        fields.push(Cow::Borrowed(&line[pos..pos + len]));
+                        spans.push(Span::of(pos, pos + len));
                         pos += len + 1;
                     }
                     None => {
-                        fields.push(Cow::Borrowed(&line[pos..]));
-                        return Ok(fields);
+                        spans.push(Span::of(pos, bytes.len()));
+                        return Ok(());
                     }
                 }
             }
         }
     }
 
-    /// A quoted field starting after its opening quote: its value and the
-    /// position after the closing quote.
-    fn quoted<'a>(&self, line: &'a str, start: usize) -> Result<(Cow<'a, str>, usize), String> {
+    /// A quoted field starting after its opening quote: pushes its span and
+    /// returns the position after the closing quote.
+    fn quoted(
+        &self,
+        line: &str,
+        start: usize,
+        spans: &mut Vec<Span>,
+        scratch: &mut String,
+    ) -> Result<usize, String> {
         let bytes = line.as_bytes();
-        let mut owned: Option<String> = None;
+        let mut copied: Option<usize> = None;
         let mut run = start;
         let mut pos = start;
         while pos < bytes.len() {
             let b = bytes[pos];
             if Some(b) == self.escape && pos + 1 < bytes.len() {
-                let text = owned.get_or_insert_with(String::new);
-                text.push_str(&line[run..pos]);
+                copied.get_or_insert(scratch.len());
+                scratch.push_str(&line[run..pos]);
                 run = pos + 1;
                 pos += 2;
             } else if b == self.quote {
                 if bytes.get(pos + 1) == Some(&self.quote) {
-                    let text = owned.get_or_insert_with(String::new);
-                    text.push_str(&line[run..=pos]);
+                    copied.get_or_insert(scratch.len());
+                    scratch.push_str(&line[run..=pos]);
                     pos += 2;
                     run = pos;
                 } else {
-                    let value = match owned {
-                        Some(mut text) => {
-                            text.push_str(&line[run..pos]);
-                            Cow::Owned(text)
+                    spans.push(match copied {
+                        Some(from) => {
+                            scratch.push_str(&line[run..pos]);
+                            Span {
+                                start: from,
+                                end: scratch.len(),
+                                owned: true,
+                            }
                         }
-                        None => Cow::Borrowed(&line[start..pos]),
-                    };
-                    return Ok((value, pos + 1));
+                        None => Span::of(start, pos),
+                    });
+                    return Ok(pos + 1);
                 }
             } else {
                 pos += 1;
@@ -342,14 +373,34 @@ impl Syntax {
     }
 }
 
+/// Where a field's text is: a range of the line, or of the scratch buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    owned: bool,
+}
+
+impl Span {
+    fn of(start: usize, end: usize) -> Self {
+        Span {
+            start,
+            end,
+            owned: false,
+        }
+    }
+}
+
 /// How values are written: null marker, decimal separator, formats.
 #[derive(Debug)]
 struct ValueFormat {
     null: Option<String>,
     decimal_comma: bool,
-    date_format: String,
-    timestamp_format: Option<String>,
-    time_format: String,
+    date_format: DateTimeFormat,
+    timestamp_format: Option<DateTimeFormat>,
+    time_format: DateTimeFormat,
+    /// ISO 8601 without fractions, tried first when no timestamp format is set.
+    iso: [DateTimeFormat; 2],
 }
 
 /// ISO 8601 timestamps accepted without a `timestamp_format`.
@@ -360,21 +411,26 @@ impl ValueFormat {
         ValueFormat {
             null: csv.null_marker.clone(),
             decimal_comma: csv.decimal == ',',
-            date_format: csv
-                .date_format
-                .clone()
-                .unwrap_or_else(|| "%Y-%m-%d".to_string()),
-            timestamp_format: csv.timestamp_format.clone(),
-            time_format: csv
-                .time_format
-                .clone()
-                .unwrap_or_else(|| "%H:%M:%S".to_string()),
+            date_format: DateTimeFormat::new(csv.date_format.as_deref().unwrap_or("%Y-%m-%d")),
+            timestamp_format: csv.timestamp_format.as_deref().map(DateTimeFormat::new),
+            time_format: DateTimeFormat::new(csv.time_format.as_deref().unwrap_or("%H:%M:%S")),
+            iso: [
+                DateTimeFormat::new("%Y-%m-%d %H:%M:%S"),
+                DateTimeFormat::new("%Y-%m-%dT%H:%M:%S"),
+            ],
         }
     }
 
     fn float(&self, text: &str) -> Option<f64> {
         if self.decimal_comma {
-            text.replace('.', "").replace(',', ".").parse().ok()
+            // `1.234,5` → `1234.5`, without allocating for usual lengths.
+            let mut buf = [0u8; 64];
+            let mut len = 0;
+            for b in text.bytes().filter(|b| *b != b'.') {
+                *buf.get_mut(len)? = if b == b',' { b'.' } else { b };
+                len += 1;
+            }
+            std::str::from_utf8(&buf[..len]).ok()?.parse().ok()
         } else {
             text.parse().ok()
         }
@@ -382,16 +438,18 @@ impl ValueFormat {
 
     fn timestamp(&self, text: &str) -> Option<NaiveDateTime> {
         match &self.timestamp_format {
-            Some(format) => NaiveDateTime::parse_from_str(text, format).ok(),
-            None => ISO_TIMESTAMPS
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok()),
+            Some(format) => format.datetime(text),
+            None => self.iso.iter().find_map(|f| f.datetime(text)).or_else(|| {
+                ISO_TIMESTAMPS
+                    .iter()
+                    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+            }),
         }
     }
 
     /// The value of a field as its column's type; `Err` when it does not fit.
     fn parse(&self, text: &str, ty: ColumnType) -> Result<Value, ()> {
-        let trimmed = text.trim();
+        let trimmed = text.trim_ascii();
         if trimmed.is_empty() || self.null.as_deref() == Some(trimmed) {
             return Ok(Value::Null);
         }
@@ -407,7 +465,7 @@ impl ValueFormat {
                 _ => return Err(()),
             }),
             ColumnType::Date => {
-                let date = NaiveDate::parse_from_str(trimmed, &self.date_format).map_err(|_| ())?;
+                let date = self.date_format.date(trimmed).ok_or(())?;
                 Value::Int((date - unix_epoch()).num_days())
             }
             ColumnType::Timestamp => Value::Int(
@@ -417,7 +475,7 @@ impl ValueFormat {
                     .timestamp_micros(),
             ),
             ColumnType::Time => {
-                let time = NaiveTime::parse_from_str(trimmed, &self.time_format).map_err(|_| ())?;
+                let time = self.time_format.time(trimmed).ok_or(())?;
                 Value::Int(
                     i64::from(time.num_seconds_from_midnight()) * 1_000_000
                         + i64::from(time.nanosecond() / 1_000),
@@ -499,6 +557,8 @@ impl LineLayout for CsvLayout {
             format: Arc::clone(&self.values),
             values: vec![Value::Null; projection.len()],
             sources: vec![usize::MAX; projection.len()],
+            spans: Vec::new(),
+            scratch: String::new(),
             rows: 0,
         })
     }
@@ -580,24 +640,31 @@ struct CsvDecoder {
     /// Per slot: the converted value and the field it came from.
     values: Vec<Value>,
     sources: Vec<usize>,
+    /// Reused for every line: the fields' spans and resolved quoted text.
+    spans: Vec<Span>,
+    scratch: String,
     rows: usize,
 }
 
-impl LineDecoder for CsvDecoder {
-    fn push_line(&mut self, line: &str) -> Result<(), String> {
-        let fields = self.syntax.split(line)?;
-        if fields.len() != self.mapping.len() {
+impl CsvDecoder {
+    fn push_spans(&mut self, line: &str, spans: &[Span], scratch: &str) -> Result<(), String> {
+        let text = |span: &Span| match span.owned {
+            true => &scratch[span.start..span.end],
+            false => &line[span.start..span.end],
+        };
+        if spans.len() != self.mapping.len() {
             return Err(format!(
                 "expected {} fields, found {}",
                 self.mapping.len(),
-                fields.len()
+                spans.len()
             ));
         }
         self.values.fill(Value::Null);
         self.sources.fill(usize::MAX);
-        for (idx, (field, column)) in fields.iter().zip(self.mapping.iter()).enumerate() {
+        for (idx, (span, column)) in spans.iter().zip(self.mapping.iter()).enumerate() {
             let Some(column) = *column else { continue };
             let ty = self.types[column];
+            let field = text(span);
             let value = self.format.parse(field, ty).map_err(|()| {
                 format!(
                     "column `{}`: `{field}` is not {}",
@@ -616,11 +683,24 @@ impl LineDecoder for CsvDecoder {
             .zip(&self.values)
             .zip(&self.sources)
         {
-            let text = fields.get(*source).map(|f| f.as_ref()).unwrap_or("");
-            builder.push(*value, text);
+            builder.push(*value, spans.get(*source).map(text).unwrap_or(""));
         }
         self.rows += 1;
         Ok(())
+    }
+}
+
+impl LineDecoder for CsvDecoder {
+    fn push_line(&mut self, line: &str) -> Result<(), String> {
+        let mut spans = std::mem::take(&mut self.spans);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self
+            .syntax
+            .split_into(line, &mut spans, &mut scratch)
+            .and_then(|()| self.push_spans(line, &spans, &scratch));
+        self.spans = spans;
+        self.scratch = scratch;
+        result
     }
 
     fn rows(&self) -> usize {
@@ -664,9 +744,7 @@ fn infer_type(values: impl Iterator<Item = String>, csv: &CsvFormatSpec) -> Colu
     }
     let format = ValueFormat::of(csv);
     // A declared date format such as `%y%m%d` wins over integers.
-    if csv.date_format.is_some()
-        && all(&|v| NaiveDate::parse_from_str(v, &format.date_format).is_ok())
-    {
+    if csv.date_format.is_some() && all(&|v| format.date_format.date(v).is_some()) {
         return ColumnType::Date;
     }
     if let Some(re) = &int_pattern
@@ -679,13 +757,13 @@ fn infer_type(values: impl Iterator<Item = String>, csv: &CsvFormatSpec) -> Colu
     {
         return ColumnType::Float64;
     }
-    if all(&|v| NaiveDate::parse_from_str(v, &format.date_format).is_ok()) {
+    if all(&|v| format.date_format.date(v).is_some()) {
         return ColumnType::Date;
     }
     if all(&|v| format.timestamp(v).is_some()) {
         return ColumnType::Timestamp;
     }
-    if all(&|v| NaiveTime::parse_from_str(v, &format.time_format).is_ok()) {
+    if all(&|v| format.time_format.time(v).is_some()) {
         return ColumnType::Time;
     }
     ColumnType::String

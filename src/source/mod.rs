@@ -2,6 +2,7 @@
 
 pub mod access_log;
 mod csv;
+mod datetime;
 pub mod functions;
 pub mod lines;
 pub mod log_pattern;
