@@ -447,6 +447,13 @@ impl ValueFormat {
         }
     }
 
+    fn timestamp_micros(&self, text: &str) -> Option<i64> {
+        match &self.timestamp_format {
+            Some(format) => format.timestamp_micros(text),
+            None => self.timestamp(text).map(|t| t.and_utc().timestamp_micros()),
+        }
+    }
+
     /// The value of a field as its column's type; `Err` when it does not fit.
     fn parse(&self, text: &str, ty: ColumnType) -> Result<Value, ()> {
         let trimmed = text.trim_ascii();
@@ -468,12 +475,7 @@ impl ValueFormat {
                 let date = self.date_format.date(trimmed).ok_or(())?;
                 Value::Int((date - unix_epoch()).num_days())
             }
-            ColumnType::Timestamp => Value::Int(
-                self.timestamp(trimmed)
-                    .ok_or(())?
-                    .and_utc()
-                    .timestamp_micros(),
-            ),
+            ColumnType::Timestamp => Value::Int(self.timestamp_micros(trimmed).ok_or(())?),
             ColumnType::Time => {
                 let time = self.time_format.time(trimmed).ok_or(())?;
                 Value::Int(

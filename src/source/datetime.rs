@@ -22,6 +22,8 @@ enum Token {
 pub struct DateTimeFormat {
     text: String,
     fast: Option<Vec<Token>>,
+    /// Per token: whether its width is exact (another number follows).
+    exact: Vec<bool>,
 }
 
 /// The fields a scan found.
@@ -38,9 +40,19 @@ struct Fields {
 impl DateTimeFormat {
     /// Compiles a chrono format.
     pub fn new(text: &str) -> Self {
+        let fast = compile(text);
+        let exact = fast
+            .iter()
+            .flat_map(|tokens| {
+                tokens.iter().enumerate().map(|(idx, _)| {
+                    matches!(tokens.get(idx + 1), Some(t) if !matches!(t, Token::Literal(_)))
+                })
+            })
+            .collect();
         DateTimeFormat {
             text: text.to_string(),
-            fast: compile(text),
+            fast,
+            exact,
         }
     }
 
@@ -57,6 +69,30 @@ impl DateTimeFormat {
                 Some(NaiveDateTime::new(date, time))
             }
             None if self.fast.is_none() => NaiveDateTime::parse_from_str(s, &self.text).ok(),
+            None => None,
+        }
+    }
+
+    /// A date and time as microseconds since 1970-01-01 00:00:00, computed
+    /// without building chrono values on the fast path.
+    pub fn timestamp_micros(&self, s: &str) -> Option<i64> {
+        match self.scan(s) {
+            Some(f) => {
+                let days = civil_days(f.year?, f.month?, f.day?)?;
+                let (h, m, sec) = (
+                    f.hour.unwrap_or(0),
+                    f.minute.unwrap_or(0),
+                    f.second.unwrap_or(0),
+                );
+                if h > 23 || m > 59 || sec > 59 {
+                    return None;
+                }
+                let seconds = days * 86_400 + i64::from(h * 3600 + m * 60 + sec);
+                Some(seconds * 1_000_000)
+            }
+            None if self.fast.is_none() => NaiveDateTime::parse_from_str(s, &self.text)
+                .ok()
+                .map(|t| t.and_utc().timestamp_micros()),
             None => None,
         }
     }
@@ -97,7 +133,7 @@ impl DateTimeFormat {
             let width = if *token == Token::Year4 { 4 } else { 2 };
             // Next to another number the width is exact; before a separator
             // or at the end, fewer digits will do (`9:05:33`).
-            let exact = matches!(tokens.get(idx + 1), Some(t) if !matches!(t, Token::Literal(_)));
+            let exact = self.exact[idx];
             let digits = bytes[pos..]
                 .iter()
                 .take(width)
@@ -123,6 +159,30 @@ impl DateTimeFormat {
         }
         (pos == bytes.len()).then_some(f)
     }
+}
+
+/// Days from 1970-01-01 to a valid calendar date (the proleptic Gregorian
+/// calendar, as chrono counts).
+fn civil_days(year: i32, month: u32, day: u32) -> Option<i64> {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// The fast tokens of a format, when it has only numeric fields and
@@ -184,6 +244,27 @@ mod tests {
                     "{format} {text}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn timestamp_micros_match_chrono() {
+        let format = DateTimeFormat::new("%d/%m/%Y %H:%M:%S");
+        for text in [
+            "21/11/2026 09:05:33",
+            "29/02/2024 23:59:59",
+            "29/02/2023 10:00:00",
+            "01/01/1900 00:00:00",
+            "31/12/1969 23:59:59",
+            "15/03/2400 12:00:00",
+        ] {
+            assert_eq!(
+                format.timestamp_micros(text),
+                NaiveDateTime::parse_from_str(text, "%d/%m/%Y %H:%M:%S")
+                    .ok()
+                    .map(|t| t.and_utc().timestamp_micros()),
+                "{text}"
+            );
         }
     }
 
