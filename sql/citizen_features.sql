@@ -3,26 +3,12 @@
 -- Times are compared as "local seconds": call-center times are written in
 -- local time without a zone, and web-log times are UTC instants with the
 -- server's offset, so both are turned into seconds of local wall-clock time.
+-- `page_views` (sql/page_views.sql) holds the portal pages each citizen saw.
 WITH
 bounds AS (
     SELECT
         to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - 89 * 86400 AS start_s,
         to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400 AS end_s
-),
--- Pages seen by citizens logged in with SPID (the user field is TINIT-<codice fiscale>);
--- static assets, automated clients and errors are not page views.
-page_views AS (
-    SELECT
-        substr(w."user", 7) AS codice_fiscale,
-        to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 AS local_s,
-        CASE WHEN w.path LIKE '/servizi/%' THEN split_part(w.path, '/', 3) END AS service
-    FROM web w, bounds b
-    WHERE w."user" LIKE 'TINIT-%'
-      AND w.status < 400
-      AND NOT is_static_asset(w.path)
-      AND NOT is_bot(w.user_agent)
-      AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 >= b.start_s
-      AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 < b.end_s
 ),
 -- A session is a citizen's page views within one clock hour.
 web_sessions AS (
