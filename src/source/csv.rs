@@ -48,14 +48,18 @@ pub(super) async fn register_csv(
         EncodingSpec::Windows1252 => TextEncoding::Windows1252,
     };
     let syntax = Syntax::of(csv);
+    // Every file's header, and sample rows from the first files until
+    // inference has enough.
     let mut heads = Vec::new();
+    let mut to_sample = SAMPLE_ROWS;
     for object in &objects {
-        let lines = read_head(&store, object, encoding, SAMPLE_ROWS + 1)
+        let lines = read_head(&store, object, encoding, to_sample + 1)
             .await
             .map_err(|reason| SourceError::File {
                 file: display_object(&source.location, &object.location),
                 reason,
             })?;
+        to_sample = to_sample.saturating_sub(lines.len().saturating_sub(1));
         heads.push(lines);
     }
     let header_of = |lines: &[String]| -> Vec<String> {
