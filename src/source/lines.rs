@@ -374,20 +374,30 @@ impl FileSource for LineSource {
     }
 }
 
+/// File endings of compressed files: the compression, and its name in messages.
+const COMPRESSED_ENDINGS: [(&str, FileCompressionType, &str); 6] = [
+    (".gz", FileCompressionType::GZIP, "gzip"),
+    (".gzip", FileCompressionType::GZIP, "gzip"),
+    (".zst", FileCompressionType::ZSTD, "zstd"),
+    (".zstd", FileCompressionType::ZSTD, "zstd"),
+    (".bz2", FileCompressionType::BZIP2, "bzip2"),
+    (".xz", FileCompressionType::XZ, "xz"),
+];
+
+/// The compression of a file and its name, from the file's ending.
+fn compressed_ending(name: &str) -> Option<(FileCompressionType, &'static str)> {
+    let name = name.to_ascii_lowercase();
+    COMPRESSED_ENDINGS
+        .iter()
+        .find(|(ending, _, _)| name.ends_with(ending))
+        .map(|(_, compression, kind)| (*compression, *kind))
+}
+
 /// The compression of a file, from its name.
 pub fn compression_of(name: &str) -> FileCompressionType {
-    let name = name.to_ascii_lowercase();
-    if name.ends_with(".gz") || name.ends_with(".gzip") {
-        FileCompressionType::GZIP
-    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
-        FileCompressionType::ZSTD
-    } else if name.ends_with(".bz2") {
-        FileCompressionType::BZIP2
-    } else if name.ends_with(".xz") {
-        FileCompressionType::XZ
-    } else {
-        FileCompressionType::UNCOMPRESSED
-    }
+    compressed_ending(name).map_or(FileCompressionType::UNCOMPRESSED, |(compression, _)| {
+        compression
+    })
 }
 
 /// A problem reading a file, with the file named.
@@ -681,23 +691,11 @@ async fn line_in_file(
 
 /// Explains a failure of the decompressed byte stream.
 fn read_failure(error: &DataFusionError, path: &str) -> String {
-    let text = error.to_string();
-    let name = path.to_ascii_lowercase();
-    let kind = [
-        (".gz", "gzip"),
-        (".gzip", "gzip"),
-        (".zst", "zstd"),
-        (".zstd", "zstd"),
-        (".bz2", "bzip2"),
-        (".xz", "xz"),
-    ]
-    .into_iter()
-    .find(|(ending, _)| name.ends_with(ending));
-    match kind {
+    match compressed_ending(path) {
         Some((_, kind)) => {
-            format!("is not readable {kind} data: the file is truncated or damaged ({text})")
+            format!("is not readable {kind} data: the file is truncated or damaged ({error})")
         }
-        None => format!("cannot be read: {text}"),
+        None => format!("cannot be read: {error}"),
     }
 }
 

@@ -288,7 +288,9 @@ async fn check_drift(
 }
 
 /// Registers a line-oriented source: its table of rows under its name, and
-/// its table of rejected lines under `<name>__rejected`.
+/// its table of rejected lines under `<name>__rejected`. Both read the file,
+/// folder, glob or URL of the source; Hive-style folders (`ds=2026-11-21/`)
+/// below it become text columns.
 async fn register_lines(
     ctx: &SessionContext,
     source: &SourcePlan,
@@ -307,22 +309,26 @@ async fn register_lines(
             Arc::clone(&tally),
         )
     };
-    let rows = listing_table(
-        ctx,
-        &source.location,
-        format(ScanMode::Rows),
-        extension,
-        layout.schema(),
-    )
-    .await?;
-    let rejected = listing_table(
-        ctx,
-        &source.location,
-        format(ScanMode::Rejected),
-        extension,
-        rejected_schema(),
-    )
-    .await?;
+    // Both tables read the same files: their Hive-style folders are listed once.
+    let url = table_url(&source.location)?;
+    let partitions: Vec<(String, DataType)> = ListingOptions::new(Arc::new(format(ScanMode::Rows)))
+        .with_file_extension(extension)
+        .infer_partitions(&ctx.state(), &url)
+        .await?
+        .into_iter()
+        .map(|name| (name, DataType::Utf8))
+        .collect();
+    let table = |mode: ScanMode, schema: SchemaRef| {
+        let options = ListingOptions::new(Arc::new(format(mode)))
+            .with_file_extension(extension)
+            .with_table_partition_cols(partitions.clone());
+        let config = ListingTableConfig::new(url.clone())
+            .with_listing_options(options)
+            .with_schema(schema);
+        ListingTable::try_new(config).map(|t| Arc::new(t) as Arc<dyn TableProvider>)
+    };
+    let rows = table(ScanMode::Rows, layout.schema())?;
+    let rejected = table(ScanMode::Rejected, rejected_schema())?;
     ctx.register_table(source.name.as_str(), Arc::clone(&rows))?;
     if let Some(name) = source.rejected_table() {
         ctx.register_table(name.as_str(), Arc::clone(&rejected))?;
@@ -334,32 +340,6 @@ async fn register_lines(
         rows,
         rejected,
     })
-}
-
-/// A listing table of one format over a file, folder, glob or URL. Hive-style
-/// folders (`ds=2026-11-21/`) below the location become text columns.
-async fn listing_table(
-    ctx: &SessionContext,
-    location: &str,
-    format: LineFormat,
-    extension: &str,
-    schema: SchemaRef,
-) -> Result<Arc<dyn TableProvider>, SourceError> {
-    let url = table_url(location)?;
-    let mut options = ListingOptions::new(Arc::new(format)).with_file_extension(extension);
-    let partitions = options.infer_partitions(&ctx.state(), &url).await?;
-    if !partitions.is_empty() {
-        options = options.with_table_partition_cols(
-            partitions
-                .into_iter()
-                .map(|name| (name, DataType::Utf8))
-                .collect(),
-        );
-    }
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema);
-    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 /// The Arrow schema of an explicit `schema`; every column may be null.
