@@ -1,12 +1,16 @@
-//! The k-means fit: seeded Gaussian blobs, n rows × 8 features, k = 8, data built outside the timed loop.
+//! The k-means fit: seeded blobs, n rows × 8 features, k = 8, one
+//! initialisation, in f32 and f64; data built outside the timed loop.
+//! `benches/compare_kmeans_with_sklearn.py` runs the same sizes against
+//! scikit-learn.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use civica::segment::fit_kmeans;
-use civica::spec::KmeansPlan;
+use civica::segment::KMeansParams;
+use linfa::DatasetBase;
+use linfa::traits::Fit;
 
 fn blobs(n: usize, d: usize, k: usize) -> Array2<f64> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
@@ -20,17 +24,22 @@ fn blobs(n: usize, d: usize, k: usize) -> Array2<f64> {
 
 fn fit(c: &mut Criterion) {
     let mut group = c.benchmark_group("kmeans_fit");
-    let params = KmeansPlan {
+    let params = KMeansParams {
         k: 8,
-        seed: 42,
         n_init: 1,
         max_iter: 300,
         tolerance: 1e-4,
+        seed: 42,
+        init: None,
     };
     for n in [10_000usize, 100_000] {
-        let data = blobs(n, 8, 8);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &data, |b, data| {
-            b.iter(|| fit_kmeans(data, &params).expect("fits").inertia)
+        let wide = DatasetBase::from(blobs(n, 8, 8));
+        let narrow = DatasetBase::from(wide.records.mapv(|v| v as f32));
+        group.bench_with_input(BenchmarkId::new("f64", n), &wide, |b, data| {
+            b.iter(|| params.fit(data).expect("fits").inertia)
+        });
+        group.bench_with_input(BenchmarkId::new("f32", n), &narrow, |b, data| {
+            b.iter(|| params.fit(data).expect("fits").inertia)
         });
     }
     group.finish();

@@ -203,9 +203,16 @@ fn print_validation_summary(prepared: &Prepared) {
         match step {
             Step::Sql(sql) => say!("  transform {:<22} {}", sql.name, sql.file),
             Step::Segment(seg) => say!(
-                "  segment   {:<22} k-means k={} on {} feature(s) of `{}`",
+                "  segment   {:<22} {} k={} on {} feature(s) of `{}`",
                 seg.name,
-                seg.kmeans.k,
+                match seg.model.kind {
+                    crate::spec::ModelKind::Kmeans(_) => "k-means",
+                    crate::spec::ModelKind::Gmm => "gaussian mixture",
+                },
+                match seg.model.k {
+                    crate::spec::KPlan::Fixed(k) => k.to_string(),
+                    crate::spec::KPlan::Auto(min, max) => format!("auto ({min}..={max})"),
+                },
                 seg.features.len(),
                 seg.from
             ),

@@ -128,6 +128,40 @@ pub async fn stage_output(
     })
 }
 
+/// Stages a small object (the segment model) to be published with the
+/// outputs: `location` is the final object's path or URL.
+pub async fn stage_object(
+    ctx: &SessionContext,
+    location: &str,
+    bytes: bytes::Bytes,
+    run_id: &str,
+) -> Result<StagedOutput, SinkError> {
+    let store = ensure_store(ctx, location)?;
+    let target = table_url(location)?.prefix().clone();
+    let (folder, name) = target
+        .as_ref()
+        .rsplit_once('/')
+        .unwrap_or(("", target.as_ref()));
+    let staged = ObjectPath::from(format!("{folder}/.civica-staging-{run_id}/{name}"));
+    let size = bytes.len() as u64;
+    store
+        .put(&staged, bytes.into())
+        .await
+        .map_err(|source| SinkError::Publish {
+            location: location.to_string(),
+            source,
+        })?;
+    Ok(StagedOutput {
+        table: name.to_string(),
+        target,
+        staged,
+        location: location.to_string(),
+        rows: 0,
+        bytes: size,
+        store,
+    })
+}
+
 /// Moves every staged output into place.
 pub async fn publish_outputs(staged: &[StagedOutput]) -> Result<(), SinkError> {
     for output in staged {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (pyarrow and DuckDB for
-# Python, to read civica's Parquet as a real peer would; an S3-compatible
+# Python, to read civica's Parquet as a real peer would; scikit-learn, the
+# reference the k-means results are compared with; an S3-compatible
 # server), then runs every test target, the benches in their quick test mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c "import pyarrow, duckdb" 2>/dev/null; then
-    echo "installing pyarrow and duckdb for the Parquet peer tests..."
-    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb
+if ! python3 -c "import pyarrow, duckdb, sklearn" 2>/dev/null; then
+    echo "installing pyarrow, duckdb and scikit-learn for the peer and reference tests..."
+    python3 -m pip install --quiet --disable-pip-version-check pyarrow duckdb scikit-learn
 fi
 
 # A real S3-compatible server for the object-storage tests: s3s-fs from

@@ -11,7 +11,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::segment::{SegmentError, check_segment_columns, fit_segments, output_schemas};
-use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_output};
+use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
 use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats, register_source};
@@ -151,8 +151,13 @@ async fn plan_segment(
         .field_with_unqualified_name(&seg.id)
         .map(|f| f.data_type().clone())
         .unwrap_or(DataType::Utf8);
-    let (segments, profiles) = output_schemas(seg, &id_type);
-    for (name, schema) in [(&seg.name, segments), (&seg.profiles, profiles)] {
+    let [segments, profiles, quality, migrations] = output_schemas(seg, &id_type);
+    for (name, schema) in [
+        (&seg.name, segments),
+        (&seg.profiles, profiles),
+        (&seg.quality, quality),
+        (&seg.migrations, migrations),
+    ] {
         let table = MemTable::try_new(schema, vec![vec![]])
             .map_err(|err| vec![at("name", err.to_string())])?;
         ctx.register_table(name.as_str(), Arc::new(table))
@@ -208,6 +213,7 @@ pub async fn run_prepared(
         steps.push(step);
     };
     let mut quarantines = Vec::new();
+    let mut model_file = None;
     for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
         record(
             StepReport {
@@ -255,17 +261,16 @@ pub async fn run_prepared(
                 })?;
                 replace_table(&ctx, &seg.name, result.segments.clone())?;
                 replace_table(&ctx, &seg.profiles, result.profiles.clone())?;
+                replace_table(&ctx, &seg.quality, result.quality.clone())?;
+                replace_table(&ctx, &seg.migrations, result.migrations.clone())?;
+                model_file = result.model.clone();
                 record(
                     StepReport {
                         kind: "segment",
                         name: seg.name.clone(),
                         rows: Some(result.rows),
                         elapsed: step_started.elapsed(),
-                        detail: format!(
-                            "k-means k={}, inertia {:.1}",
-                            seg.kmeans.k, result.inertia
-                        ),
-                        ..StepReport::default()
+                        detail: result.summary.clone(),
                     },
                     &mut steps,
                 );
@@ -304,6 +309,19 @@ pub async fn run_prepared(
                 discard_staged(&staged).await;
                 return Err(Error::Run(RunFailure::Output {
                     table: output.table.clone(),
+                    source,
+                }));
+            }
+        }
+    }
+    if let Some((path, model)) = &model_file {
+        let json = serde_json::to_vec_pretty(model).unwrap_or_default();
+        match stage_object(&ctx, path, json.into(), &run_id).await {
+            Ok(done) => staged.push(done),
+            Err(source) => {
+                discard_staged(&staged).await;
+                return Err(Error::Run(RunFailure::Output {
+                    table: format!("{} model", plan.name),
                     source,
                 }));
             }

@@ -1,23 +1,36 @@
-//! The segment step: feature columns to a matrix, scaling, k-means through linfa, and the `segments` and `segment_profiles` tables.
+//! The segment step: features read in id order, imputed, transformed and
+//! scaled; a model fitted (k-means or a Gaussian mixture, `k` fixed or
+//! chosen by silhouette) or the saved one reused; segment ids kept stable
+//! against the saved model; and the `segments`, `segment_profiles`,
+//! `segment_quality` and `segment_migrations` tables.
 
+mod explain;
+mod features;
+mod kmeans;
 mod model;
 mod quality;
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
 };
-use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
-use datafusion::prelude::SessionContext;
-use ndarray::Array2;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use linfa::traits::{Fit, Predict};
+use linfa::{DatasetBase, Float};
+use ndarray::{Array2, ArrayView2};
+use object_store::ObjectStoreExt;
 
-pub use model::{KmeansFit, Scaler, fit_kmeans};
-pub use quality::adjusted_rand_index;
+pub use explain::profile_schema;
+pub use features::{Features, read_features};
+pub use kmeans::{Assignment, KMeansError, KMeansModel, KMeansParams};
+pub use model::{SavedModel, Scaler, min_cost_matching, stable_ids};
+pub use quality::{SILHOUETTE_SAMPLE, SilhouetteSample, adjusted_rand_index, davies_bouldin};
 
-use crate::spec::{SegmentPlan, backticked};
+use crate::spec::{ModelKind, ModelMode, Precision, SegmentPlan, backticked};
+use crate::storage::{ensure_store, table_url};
 
 /// A problem in the segment step.
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +99,53 @@ pub enum SegmentError {
         /// Segments asked for.
         k: usize,
     },
+    /// ln(1 + x) of a value at or below −1.
+    #[error("feature `{column}` is in `log1p` but holds {value}; ln(1 + x) needs values above -1")]
+    Log1pDomain {
+        /// The column.
+        column: String,
+        /// The first such value.
+        value: f64,
+    },
     /// The model failed to fit.
-    #[error("k-means failed: {0}")]
-    Model(String),
+    #[error("{model} failed: {message}")]
+    Model {
+        /// `k-means` or `gaussian mixture`.
+        model: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// `mode: assign` without a saved model.
+    #[error(
+        "`mode: assign` needs the saved model `{path}`, which does not exist; run once with `mode: refit`"
+    )]
+    NoSavedModel {
+        /// Where it was looked for.
+        path: String,
+    },
+    /// The saved model cannot be read.
+    #[error("cannot read the saved model `{path}`: {message}")]
+    BadSavedModel {
+        /// Where.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The saved model was fitted on other features.
+    #[error(
+        "the saved model `{path}` was fitted on features {saved}, the pipeline lists {listed}; `mode: assign` needs the same features"
+    )]
+    ModelFeatures {
+        /// Where.
+        path: String,
+        /// The model's features.
+        saved: String,
+        /// The pipeline's.
+        listed: String,
+    },
+    /// Reading or writing the model's store failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// Reading the table failed.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
@@ -133,90 +190,648 @@ pub fn check_segment_columns(plan: &SegmentPlan, schema: &DFSchema) -> Vec<Segme
     problems
 }
 
-/// The schemas of the two tables the step writes, given the id column's type.
-pub fn output_schemas(plan: &SegmentPlan, id_type: &DataType) -> (SchemaRef, SchemaRef) {
+/// The schemas of the tables the step writes, given the id column's type:
+/// segments, profiles, quality, migrations.
+pub fn output_schemas(plan: &SegmentPlan, id_type: &DataType) -> [SchemaRef; 4] {
     let segments = Schema::new(vec![
-        Field::new(&plan.id, id_type.clone(), true),
+        Field::new(&plan.id, id_type.clone(), false),
         Field::new("segment", DataType::Int32, false),
         Field::new("distance", DataType::Float64, false),
+        Field::new("second_segment", DataType::Int32, false),
+        Field::new("margin", DataType::Float64, false),
     ]);
-    let mut profile_fields = vec![
+    let quality = Schema::new(vec![
+        Field::new("k", DataType::Int32, false),
+        Field::new("chosen", DataType::Boolean, false),
+        Field::new("model", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("inertia", DataType::Float64, false),
+        Field::new("silhouette", DataType::Float64, true),
+        Field::new("davies_bouldin", DataType::Float64, false),
+        Field::new("iterations", DataType::Int64, false),
+        Field::new("converged", DataType::Boolean, false),
+        Field::new("fit_seconds", DataType::Float64, false),
+    ]);
+    let migrations = Schema::new(vec![
+        Field::new("previous_segment", DataType::Int32, false),
         Field::new("segment", DataType::Int32, false),
-        Field::new("size", DataType::Int64, false),
-        Field::new("share", DataType::Float64, false),
-    ];
-    profile_fields.extend(
-        plan.features
-            .iter()
-            .map(|f| Field::new(f, DataType::Float64, false)),
-    );
-    (Arc::new(segments), Arc::new(Schema::new(profile_fields)))
+        Field::new("citizens", DataType::Int64, false),
+    ]);
+    [
+        Arc::new(segments),
+        profile_schema(plan),
+        Arc::new(quality),
+        Arc::new(migrations),
+    ]
+}
+
+/// The figures of one fit, a row of the quality table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FitQuality {
+    /// Segments.
+    pub k: usize,
+    /// Whether this fit was kept.
+    pub chosen: bool,
+    /// Sum of squared distances to the centroids, in scaled units.
+    pub inertia: f64,
+    /// Mean silhouette on a seeded sample of at most 3,000 rows.
+    pub silhouette: Option<f64>,
+    /// Davies–Bouldin index.
+    pub davies_bouldin: f64,
+    /// Iterations of the kept initialisation.
+    pub iterations: usize,
+    /// Whether it converged within `max_iter`.
+    pub converged: bool,
+    /// Wall time of the fit (initialisations and iterations).
+    pub fit_seconds: f64,
 }
 
 /// What the segment step produced.
 #[derive(Debug, Clone)]
 pub struct SegmentResult {
-    /// One row per citizen: id, segment, distance to its centroid.
+    /// One row per citizen: id, segment, distance, second segment, margin.
     pub segments: RecordBatch,
-    /// One row per segment: size, share, centroid in original units.
+    /// One row per segment: size, share, centroid, z-scores, labels.
     pub profiles: RecordBatch,
-    /// Sum of squared distances to the centroids, in scaled units.
-    pub inertia: f64,
+    /// One row per `k` tried.
+    pub quality: RecordBatch,
+    /// Citizens per (previous segment, segment), for ids in both runs.
+    pub migrations: RecordBatch,
+    /// The model to save, and where.
+    pub model: Option<(String, SavedModel)>,
     /// Citizens segmented.
     pub rows: usize,
+    /// A line for the run summary.
+    pub summary: String,
 }
 
-/// Reads the `from` table ordered by id, fits k-means and builds the two tables.
+/// A fitted or reused model, with each row's place in it.
+struct Fitted {
+    /// Centroids (component means for a mixture) in scaled units.
+    centroids: Array2<f64>,
+    assignment: Assignment,
+    tried: Vec<FitQuality>,
+}
+
+/// Runs the segment step.
 pub async fn fit_segments(
     ctx: &SessionContext,
     plan: &SegmentPlan,
 ) -> Result<SegmentResult, SegmentError> {
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-    let columns: Vec<String> = std::iter::once(&plan.id)
-        .chain(&plan.features)
-        .map(|c| quote(c))
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        columns.join(", "),
-        quote(&plan.from),
-        quote(&plan.id)
-    );
-    let frame = ctx.sql(&sql).await?;
-    let schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
-    let table = concat_batches(&schema, &batches)?;
-    let rows = table.num_rows();
-    if rows < plan.kmeans.k {
+    let saved = match &plan.model_path {
+        Some(path) => load_model(ctx, path).await?,
+        None => None,
+    };
+    let assign = plan.model.mode == ModelMode::Assign;
+    if assign {
+        let path = plan.model_path.clone().unwrap_or_default();
+        let Some(saved) = &saved else {
+            return Err(SegmentError::NoSavedModel { path });
+        };
+        if saved.features != plan.features || saved.log1p != plan.log1p {
+            return Err(SegmentError::ModelFeatures {
+                path,
+                saved: backticked(&saved.features),
+                listed: backticked(&plan.features),
+            });
+        }
+    }
+    let saved_fill = saved.as_ref().filter(|_| assign).map(|m| m.fill.as_slice());
+    let clock = std::time::Instant::now();
+    let lap = |stage: &str| {
+        tracing::debug!(
+            stage,
+            elapsed_ms = clock.elapsed().as_millis() as u64,
+            "segment step"
+        );
+    };
+    let features = read_features(ctx, plan, saved_fill).await?;
+    lap("features read");
+    let rows = features.rows();
+    let min_rows = match (assign, &saved) {
+        (true, Some(saved)) => saved.centroids.len().min(1),
+        _ => plan.model.k.min(),
+    };
+    if rows < min_rows.max(1) {
         return Err(SegmentError::TooFewRows {
             table: plan.from.clone(),
             rows,
-            k: plan.kmeans.k,
+            k: min_rows,
         });
     }
-    let ids = Arc::clone(table.column(0));
-    check_unique_ids(&ids, plan)?;
-    let features = feature_matrix(&table, plan)?;
-    let scaler = Scaler::fit(&features, plan.scaling);
-    let scaled = scaler.transform(&features);
-    let fit = fit_kmeans(&scaled, &plan.kmeans).map_err(SegmentError::Model)?;
-    let labels = relabel_by_size(&fit.labels, plan.kmeans.k);
-    let (segment_schema, profile_schema) = output_schemas(plan, ids.data_type());
-    let segments = RecordBatch::try_new(
-        segment_schema,
-        vec![
-            ids,
-            Arc::new(labels.iter().map(|&l| l as i32).collect::<Int32Array>()),
-            Arc::new(Float64Array::from(fit.distances.clone())),
-        ],
-    )?;
-    let profiles = profile_table(&features, &labels, plan, profile_schema)?;
+    check_unique_ids(&features.ids, plan)?;
+    let scaler = match (&saved, assign) {
+        (Some(saved), true) => saved.scaler.clone(),
+        _ => {
+            let columns = (0..plan.features.len())
+                .map(|j| features.transformed(plan, j))
+                .collect::<Result<Vec<_>, _>>()?;
+            Scaler::fit(columns.into_iter(), plan.scaling)
+        }
+    };
+    let fitted = match plan.model.kind {
+        ModelKind::Kmeans(Precision::Float32) => {
+            let x = scaled_matrix::<f32>(&features, plan, &scaler)?;
+            fit_kmeans(&x.view(), plan, saved.as_ref().filter(|_| assign))?
+        }
+        ModelKind::Kmeans(Precision::Float64) => {
+            let x = scaled_matrix::<f64>(&features, plan, &scaler)?;
+            fit_kmeans(&x.view(), plan, saved.as_ref().filter(|_| assign))?
+        }
+        ModelKind::Gmm => {
+            let x = scaled_matrix::<f64>(&features, plan, &scaler)?;
+            fit_gmm(&x.view(), plan)?
+        }
+    };
+    lap("model fitted");
+    let k = fitted.centroids.nrows();
+    let labels = &fitted.assignment.labels;
+    let mut sizes = vec![0usize; k];
+    for &l in labels {
+        sizes[l] += 1;
+    }
+    let (ids, next_id, kept) = match (&saved, assign) {
+        (Some(saved), true) => (saved.segment_ids.clone(), saved.next_segment_id, k),
+        _ => {
+            let previous = saved
+                .as_ref()
+                .filter(|m| m.features == plan.features && m.log1p == plan.log1p)
+                .map(|m| (previous_centroids(m, &scaler), m));
+            let (ids, next) = stable_ids(
+                &fitted.centroids,
+                &sizes,
+                previous
+                    .as_ref()
+                    .map(|(c, m)| (c, m.segment_ids.as_slice(), m.next_segment_id)),
+            );
+            let kept = previous.map_or(0, |(_, m)| {
+                ids.iter().filter(|id| m.segment_ids.contains(id)).count()
+            });
+            (ids, next, kept)
+        }
+    };
+    let segments = segment_table(plan, &features.ids, &fitted.assignment, &ids)?;
+    let profiles = explain::profiles(
+        &features.columns,
+        |j| {
+            features
+                .transformed(plan, j)
+                .unwrap_or_else(|_| features.columns[j].clone())
+        },
+        labels,
+        &ids,
+    );
+    let profiles = explain::profile_table(plan, &profiles, rows)?;
+    let quality = quality_table(plan, &fitted.tried, rows)?;
+    lap("profiles built");
+    let migrations = migrations(ctx, plan, &segments).await?;
+    lap("migrations counted");
+    let chosen = fitted.tried.iter().find(|q| q.chosen).cloned();
+    let model = plan.model_path.clone().map(|path| {
+        let saved = SavedModel {
+            civica_version: env!("CARGO_PKG_VERSION").to_string(),
+            model: model_name(plan).to_string(),
+            features: plan.features.clone(),
+            log1p: plan.log1p.clone(),
+            fill: features.fill.clone(),
+            scaling: format!("{:?}", plan.scaling).to_lowercase(),
+            scaler: scaler.clone(),
+            segment_ids: ids.clone(),
+            centroids: fitted
+                .centroids
+                .rows()
+                .into_iter()
+                .map(|r| r.to_vec())
+                .collect(),
+            next_segment_id: next_id,
+            settings: serde_json::json!({
+                "k": k,
+                "seed": plan.model.seed,
+                "n_init": plan.model.n_init,
+                "max_iter": plan.model.max_iter,
+                "tolerance": plan.model.tolerance,
+                "precision": match plan.model.kind {
+                    ModelKind::Kmeans(Precision::Float32) => "float32",
+                    _ => "float64",
+                },
+                "mode": if assign { "assign" } else { "refit" },
+            }),
+            quality: serde_json::to_value(&fitted.tried).unwrap_or_default(),
+        };
+        (path, saved)
+    });
+    let mut summary = match &chosen {
+        Some(q) => format!(
+            "{} k={}{}, inertia {:.1}, silhouette {}, {} iteration(s){}",
+            model_name(plan),
+            q.k,
+            if fitted.tried.len() > 1 {
+                " (auto)"
+            } else {
+                ""
+            },
+            q.inertia,
+            q.silhouette.map_or("-".to_string(), |s| format!("{s:.3}")),
+            q.iterations,
+            if q.converged { "" } else { ", not converged" },
+        ),
+        None => format!(
+            "{} assigned to the saved model's {k} segments",
+            model_name(plan)
+        ),
+    };
+    if saved.is_some() && !assign {
+        summary.push_str(&format!(", {kept}/{k} segment ids kept"));
+    }
+    let imputed: usize = features.imputed.iter().sum();
+    if imputed > 0 {
+        summary.push_str(&format!(", {imputed} null value(s) imputed"));
+    }
+    if features.dropped > 0 {
+        summary.push_str(&format!(", {} row(s) dropped for nulls", features.dropped));
+    }
     Ok(SegmentResult {
         segments,
         profiles,
-        inertia: fit.inertia,
+        quality,
+        migrations,
+        model,
         rows,
+        summary,
     })
+}
+
+fn model_name(plan: &SegmentPlan) -> &'static str {
+    match plan.model.kind {
+        ModelKind::Kmeans(_) => "kmeans",
+        ModelKind::Gmm => "gmm",
+    }
+}
+
+/// The features scaled into an n × d matrix of `F`.
+fn scaled_matrix<F: Float>(
+    features: &Features,
+    plan: &SegmentPlan,
+    scaler: &Scaler,
+) -> Result<Array2<F>, SegmentError> {
+    let mut x = Array2::<F>::zeros((features.rows(), plan.features.len()));
+    for j in 0..plan.features.len() {
+        let column = features.transformed(plan, j)?;
+        for (slot, v) in x.column_mut(j).iter_mut().zip(column) {
+            *slot = F::from_f64(scaler.apply(j, v)).unwrap_or_else(F::zero);
+        }
+    }
+    Ok(x)
+}
+
+/// The saved model's centroids in the new scaler's units.
+fn previous_centroids(saved: &SavedModel, scaler: &Scaler) -> Array2<f64> {
+    let mut centroids = saved.centroid_matrix();
+    for mut row in centroids.rows_mut() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = scaler.apply(j, saved.scaler.invert(j, *v));
+        }
+    }
+    centroids
+}
+
+/// k-means for each k asked (or assignment to the saved centroids),
+/// keeping the best silhouette when k is chosen automatically.
+fn fit_kmeans<F: Float>(
+    x: &ArrayView2<'_, F>,
+    plan: &SegmentPlan,
+    saved: Option<&SavedModel>,
+) -> Result<Fitted, SegmentError> {
+    if let Some(saved) = saved {
+        let model = KMeansModel {
+            centroids: saved
+                .centroid_matrix()
+                .mapv(|v| F::from_f64(v).unwrap_or_else(F::zero)),
+            inertia: 0.0,
+            iterations: 0,
+            converged: true,
+        };
+        return Ok(Fitted {
+            centroids: saved.centroid_matrix(),
+            assignment: model.assign(x),
+            tried: Vec::new(),
+        });
+    }
+    let sample = SilhouetteSample::draw(x, SILHOUETTE_SAMPLE, plan.model.seed);
+    let mut best: Option<(f64, Fitted)> = None;
+    let mut tried = Vec::new();
+    for k in plan.model.k.candidates() {
+        if k > x.nrows() {
+            break;
+        }
+        let params = KMeansParams {
+            k,
+            n_init: plan.model.n_init,
+            max_iter: plan.model.max_iter,
+            tolerance: plan.model.tolerance,
+            seed: plan.model.seed,
+            init: plan.model.init.as_ref().map(|rows| {
+                ndarray::Array2::from_shape_fn((rows.len(), x.ncols()), |(i, j)| {
+                    rows[i].get(j).copied().unwrap_or(0.0)
+                })
+            }),
+        };
+        let started = std::time::Instant::now();
+        let model = params
+            .fit(&DatasetBase::from(x.view()))
+            .map_err(|e| SegmentError::Model {
+                model: "k-means",
+                message: e.to_string(),
+            })?;
+        tracing::debug!(k, iterations = model.iterations, "k-means fitted");
+        let assignment = model.assign(x);
+        tracing::debug!(k, "rows assigned");
+        let quality = FitQuality {
+            k,
+            chosen: false,
+            inertia: model.inertia,
+            silhouette: sample.score(&assignment.labels, k),
+            davies_bouldin: davies_bouldin(x, &assignment.labels, k),
+            iterations: model.iterations,
+            converged: model.converged,
+            fit_seconds: started.elapsed().as_secs_f64(),
+        };
+        let score = quality.silhouette.unwrap_or(f64::NEG_INFINITY);
+        tried.push(quality);
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            let centroids = model.centroids.mapv(|v| v.to_f64().unwrap_or(0.0));
+            best = Some((
+                score,
+                Fitted {
+                    centroids,
+                    assignment,
+                    tried: Vec::new(),
+                },
+            ));
+        }
+    }
+    let (_, mut fitted) = best.ok_or(SegmentError::TooFewRows {
+        table: plan.from.clone(),
+        rows: x.nrows(),
+        k: plan.model.k.min(),
+    })?;
+    let chosen_k = fitted.centroids.nrows();
+    for q in &mut tried {
+        q.chosen = q.k == chosen_k;
+    }
+    fitted.tried = tried;
+    Ok(fitted)
+}
+
+/// A Gaussian mixture (full covariances, linfa) for each k asked. linfa
+/// initialises a mixture with its own k-means at its slow defaults, so the
+/// responsibilities start at random instead; `n_init` runs keep the best
+/// likelihood. Each citizen's second segment is its second most probable
+/// component.
+fn fit_gmm(x: &ArrayView2<'_, f64>, plan: &SegmentPlan) -> Result<Fitted, SegmentError> {
+    use linfa_clustering::{GaussianMixtureModel, GmmInitMethod};
+    use rand_xoshiro::Xoshiro256Plus;
+    use rand_xoshiro::rand_core::SeedableRng;
+    let sample = SilhouetteSample::draw(x, SILHOUETTE_SAMPLE, plan.model.seed);
+    let dataset = DatasetBase::from(x.to_owned());
+    let mut best: Option<(f64, Fitted)> = None;
+    let mut tried = Vec::new();
+    for k in plan.model.k.candidates() {
+        let started = std::time::Instant::now();
+        let rng = Xoshiro256Plus::seed_from_u64(plan.model.seed);
+        let gmm = GaussianMixtureModel::params_with_rng(k, rng)
+            .init_method(GmmInitMethod::Random)
+            .n_runs(plan.model.n_init as u64)
+            .max_n_iterations(plan.model.max_iter as u64)
+            .tolerance(plan.model.tolerance)
+            .fit(&dataset)
+            .map_err(|e| SegmentError::Model {
+                model: "gaussian mixture",
+                message: e.to_string(),
+            })?;
+        let fit_seconds = started.elapsed().as_secs_f64();
+        let labels: Vec<usize> = gmm.predict(x).to_vec();
+        let proba = gmm.predict_proba(x);
+        let centroids = gmm.means().clone();
+        let mut assignment = Assignment::default();
+        let mut inertia = 0.0;
+        for ((row, &label), p) in x.rows().into_iter().zip(&labels).zip(proba.rows()) {
+            let second = (0..k)
+                .filter(|&c| c != label || k == 1)
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
+                .unwrap_or(label);
+            let distance = |c: usize| {
+                row.iter()
+                    .zip(centroids.row(c))
+                    .map(|(a, b)| (a - b).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            };
+            let d = distance(label);
+            inertia += d * d;
+            assignment.labels.push(label);
+            assignment.distances.push(d);
+            assignment.second.push(second);
+            assignment.second_distances.push(distance(second));
+        }
+        let quality = FitQuality {
+            k,
+            chosen: false,
+            inertia,
+            silhouette: sample.score(&labels, k),
+            davies_bouldin: davies_bouldin(x, &labels, k),
+            iterations: 0,
+            converged: true,
+            fit_seconds,
+        };
+        let score = quality.silhouette.unwrap_or(f64::NEG_INFINITY);
+        tried.push(quality);
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((
+                score,
+                Fitted {
+                    centroids,
+                    assignment,
+                    tried: Vec::new(),
+                },
+            ));
+        }
+    }
+    let (_, mut fitted) = best.ok_or(SegmentError::TooFewRows {
+        table: plan.from.clone(),
+        rows: x.nrows(),
+        k: plan.model.k.min(),
+    })?;
+    let chosen_k = fitted.centroids.nrows();
+    for q in &mut tried {
+        q.chosen = q.k == chosen_k;
+    }
+    fitted.tried = tried;
+    Ok(fitted)
+}
+
+/// The per-citizen table: id, segment, distance, second segment, margin
+/// (how much farther the second segment's centroid is).
+fn segment_table(
+    plan: &SegmentPlan,
+    ids: &ArrayRef,
+    assignment: &Assignment,
+    segment_ids: &[i32],
+) -> Result<RecordBatch, SegmentError> {
+    let [schema, ..] = output_schemas(plan, ids.data_type());
+    let id_of = |labels: &[usize]| -> ArrayRef {
+        Arc::new(
+            labels
+                .iter()
+                .map(|&l| segment_ids[l])
+                .collect::<Int32Array>(),
+        )
+    };
+    let margin: Float64Array = assignment
+        .second_distances
+        .iter()
+        .zip(&assignment.distances)
+        .map(|(second, own)| Some(second - own))
+        .collect();
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::clone(ids),
+            id_of(&assignment.labels),
+            Arc::new(Float64Array::from(assignment.distances.clone())),
+            id_of(&assignment.second),
+            Arc::new(margin),
+        ],
+    )?)
+}
+
+fn quality_table(
+    plan: &SegmentPlan,
+    tried: &[FitQuality],
+    rows: usize,
+) -> Result<RecordBatch, SegmentError> {
+    let [_, _, schema, _] = output_schemas(plan, &DataType::Int64);
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(tried.iter().map(|q| q.k as i32).collect::<Int32Array>()),
+            Arc::new(
+                tried
+                    .iter()
+                    .map(|q| Some(q.chosen))
+                    .collect::<BooleanArray>(),
+            ),
+            Arc::new(
+                tried
+                    .iter()
+                    .map(|_| Some(model_name(plan)))
+                    .collect::<datafusion::arrow::array::StringArray>(),
+            ),
+            Arc::new(tried.iter().map(|_| rows as i64).collect::<Int64Array>()),
+            Arc::new(tried.iter().map(|q| q.inertia).collect::<Float64Array>()),
+            Arc::new(tried.iter().map(|q| q.silhouette).collect::<Float64Array>()),
+            Arc::new(
+                tried
+                    .iter()
+                    .map(|q| q.davies_bouldin)
+                    .collect::<Float64Array>(),
+            ),
+            Arc::new(
+                tried
+                    .iter()
+                    .map(|q| q.iterations as i64)
+                    .collect::<Int64Array>(),
+            ),
+            Arc::new(
+                tried
+                    .iter()
+                    .map(|q| Some(q.converged))
+                    .collect::<BooleanArray>(),
+            ),
+            Arc::new(
+                tried
+                    .iter()
+                    .map(|q| q.fit_seconds)
+                    .collect::<Float64Array>(),
+            ),
+        ],
+    )?)
+}
+
+/// Citizens per (previous segment, segment), from the `segments` output
+/// the previous run published; empty on the first run.
+async fn migrations(
+    ctx: &SessionContext,
+    plan: &SegmentPlan,
+    segments: &RecordBatch,
+) -> Result<RecordBatch, SegmentError> {
+    let [_, _, _, schema] = output_schemas(plan, &DataType::Int64);
+    let empty = RecordBatch::new_empty(Arc::clone(&schema));
+    let Some(folder) = &plan.published else {
+        return Ok(empty);
+    };
+    let store = ensure_store(ctx, folder)?;
+    let prefix = table_url(folder)?.prefix().clone();
+    let file = prefix.clone().join(crate::sink::OUTPUT_FILE);
+    if store.head(&file).await.is_err() {
+        return Ok(empty);
+    }
+    let previous = ctx
+        .read_parquet(
+            format!("{}{}", folder, crate::sink::OUTPUT_FILE),
+            ParquetReadOptions::default(),
+        )
+        .await?;
+    let has = |name: &str| previous.schema().field_with_unqualified_name(name).is_ok();
+    if !has(&plan.id) || !has("segment") {
+        tracing::warn!(
+            "the previous `{}` output has no `{}` and `segment` columns; no migrations",
+            plan.name,
+            plan.id
+        );
+        return Ok(empty);
+    }
+    let previous_table = format!("__civica_previous_{}", plan.name);
+    let current_table = format!("__civica_current_{}", plan.name);
+    ctx.register_table(&previous_table, previous.into_view())?;
+    ctx.register_batch(&current_table, segments.clone())?;
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let sql = format!(
+        "SELECT CAST(p.segment AS INT) AS previous_segment, c.segment AS segment, \
+         COUNT(*) AS citizens FROM {} p JOIN {} c ON p.{id} = c.{id} \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+        quote(&previous_table),
+        quote(&current_table),
+        id = quote(&plan.id)
+    );
+    let result = ctx.sql(&sql).await;
+    let batches = match result {
+        Ok(frame) => frame.collect().await,
+        Err(e) => Err(e),
+    };
+    ctx.deregister_table(&previous_table)?;
+    ctx.deregister_table(&current_table)?;
+    let batches = batches?;
+    let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
+    Ok(RecordBatch::try_new(schema, batch.columns().to_vec())?)
+}
+
+/// Reads the saved model; `None` when there is none yet.
+async fn load_model(ctx: &SessionContext, path: &str) -> Result<Option<SavedModel>, SegmentError> {
+    let store = ensure_store(ctx, path)?;
+    let object = table_url(path)?.prefix().clone();
+    let bad = |message: String| SegmentError::BadSavedModel {
+        path: path.to_string(),
+        message,
+    };
+    let bytes = match store.get(&object).await {
+        Ok(found) => found.bytes().await.map_err(|e| bad(e.to_string()))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| bad(e.to_string()))
 }
 
 fn check_unique_ids(ids: &ArrayRef, plan: &SegmentPlan) -> Result<(), SegmentError> {
@@ -226,6 +841,9 @@ fn check_unique_ids(ids: &ArrayRef, plan: &SegmentPlan) -> Result<(), SegmentErr
             table: plan.from.clone(),
             count: ids.null_count(),
         });
+    }
+    if ids.len() < 2 {
+        return Ok(());
     }
     // Rows are sorted by id, so duplicates sit next to each other.
     let sorted = datafusion::arrow::compute::kernels::cmp::eq(
@@ -241,97 +859,4 @@ fn check_unique_ids(ids: &ArrayRef, plan: &SegmentPlan) -> Result<(), SegmentErr
         });
     }
     Ok(())
-}
-
-/// The feature columns as an n × d matrix of f64.
-fn feature_matrix(table: &RecordBatch, plan: &SegmentPlan) -> Result<Array2<f64>, SegmentError> {
-    let rows = table.num_rows();
-    let mut matrix = Array2::<f64>::zeros((rows, plan.features.len()));
-    for (j, name) in plan.features.iter().enumerate() {
-        let column = cast(table.column(j + 1), &DataType::Float64)?;
-        if column.null_count() > 0 {
-            return Err(SegmentError::NullFeature {
-                column: name.clone(),
-                table: plan.from.clone(),
-                count: column.null_count(),
-            });
-        }
-        let values = column.as_primitive::<Float64Type>();
-        for (i, v) in values.values().iter().enumerate() {
-            matrix[[i, j]] = *v;
-        }
-    }
-    Ok(matrix)
-}
-
-/// Segment numbers from 1, largest segment first, so that the numbering
-/// does not depend on the order k-means happened to find the clusters.
-fn relabel_by_size(labels: &[usize], k: usize) -> Vec<usize> {
-    let mut sizes = vec![0usize; k];
-    for &l in labels {
-        sizes[l] += 1;
-    }
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
-    let mut new_label = vec![0usize; k];
-    for (rank, &old) in order.iter().enumerate() {
-        new_label[old] = rank + 1;
-    }
-    labels.iter().map(|&l| new_label[l]).collect()
-}
-
-/// Size, share and mean of each feature in original units per segment.
-fn profile_table(
-    features: &Array2<f64>,
-    labels: &[usize],
-    plan: &SegmentPlan,
-    schema: SchemaRef,
-) -> Result<RecordBatch, SegmentError> {
-    let k = plan.kmeans.k;
-    let d = features.ncols();
-    let mut sizes = vec![0i64; k];
-    let mut sums = Array2::<f64>::zeros((k, d));
-    for (row, &label) in features.rows().into_iter().zip(labels) {
-        sizes[label - 1] += 1;
-        let mut acc = sums.row_mut(label - 1);
-        acc += &row;
-    }
-    let total = labels.len() as f64;
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new((1..=k).map(|s| s as i32).collect::<Int32Array>()),
-        Arc::new(Int64Array::from(sizes.clone())),
-        Arc::new(
-            sizes
-                .iter()
-                .map(|&s| s as f64 / total)
-                .collect::<Float64Array>(),
-        ),
-    ];
-    for j in 0..d {
-        columns.push(Arc::new(
-            (0..k)
-                .map(|s| {
-                    if sizes[s] > 0 {
-                        sums[[s, j]] / sizes[s] as f64
-                    } else {
-                        0.0
-                    }
-                })
-                .collect::<Float64Array>(),
-        ));
-    }
-    Ok(RecordBatch::try_new(schema, columns)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_segments_by_size_from_one() {
-        assert_eq!(
-            relabel_by_size(&[2, 0, 2, 1, 2, 0], 3),
-            vec![1, 2, 1, 3, 1, 2]
-        );
-    }
 }

@@ -1,97 +1,264 @@
-//! Feature scaling and the k-means fit through linfa.
+//! Feature scaling, the model file kept beside the outputs, and the
+//! matching of a new fit's segments to the saved model's so that ids stay
+//! stable from one night to the next.
 
-use linfa::prelude::*;
-use linfa_clustering::KMeans;
-use ndarray::{Array1, Array2, Axis};
-use rand_xoshiro::Xoshiro256Plus;
-use rand_xoshiro::rand_core::SeedableRng;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 
-use crate::spec::{KmeansPlan, Scaling};
+use crate::spec::Scaling;
 
-/// Per-feature affine scaling, kept so centroids can be read in original units.
-#[derive(Debug, Clone, PartialEq)]
+/// Per-feature affine scaling, `(x − offset) / scale`, kept so centroids
+/// can be read in original units and later runs can scale the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
     /// Subtracted from each feature.
-    pub offset: Array1<f64>,
+    pub offset: Vec<f64>,
     /// Each feature is divided by this after the offset.
-    pub scale: Array1<f64>,
+    pub scale: Vec<f64>,
 }
 
 impl Scaler {
-    /// Learns the scaling of each column of `data`.
-    pub fn fit(data: &Array2<f64>, scaling: Scaling) -> Self {
-        let d = data.ncols();
-        match scaling {
-            Scaling::None => Scaler {
-                offset: Array1::zeros(d),
-                scale: Array1::ones(d),
-            },
-            Scaling::Standard => {
-                let mean = data.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
-                // A constant feature carries no information; dividing by 1
-                // keeps it at zero instead of producing NaN.
-                let std = data
-                    .std_axis(Axis(0), 0.0)
-                    .mapv(|s| if s > 0.0 && s.is_finite() { s } else { 1.0 });
-                Scaler {
-                    offset: mean,
-                    scale: std,
-                }
+    /// Learns the scaling of one feature per column; a constant feature
+    /// gets a scale of 1 so it stays finite (at 0 after the offset).
+    pub fn fit(columns: impl Iterator<Item = Vec<f64>>, scaling: Scaling) -> Self {
+        let (offset, scale) = columns
+            .map(|mut values| {
+                let (offset, scale) = match scaling {
+                    Scaling::None => (0.0, 1.0),
+                    Scaling::Standard => {
+                        let n = values.len().max(1) as f64;
+                        let mean = values.iter().sum::<f64>() / n;
+                        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                        (mean, var.sqrt())
+                    }
+                    Scaling::Minmax => {
+                        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+                        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        (min, max - min)
+                    }
+                    Scaling::Robust => {
+                        values.sort_by(f64::total_cmp);
+                        let q = |p: f64| quantile(&values, p);
+                        (q(0.5), q(0.75) - q(0.25))
+                    }
+                };
+                let offset = if offset.is_finite() { offset } else { 0.0 };
+                let scale = if scale > 0.0 && scale.is_finite() {
+                    scale
+                } else {
+                    1.0
+                };
+                (offset, scale)
+            })
+            .unzip();
+        Scaler { offset, scale }
+    }
+
+    /// Feature `j` scaled.
+    pub fn apply(&self, j: usize, value: f64) -> f64 {
+        (value - self.offset[j]) / self.scale[j]
+    }
+
+    /// Feature `j` back in the units it was fitted in.
+    pub fn invert(&self, j: usize, value: f64) -> f64 {
+        value * self.scale[j] + self.offset[j]
+    }
+}
+
+/// The `p` quantile of sorted values, interpolated linearly between the
+/// closest ranks (NumPy's default, which scikit-learn's `RobustScaler` uses).
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = p * (sorted.len() - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
+}
+
+/// The model file: enough to scale new data the same way, place citizens
+/// in the same segments (`mode: assign`) and match the next fit's
+/// segments to these ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedModel {
+    /// The civica version that wrote it.
+    pub civica_version: String,
+    /// `kmeans` or `gmm`.
+    pub model: String,
+    /// Feature columns, in order.
+    pub features: Vec<String>,
+    /// Per feature: whether it went through ln(1 + x).
+    pub log1p: Vec<bool>,
+    /// Per feature: the value nulls were filled with, if any.
+    pub fill: Vec<Option<f64>>,
+    /// `standard`, `minmax`, `robust` or `none`.
+    pub scaling: String,
+    /// The fitted scaling.
+    pub scaler: Scaler,
+    /// The segment id of each centroid.
+    pub segment_ids: Vec<i32>,
+    /// Centroids in scaled units, one per segment id.
+    pub centroids: Vec<Vec<f64>>,
+    /// The id the next new segment gets; ids are never reused.
+    pub next_segment_id: i32,
+    /// The settings of the fit.
+    pub settings: serde_json::Value,
+    /// Quality figures of the fit.
+    pub quality: serde_json::Value,
+}
+
+impl SavedModel {
+    /// The centroids as a k × d matrix.
+    pub fn centroid_matrix(&self) -> Array2<f64> {
+        let d = self.features.len();
+        Array2::from_shape_fn((self.centroids.len(), d), |(i, j)| {
+            self.centroids[i].get(j).copied().unwrap_or(0.0)
+        })
+    }
+}
+
+/// Segment ids for a new fit. Without a previous model, ids run from 1 in
+/// order of size. With one, each new centroid is paired with a previous
+/// one by minimum total distance (Hungarian algorithm), compared in the
+/// new fit's scaled units; a pair keeps the previous id when the centroid
+/// moved less than half the distance between the two closest previous
+/// centroids, so that it is unambiguously the same segment. Other segments
+/// get new ids, from the previous model's `next_segment_id`.
+///
+/// `centroids` are the new centroids in scaled units, `sizes` their
+/// segment sizes; `previous` holds the previous centroids already in the
+/// new fit's scaled units, with their ids. Returns the id of each new
+/// centroid and the next free id.
+pub fn stable_ids(
+    centroids: &Array2<f64>,
+    sizes: &[usize],
+    previous: Option<(&Array2<f64>, &[i32], i32)>,
+) -> (Vec<i32>, i32) {
+    let k = centroids.nrows();
+    let mut by_size: Vec<usize> = (0..k).collect();
+    by_size.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+    let mut ids = vec![0; k];
+    let mut next = 1;
+    if let Some((prev, prev_ids, prev_next)) = previous {
+        next = prev_next;
+        let distance = |a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let mut closest_pair = f64::INFINITY;
+        for a in 0..prev.nrows() {
+            for b in a + 1..prev.nrows() {
+                closest_pair = closest_pair.min(distance(prev.row(a), prev.row(b)));
+            }
+        }
+        let cost: Vec<Vec<f64>> = (0..k)
+            .map(|i| {
+                (0..prev.nrows())
+                    .map(|j| distance(centroids.row(i), prev.row(j)))
+                    .collect()
+            })
+            .collect();
+        for (i, j) in min_cost_matching(&cost).into_iter().enumerate() {
+            if let Some(j) = j
+                && cost[i][j] < closest_pair / 2.0
+            {
+                ids[i] = prev_ids[j];
             }
         }
     }
-
-    /// Scales `data` column by column.
-    pub fn transform(&self, data: &Array2<f64>) -> Array2<f64> {
-        (data - &self.offset) / &self.scale
+    for &i in &by_size {
+        if ids[i] == 0 {
+            ids[i] = next;
+            next += 1;
+        }
     }
+    (ids, next)
 }
 
-/// A fitted k-means model and its assignment of the training rows.
-#[derive(Debug, Clone)]
-pub struct KmeansFit {
-    /// Centroids in scaled units, k × d.
-    pub centroids: Array2<f64>,
-    /// The segment of each row, from 0.
-    pub labels: Vec<usize>,
-    /// Euclidean distance of each row to its centroid, in scaled units.
-    pub distances: Vec<f64>,
-    /// Sum of squared distances.
-    pub inertia: f64,
-}
-
-/// Fits k-means (k-means++ initialisation, Lloyd iterations) with a seeded
-/// generator, keeping the best of `n_init` runs.
-pub fn fit_kmeans(data: &Array2<f64>, params: &KmeansPlan) -> Result<KmeansFit, String> {
-    let rng = Xoshiro256Plus::seed_from_u64(params.seed);
-    let dataset = DatasetBase::from(data.clone());
-    let model = KMeans::params_with_rng(params.k, rng)
-        .n_runs(params.n_init)
-        .max_n_iterations(params.max_iter)
-        .tolerance(params.tolerance)
-        .fit(&dataset)
-        .map_err(|e| e.to_string())?;
-    let labels: Array1<usize> = model.predict(data);
-    let centroids = model.centroids().clone();
-    let distances: Vec<f64> = data
-        .rows()
-        .into_iter()
-        .zip(labels.iter())
-        .map(|(row, &label)| {
-            row.iter()
-                .zip(centroids.row(label).iter())
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect();
-    let inertia = distances.iter().map(|d| d * d).sum();
-    Ok(KmeansFit {
-        centroids,
-        labels: labels.to_vec(),
-        distances,
-        inertia,
-    })
+/// The pairing of rows to columns with the least total cost, each row to
+/// at most one column and each column to at most one row (as many pairs as
+/// the smaller side has): the Hungarian algorithm with potentials, O(n²m).
+pub fn min_cost_matching(cost: &[Vec<f64>]) -> Vec<Option<usize>> {
+    let rows = cost.len();
+    let cols = cost.first().map_or(0, Vec::len);
+    if rows == 0 || cols == 0 {
+        return vec![None; rows];
+    }
+    if rows > cols {
+        // Solve the transpose: the algorithm needs rows <= columns.
+        let transposed: Vec<Vec<f64>> = (0..cols)
+            .map(|j| (0..rows).map(|i| cost[i][j]).collect())
+            .collect();
+        let mut out = vec![None; rows];
+        for (j, i) in min_cost_matching(&transposed).into_iter().enumerate() {
+            if let Some(i) = i {
+                out[i] = Some(j);
+            }
+        }
+        return out;
+    }
+    // 1-based arrays as in the classic formulation; column 0 is virtual.
+    let (n, m) = (rows, cols);
+    let mut u = vec![0.0; n + 1];
+    let mut v = vec![0.0; m + 1];
+    let mut owner = vec![0usize; m + 1];
+    let mut way = vec![0usize; m + 1];
+    for i in 1..=n {
+        owner[0] = i;
+        let mut j0 = 0;
+        let mut min_to = vec![f64::INFINITY; m + 1];
+        let mut used = vec![false; m + 1];
+        loop {
+            used[j0] = true;
+            let i0 = owner[j0];
+            let mut delta = f64::INFINITY;
+            let mut j1 = 0;
+            for j in 1..=m {
+                if used[j] {
+                    continue;
+                }
+                let reduced = cost[i0 - 1][j - 1] - u[i0] - v[j];
+                if reduced < min_to[j] {
+                    min_to[j] = reduced;
+                    way[j] = j0;
+                }
+                if min_to[j] < delta {
+                    delta = min_to[j];
+                    j1 = j;
+                }
+            }
+            for j in 0..=m {
+                if used[j] {
+                    u[owner[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    min_to[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if owner[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            owner[j0] = owner[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    let mut out = vec![None; n];
+    for j in 1..=m {
+        if owner[j] > 0 {
+            out[owner[j] - 1] = Some(j - 1);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -99,37 +266,48 @@ mod tests {
     use super::*;
     use ndarray::array;
 
-    fn params(k: usize) -> KmeansPlan {
-        KmeansPlan {
-            k,
-            seed: 7,
-            n_init: 3,
-            max_iter: 100,
-            tolerance: 1e-6,
-        }
+    fn fit(values: Vec<f64>, scaling: Scaling) -> (f64, f64) {
+        let s = Scaler::fit(std::iter::once(values), scaling);
+        (s.offset[0], s.scale[0])
     }
 
     #[test]
-    fn separates_two_obvious_groups() {
-        let data = array![
-            [0.0, 0.1],
-            [0.1, 0.0],
-            [0.0, 0.0],
-            [10.0, 10.1],
-            [10.1, 10.0],
-            [10.0, 10.0]
+    fn scalers_match_their_definitions() {
+        let v = vec![1.0, 2.0, 3.0, 4.0, 100.0];
+        let (mean, std) = fit(v.clone(), Scaling::Standard);
+        assert!((mean - 22.0).abs() < 1e-12);
+        assert!((std - 39.0128).abs() < 1e-3, "{std}");
+        assert_eq!(fit(v.clone(), Scaling::Minmax), (1.0, 99.0));
+        // NumPy: median 3, percentiles 25 and 75 are 2 and 4.
+        assert_eq!(fit(v.clone(), Scaling::Robust), (3.0, 2.0));
+        assert_eq!(fit(v, Scaling::None), (0.0, 1.0));
+        assert_eq!(fit(vec![5.0, 5.0], Scaling::Standard), (5.0, 1.0));
+    }
+
+    #[test]
+    fn hungarian_finds_the_cheapest_pairing() {
+        let cost = vec![
+            vec![4.0, 1.0, 3.0],
+            vec![2.0, 0.0, 5.0],
+            vec![3.0, 2.0, 2.0],
         ];
-        let fit = fit_kmeans(&data, &params(2)).expect("fits");
-        assert_eq!(fit.labels[0], fit.labels[1]);
-        assert_eq!(fit.labels[3], fit.labels[5]);
-        assert_ne!(fit.labels[0], fit.labels[3]);
-        assert!(fit.inertia < 0.1, "{}", fit.inertia);
+        // Greedy would take (1,1) then pay 4 + 2; the optimum is 1 + 2 + 2.
+        assert_eq!(min_cost_matching(&cost), vec![Some(1), Some(0), Some(2)]);
+        let wide = vec![vec![5.0, 1.0, 9.0]];
+        assert_eq!(min_cost_matching(&wide), vec![Some(1)]);
+        let tall = vec![vec![5.0], vec![1.0], vec![9.0]];
+        assert_eq!(min_cost_matching(&tall), vec![None, Some(0), None]);
     }
 
     #[test]
-    fn standard_scaling_keeps_constant_features_finite() {
-        let data = array![[1.0, 5.0], [3.0, 5.0]];
-        let scaled = Scaler::fit(&data, Scaling::Standard).transform(&data);
-        assert_eq!(scaled, array![[-1.0, 0.0], [1.0, 0.0]]);
+    fn ids_follow_size_then_survive_small_moves() {
+        let first = array![[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]];
+        let (ids, next) = stable_ids(&first, &[10, 30, 20], None);
+        assert_eq!((ids.clone(), next), (vec![3, 1, 2], 4));
+        // The next night: the same segments, slightly moved and listed in
+        // another order, plus one far away from all of them.
+        let second = array![[0.2, 10.1], [30.0, 30.0], [0.1, -0.1], [9.8, 0.3]];
+        let (again, next) = stable_ids(&second, &[20, 5, 10, 30], Some((&first, &ids, 4)));
+        assert_eq!((again, next), (vec![2, 4, 3, 1], 5));
     }
 }

@@ -426,6 +426,13 @@ impl ValueFormat {
     }
 
     fn float(&self, text: &str) -> Option<f64> {
+        let (decimal, thousands) = match self.decimal_comma {
+            true => (b',', Some(b'.')),
+            false => (b'.', None),
+        };
+        if let Some(value) = exact_decimal(text.as_bytes(), decimal, thousands) {
+            return Some(value);
+        }
         if self.decimal_comma {
             // `1.234,5` → `1234.5`, without allocating for usual lengths.
             let mut buf = [0u8; 64];
@@ -489,6 +496,45 @@ impl ValueFormat {
             }
         })
     }
+}
+
+/// Powers of ten that f64 holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A plain decimal (`-12`, `3,75`, `1.234,5`) without the general float
+/// parser: when the digits fit in 2^53 and there are at most 22 decimals,
+/// digits ÷ 10^decimals is one exact division of exact operands, so the
+/// result is the correctly rounded value `str::parse` would give (Clinger's
+/// fast path). Anything else (exponents, long mantissas) returns `None`.
+fn exact_decimal(text: &[u8], decimal: u8, thousands: Option<u8>) -> Option<f64> {
+    let (negative, digits) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mut mantissa, mut decimals, mut count, mut after_point) = (0u64, 0usize, 0, false);
+    for &b in digits {
+        if b.is_ascii_digit() {
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+            if mantissa > 1 << 53 {
+                return None;
+            }
+            decimals += usize::from(after_point);
+            count += 1;
+        } else if b == decimal && !after_point {
+            after_point = true;
+        } else if Some(b) != thousands || after_point {
+            return None;
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let value = mantissa as f64 / *EXACT_POWERS_OF_TEN.get(decimals)?;
+    Some(if negative { -value } else { value })
 }
 
 fn unix_epoch() -> NaiveDate {
@@ -874,6 +920,31 @@ mod tests {
             escape: None,
         };
         assert_eq!(tab.split("1\t2\t").expect("splits"), ["1", "2", ""]);
+    }
+
+    #[test]
+    fn plain_decimals_parse_exactly_as_the_float_parser() {
+        for text in [
+            "0",
+            "-12",
+            "3.75",
+            "+0.1",
+            "123456.789",
+            "9007199254740992",
+            ".5",
+            "7.",
+        ] {
+            assert_eq!(
+                exact_decimal(text.as_bytes(), b'.', None),
+                text.parse().ok(),
+                "{text}"
+            );
+        }
+        assert_eq!(exact_decimal(b"1.234,5", b',', Some(b'.')), Some(1234.5));
+        assert_eq!(exact_decimal(b"0,1", b',', Some(b'.')), Some(0.1));
+        for text in ["1e5", "9007199254740993", "-", "", "1,2", "nan"] {
+            assert_eq!(exact_decimal(text.as_bytes(), b'.', None), None, "{text}");
+        }
     }
 
     #[test]

@@ -122,30 +122,34 @@ impl DateTimeFormat {
         let bytes = s.as_bytes();
         let mut pos = 0;
         let mut f = Fields::default();
-        for (idx, token) in tokens.iter().enumerate() {
-            if let Token::Literal(b) = token {
-                if bytes.get(pos) != Some(b) {
-                    return None;
+        for (token, &exact) in tokens.iter().zip(&self.exact) {
+            let width = match token {
+                Token::Literal(b) => {
+                    if bytes.get(pos) != Some(b) {
+                        return None;
+                    }
+                    pos += 1;
+                    continue;
                 }
-                pos += 1;
-                continue;
-            }
-            let width = if *token == Token::Year4 { 4 } else { 2 };
+                Token::Year4 => 4,
+                _ => 2,
+            };
             // Next to another number the width is exact; before a separator
             // or at the end, fewer digits will do (`9:05:33`).
-            let exact = self.exact[idx];
-            let digits = bytes[pos..]
-                .iter()
-                .take(width)
-                .take_while(|b| b.is_ascii_digit())
-                .count();
+            let (mut value, mut digits) = (0u32, 0);
+            while digits < width {
+                match bytes.get(pos) {
+                    Some(b) if b.is_ascii_digit() => {
+                        value = value * 10 + u32::from(b - b'0');
+                        pos += 1;
+                        digits += 1;
+                    }
+                    _ => break,
+                }
+            }
             if digits == 0 || (exact && digits < width) {
                 return None;
             }
-            let value = bytes[pos..pos + digits]
-                .iter()
-                .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
-            pos += digits;
             match token {
                 Token::Year4 => f.year = Some(value as i32),
                 Token::Year2 => f.year = Some(if value < 70 { 2000 } else { 1900 } + value as i32),

@@ -232,10 +232,10 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
 }
 
 /// Names in backticks, comma-separated, for messages.
-pub fn backticked(names: &[&str]) -> String {
+pub fn backticked<S: AsRef<str>>(names: &[S]) -> String {
     names
         .iter()
-        .map(|n| format!("`{n}`"))
+        .map(|n| format!("`{}`", n.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -7,8 +7,9 @@ use chrono::NaiveDate;
 
 use super::template::{Rendered, builtin_vars, pos_of_offset, render};
 use super::{
-    ColumnType, Diagnostic, FormatSpec, Located, LogFlavor, ModelSpec, OnError, PipelineSpec, Pos,
-    Scaling, SchemaDrift, SchemaSpec, backticked, display_path,
+    ColumnType, Diagnostic, FeatureName, FormatSpec, Impute, KChoice, Located, LogFlavor,
+    ModelMode, ModelSpec, OnError, PipelineSpec, Pos, Precision, Scaling, SchemaDrift, SchemaSpec,
+    backticked, display_path,
 };
 use crate::transform::{SqlProblem, parse_query, sql_diagnostic, table_references};
 
@@ -96,7 +97,12 @@ impl Step {
     pub fn produces(&self) -> Vec<&str> {
         match self {
             Step::Sql(step) => vec![step.name.as_str()],
-            Step::Segment(seg) => vec![seg.name.as_str(), seg.profiles.as_str()],
+            Step::Segment(seg) => vec![
+                seg.name.as_str(),
+                seg.profiles.as_str(),
+                seg.quality.as_str(),
+                seg.migrations.as_str(),
+            ],
         }
     }
 }
@@ -122,33 +128,89 @@ pub struct SegmentPlan {
     pub name: String,
     /// The per-segment profile table it produces.
     pub profiles: String,
+    /// The quality table it produces, one row per `k` tried.
+    pub quality: String,
+    /// The table of moves from the previous run's segments.
+    pub migrations: String,
     /// The table it reads.
     pub from: String,
     /// The id column.
     pub id: String,
     /// Feature columns.
     pub features: Vec<String>,
+    /// Null handling; `None` makes a null feature an error.
+    pub impute: Option<Impute>,
+    /// Per feature: whether it goes through ln(1 + x).
+    pub log1p: Vec<bool>,
     /// Scaling before the fit.
     pub scaling: Scaling,
-    /// k-means settings.
-    pub kmeans: KmeansPlan,
+    /// Per feature: its plain names for labels.
+    pub feature_names: Vec<FeatureName>,
+    /// Model settings.
+    pub model: ModelPlan,
+    /// Where the fitted model is kept, when it is.
+    pub model_path: Option<String>,
+    /// The folder the `segments` table is published to, when it is: the
+    /// previous run's assignments are read from there for the migrations.
+    pub published: Option<String>,
     /// Where `segment` and its keys are in the pipeline file.
     pub located: Located<()>,
 }
 
-/// Checked k-means settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KmeansPlan {
-    /// Number of segments, at least 2.
-    pub k: usize,
+/// Checked model settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelPlan {
+    /// k-means (with its precision) or a Gaussian mixture.
+    pub kind: ModelKind,
+    /// The number of segments, or the range `auto` chooses from.
+    pub k: KPlan,
     /// Random seed.
     pub seed: u64,
     /// Initialisations, at least 1.
     pub n_init: usize,
     /// Iteration cap, at least 1.
-    pub max_iter: u64,
+    pub max_iter: usize,
     /// Convergence tolerance, positive.
     pub tolerance: f64,
+    /// Refit or assign to the saved model.
+    pub mode: ModelMode,
+    /// Initial centroids (k-means only), k × features, scaled units.
+    pub init: Option<Vec<Vec<f64>>>,
+}
+
+/// The kind of model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// k-means at this precision.
+    Kmeans(Precision),
+    /// Gaussian mixture (f64).
+    Gmm,
+}
+
+/// The number of segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KPlan {
+    /// Exactly this many, at least 2.
+    Fixed(usize),
+    /// Chosen by silhouette between these, inclusive.
+    Auto(usize, usize),
+}
+
+impl KPlan {
+    /// The smallest number of segments the step may produce.
+    pub fn min(&self) -> usize {
+        match *self {
+            KPlan::Fixed(k) | KPlan::Auto(k, _) => k,
+        }
+    }
+
+    /// The values of k to fit.
+    pub fn candidates(&self) -> Vec<usize> {
+        match *self {
+            KPlan::Fixed(k) => vec![k],
+            KPlan::Auto(min, max) => (min..=max).collect(),
+        }
+    }
 }
 
 /// An output ready to write.
@@ -275,8 +337,10 @@ pub fn check_spec(
     let segment = spec.segment.as_ref().and_then(|seg| {
         let ok_name = claim(&seg.value.name, seg.pos_of("name"), &mut diags);
         let ok_profiles = claim(&seg.value.profiles, seg.pos_of("profiles"), &mut diags);
+        let ok_quality = claim(&seg.value.quality, seg.pos_of("quality"), &mut diags);
+        let ok_migrations = claim(&seg.value.migrations, seg.pos_of("migrations"), &mut diags);
         let plan = check_segment(&file, seg, &mut diags);
-        (ok_name && ok_profiles).then_some(plan)
+        (ok_name && ok_profiles && ok_quality && ok_migrations).then_some(plan)
     });
 
     plan.steps = order_steps(&file, sql_steps, segment, &tables, spec, &mut diags);
@@ -315,7 +379,53 @@ pub fn check_spec(
             pos: output.pos,
         });
     }
+    resolve_model_path(&file, spec, &mut plan, &base_dir, &mut diags);
     (plan, diags)
+}
+
+/// Where the segment model is kept: `model_path` as written, else
+/// `<name>_model.json` beside the `segments` output's folder.
+fn resolve_model_path(
+    file: &str,
+    spec: &PipelineSpec,
+    plan: &mut Plan,
+    base_dir: &Path,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(seg) = &spec.segment else { return };
+    let published = plan
+        .outputs
+        .iter()
+        .find(|o| o.table == seg.value.name)
+        .map(|o| o.location.clone());
+    let path = match &seg.value.model_path {
+        Some(path) => {
+            let pos = seg.pos_of("model_path");
+            render_located(file, path, pos, &plan.vars, diags)
+                .map(|location| resolve_location(&location, base_dir, false))
+        }
+        None => published.as_ref().map(|folder| {
+            let folder = folder.trim_end_matches('/');
+            let parent = folder.rsplit_once('/').map_or("", |(parent, _)| parent);
+            format!("{parent}/{}_model.json", seg.value.name)
+        }),
+    };
+    if path.is_none() && seg.value.model.mode() == ModelMode::Assign {
+        diags.push(Diagnostic::at(
+            file,
+            seg.pos_of("model.mode"),
+            format!(
+                "`mode: assign` needs a saved model: set `model_path` or write `{}` as an output",
+                seg.value.name
+            ),
+        ));
+    }
+    for step in &mut plan.steps {
+        if let Step::Segment(s) = step {
+            s.model_path = path.clone();
+            s.published = published.clone();
+        }
+    }
 }
 
 fn resolve_vars(
@@ -561,38 +671,7 @@ fn check_segment(
     diags: &mut Vec<Diagnostic>,
 ) -> SegmentPlan {
     let spec = &seg.value;
-    let ModelSpec::Kmeans(kmeans) = &spec.model;
-    if kmeans.k < 2 {
-        diags.push(Diagnostic::at(
-            file,
-            seg.pos_of("model.k"),
-            format!("`k` must be at least 2, found {}", kmeans.k),
-        ));
-    }
-    if kmeans.n_init < 1 {
-        diags.push(Diagnostic::at(
-            file,
-            seg.pos_of("model.n_init"),
-            format!("`n_init` must be at least 1, found {}", kmeans.n_init),
-        ));
-    }
-    if kmeans.max_iter < 1 {
-        diags.push(Diagnostic::at(
-            file,
-            seg.pos_of("model.max_iter"),
-            format!("`max_iter` must be at least 1, found {}", kmeans.max_iter),
-        ));
-    }
-    if !(kmeans.tolerance > 0.0 && kmeans.tolerance.is_finite()) {
-        diags.push(Diagnostic::at(
-            file,
-            seg.pos_of("model.tolerance"),
-            format!(
-                "`tolerance` must be a positive number, found {}",
-                kmeans.tolerance
-            ),
-        ));
-    }
+    let model = check_model(file, seg, diags);
     if spec.features.is_empty() {
         diags.push(Diagnostic::at(
             file,
@@ -610,27 +689,186 @@ fn check_segment(
             ));
         }
     }
+    let listed = |what: &str, idx: usize, name: &str, diags: &mut Vec<Diagnostic>| {
+        if !spec.features.iter().any(|f| f == name) {
+            diags.push(Diagnostic::at(
+                file,
+                seg.pos_of(&format!("{what}[{idx}]")),
+                format!(
+                    "`{what}` names `{name}`, which is not in `features` ({})",
+                    backticked(&spec.features)
+                ),
+            ));
+        }
+    };
+    for (idx, name) in spec.log1p.iter().enumerate() {
+        listed("log1p", idx, name, diags);
+    }
+    for name in spec.feature_names.keys() {
+        if !spec.features.iter().any(|f| f == name) {
+            diags.push(Diagnostic::at(
+                file,
+                seg.pos_of(&format!("feature_names.{name}")),
+                format!(
+                    "`feature_names` names `{name}`, which is not in `features` ({})",
+                    backticked(&spec.features)
+                ),
+            ));
+        }
+    }
     // The plan is kept even with bad parameters, so that its columns are
     // still checked against the data; the problems above stop any run.
     SegmentPlan {
         name: spec.name.clone(),
         profiles: spec.profiles.clone(),
+        quality: spec.quality.clone(),
+        migrations: spec.migrations.clone(),
         from: spec.from.clone(),
         id: spec.id.clone(),
         features: spec.features.clone(),
+        impute: spec.impute,
+        log1p: spec
+            .features
+            .iter()
+            .map(|f| spec.log1p.contains(f))
+            .collect(),
         scaling: spec.scaling,
-        kmeans: KmeansPlan {
-            k: usize::try_from(kmeans.k).unwrap_or(2).max(2),
-            seed: kmeans.seed,
-            n_init: usize::try_from(kmeans.n_init).unwrap_or(1).max(1),
-            max_iter: u64::try_from(kmeans.max_iter).unwrap_or(1).max(1),
-            tolerance: kmeans.tolerance,
-        },
+        feature_names: spec
+            .features
+            .iter()
+            .map(|f| {
+                spec.feature_names.get(f).cloned().unwrap_or_else(|| {
+                    let plain = f.replace('_', " ");
+                    FeatureName {
+                        it: plain.clone(),
+                        en: plain,
+                    }
+                })
+            })
+            .collect(),
+        model,
+        model_path: None,
+        published: None,
         located: Located {
             value: (),
             pos: seg.pos,
             fields: seg.fields.clone(),
         },
+    }
+}
+
+/// Checks `segment.model`; bad values are reported and replaced by the
+/// nearest valid ones so the rest of the step can still be checked.
+fn check_model(
+    file: &str,
+    seg: &Located<super::SegmentSpec>,
+    diags: &mut Vec<Diagnostic>,
+) -> ModelPlan {
+    let init = match &seg.value.model {
+        ModelSpec::Kmeans(m) => m.init.clone(),
+        ModelSpec::Gmm(_) => None,
+    };
+    let (kind, k, k_range, seed, n_init, max_iter, tolerance, mode) = match &seg.value.model {
+        ModelSpec::Kmeans(m) => (
+            ModelKind::Kmeans(m.precision),
+            m.k,
+            &m.k_range,
+            m.seed,
+            m.n_init,
+            m.max_iter,
+            m.tolerance,
+            m.mode,
+        ),
+        ModelSpec::Gmm(m) => (
+            ModelKind::Gmm,
+            m.k,
+            &m.k_range,
+            m.seed,
+            m.n_init,
+            m.max_iter,
+            m.tolerance,
+            m.mode,
+        ),
+    };
+    let at_least = |key: &str, value: i64, min: i64, diags: &mut Vec<Diagnostic>| {
+        if value < min {
+            diags.push(Diagnostic::at(
+                file,
+                seg.pos_of(&format!("model.{key}")),
+                format!("`{key}` must be at least {min}, found {value}"),
+            ));
+        }
+        usize::try_from(value.max(min)).unwrap_or(usize::MAX)
+    };
+    let k = match (k, k_range) {
+        (KChoice::Fixed(k), None) => KPlan::Fixed(at_least("k", k, 2, diags)),
+        (KChoice::Fixed(_), Some(_)) => {
+            diags.push(Diagnostic::at(
+                file,
+                seg.pos_of("model.k_range"),
+                "`k_range` is only read with `k: auto`",
+            ));
+            KPlan::Fixed(2)
+        }
+        (KChoice::Auto, None) => KPlan::Auto(2, 8),
+        (KChoice::Auto, Some(range)) => match range[..] {
+            [min, max] if min >= 2 && max >= min => KPlan::Auto(min as usize, max as usize),
+            _ => {
+                diags.push(Diagnostic::at(
+                    file,
+                    seg.pos_of("model.k_range"),
+                    format!("`k_range` must be `[min, max]` with 2 <= min <= max, found {range:?}"),
+                ));
+                KPlan::Auto(2, 2)
+            }
+        },
+    };
+    let n_init = at_least("n_init", n_init, 1, diags);
+    let max_iter = at_least("max_iter", max_iter, 1, diags);
+    if !(tolerance > 0.0 && tolerance.is_finite()) {
+        diags.push(Diagnostic::at(
+            file,
+            seg.pos_of("model.tolerance"),
+            format!("`tolerance` must be a positive number, found {tolerance}"),
+        ));
+    }
+    if let Some(init) = &init {
+        let width = seg.value.features.len();
+        let fits = matches!(k, KPlan::Fixed(k) if k == init.len())
+            && init.iter().all(|row| row.len() == width);
+        if !fits {
+            diags.push(Diagnostic::at(
+                file,
+                seg.pos_of("model.init"),
+                format!(
+                    "`init` must hold `k` centroids of {width} value(s) each (one per feature), with a fixed `k`"
+                ),
+            ));
+        }
+    }
+    if mode == ModelMode::Assign && kind == ModelKind::Gmm {
+        diags.push(Diagnostic::at(
+            file,
+            seg.pos_of("model.mode"),
+            "`mode: assign` is available for `type: kmeans` only",
+        ));
+    }
+    if mode == ModelMode::Assign && matches!(k, KPlan::Auto(..)) {
+        diags.push(Diagnostic::at(
+            file,
+            seg.pos_of("model.mode"),
+            "`mode: assign` reuses the saved model's segments; it cannot take `k: auto`",
+        ));
+    }
+    ModelPlan {
+        kind,
+        k,
+        seed,
+        n_init,
+        max_iter,
+        tolerance,
+        mode,
+        init,
     }
 }
 

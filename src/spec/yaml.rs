@@ -283,6 +283,11 @@ fn friendly_types(message: &str) -> String {
         Ok(re) => re.replace_all(message, "expected a mapping").into_owned(),
         Err(_) => message.to_string(),
     };
+    if text.starts_with("invalid type: boolean") && text.ends_with("expected a string") {
+        // `y`, `n`, `yes`, `on`… are booleans in YAML: a column named `y`
+        // is a classic surprise.
+        text.push_str(" (YAML reads `y`, `n`, `yes`, `no`, `on`, `off`, `true` and `false` as booleans: quote the name, as in \"y\")");
+    }
     for (rust, yaml) in [
         ("expected i64", "expected an integer"),
         ("expected u64", "expected a non-negative integer"),

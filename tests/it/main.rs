@@ -8,4 +8,5 @@ mod quarantine;
 mod quickstart;
 mod run_failures;
 mod s3;
+mod segmentation;
 mod validate;

@@ -1,22 +1,6 @@
 //! The Parquet outputs opened by real peers: pyarrow and DuckDB from Python, installed by the test command.
 
-use std::process::Command;
-
-use crate::common::default_lake;
-
-fn python(script: &str) -> String {
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .output()
-        .expect("python3 runs (the test command installs pyarrow and duckdb)");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::common::{default_lake, python};
 
 #[test]
 fn pyarrow_reads_segments_with_the_expected_schema() {
@@ -33,7 +17,7 @@ fn pyarrow_reads_segments_with_the_expected_schema() {
     let out = python(&script);
     assert_eq!(
         out,
-        "5000\ncitizen_id int64\nsegment int32\ndistance double\nZSTD\n"
+        "5000\ncitizen_id int64\nsegment int32\ndistance double\nsecond_segment int32\nmargin double\nZSTD\n"
     );
 }
 

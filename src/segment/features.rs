@@ -1,0 +1,178 @@
+//! The segment step's input: the `from` table read in id order into one
+//! column of f64 per feature, nulls imputed or rows dropped as the pipeline
+//! says, then ln(1 + x) where asked.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::compute::{cast, concat, filter};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::SegmentError;
+use crate::spec::{Impute, SegmentPlan};
+
+/// The features of every citizen kept for the fit.
+#[derive(Debug, Clone)]
+pub struct Features {
+    /// Ids, sorted, of the rows kept.
+    pub ids: ArrayRef,
+    /// Per feature, its values in original units after imputation.
+    pub columns: Vec<Vec<f64>>,
+    /// Per feature, the value nulls were replaced with (median or zero).
+    pub fill: Vec<Option<f64>>,
+    /// Per feature, how many nulls were filled.
+    pub imputed: Vec<usize>,
+    /// Rows left out because a feature was null (`impute: drop`).
+    pub dropped: usize,
+}
+
+impl Features {
+    /// Rows kept.
+    pub fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Feature `j` as the model sees it before scaling: ln(1 + x) when
+    /// it is flagged in `log1p`. One column at a time, so that the step
+    /// never holds a second copy of every feature.
+    pub fn transformed(&self, plan: &SegmentPlan, j: usize) -> Result<Vec<f64>, SegmentError> {
+        let values = &self.columns[j];
+        if !plan.log1p[j] {
+            return Ok(values.clone());
+        }
+        match values.iter().find(|v| **v <= -1.0) {
+            Some(bad) => Err(SegmentError::Log1pDomain {
+                column: plan.features[j].clone(),
+                value: *bad,
+            }),
+            None => Ok(values.iter().map(|v| v.ln_1p()).collect()),
+        }
+    }
+}
+
+/// Reads `id` and the features of `from`, ordered by id so that the fit
+/// sees the rows in the same order whatever the partitioning, and applies
+/// `impute` (or, with saved fill values in `assign` mode, those).
+pub async fn read_features(
+    ctx: &SessionContext,
+    plan: &SegmentPlan,
+    saved_fill: Option<&[Option<f64>]>,
+) -> Result<Features, SegmentError> {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let columns: Vec<String> = std::iter::once(&plan.id)
+        .chain(&plan.features)
+        .map(|c| quote(c))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        columns.join(", "),
+        quote(&plan.from),
+        quote(&plan.id)
+    );
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let d = plan.features.len();
+    let mut ids: Vec<ArrayRef> = Vec::new();
+    // NaN stands for null (a NaN value cannot be clustered either): an
+    // f64 per value instead of an `Option<f64>` halves the memory.
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); d];
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        ids.push(Arc::clone(batch.column(0)));
+        for (j, column) in values.iter_mut().enumerate() {
+            let array = cast(batch.column(j + 1), &DataType::Float64)?;
+            column.extend(
+                array
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .map(|v| v.unwrap_or(f64::NAN)),
+            );
+        }
+    }
+    let ids = match ids.is_empty() {
+        true => datafusion::arrow::array::new_empty_array(&DataType::Int64),
+        false => concat(&ids.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?,
+    };
+    let rows = ids.len();
+    let nulls: Vec<usize> = values
+        .iter()
+        .map(|c| c.iter().filter(|v| v.is_nan()).count())
+        .collect();
+    let impute = plan.impute;
+    if impute.is_none()
+        && let Some(j) = nulls.iter().position(|&n| n > 0)
+    {
+        return Err(SegmentError::NullFeature {
+            column: plan.features[j].clone(),
+            table: plan.from.clone(),
+            count: nulls[j],
+        });
+    }
+    if impute == Some(Impute::Drop) && nulls.iter().any(|&n| n > 0) {
+        let keep: BooleanArray = (0..rows)
+            .map(|i| Some(values.iter().all(|c| !c[i].is_nan())))
+            .collect();
+        for column in &mut values {
+            let mut row = 0;
+            column.retain(|_| {
+                row += 1;
+                keep.value(row - 1)
+            });
+        }
+        return Ok(Features {
+            ids: filter(&ids, &keep)?,
+            columns: values,
+            fill: vec![None; d],
+            imputed: vec![0; d],
+            dropped: rows - keep.true_count(),
+        });
+    }
+    let fill: Vec<Option<f64>> = match (saved_fill, impute) {
+        (Some(saved), _) => saved.to_vec(),
+        (None, Some(Impute::Median)) => values.iter().map(|c| median(c)).collect(),
+        (None, Some(Impute::Zero)) => vec![Some(0.0); d],
+        (None, _) => vec![None; d],
+    };
+    for (column, fill) in values.iter_mut().zip(&fill) {
+        let fill = fill.unwrap_or(0.0);
+        column
+            .iter_mut()
+            .filter(|v| v.is_nan())
+            .for_each(|v| *v = fill);
+    }
+    Ok(Features {
+        ids,
+        columns: values,
+        fill,
+        imputed: nulls,
+        dropped: 0,
+    })
+}
+
+/// The median of the non-null (non-NaN) values, the mean of the middle two
+/// for an even count; `None` when all are null.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut present: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if present.is_empty() {
+        return None;
+    }
+    present.sort_by(f64::total_cmp);
+    let mid = present.len() / 2;
+    Some(match present.len() % 2 {
+        1 => present[mid],
+        _ => (present[mid - 1] + present[mid]) / 2.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts_skips_nulls() {
+        assert_eq!(median(&[3.0, f64::NAN, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, f64::NAN, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[f64::NAN]), None);
+    }
+}

@@ -1,0 +1,734 @@
+//! k-means as a linfa model: k-means++ seeding and Lloyd iterations whose
+//! assignment step is a blocked distance kernel, ‖x‖² − 2·x·cᵀ + ‖c‖² with
+//! the products computed by matrix multiply (f32 or f64). Blocks of rows
+//! run in parallel and their partial sums are added in block order, so the
+//! result is the same on any number of threads.
+//!
+//! linfa 0.8's own `KMeans` measures distances one pair at a time and
+//! updates centroids on one thread; this model keeps linfa's `Fit` and
+//! `Predict` traits and follows scikit-learn's algorithm (greedy k-means++,
+//! tolerance relative to the data's variance, empty clusters moved to the
+//! farthest points, a final assignment to the final centroids).
+
+use linfa::traits::{Fit, PredictInplace};
+use linfa::{DatasetBase, Float};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2, s};
+use rand::Rng;
+use rand_xoshiro::Xoshiro256Plus;
+use rand_xoshiro::rand_core::SeedableRng;
+use rayon::prelude::*;
+
+/// Rows per block of the distance kernel: a block's products (rows × k)
+/// stay in cache, and the block boundaries, not the threads, fix the order
+/// in which partial sums are added.
+const BLOCK: usize = 2048;
+
+/// Checked k-means settings; `fit` returns a [`KMeansModel`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansParams {
+    /// Number of clusters.
+    pub k: usize,
+    /// Independent k-means++ initialisations; the fit with the lowest
+    /// inertia is kept.
+    pub n_init: usize,
+    /// Lloyd iterations per initialisation, at most.
+    pub max_iter: usize,
+    /// Convergence tolerance, relative to the mean variance of the
+    /// features: iterations stop when the centroids' total squared shift
+    /// falls below `tolerance × mean variance` (scikit-learn's `tol`).
+    pub tolerance: f64,
+    /// Seed of the initialisations.
+    pub seed: u64,
+    /// Initial centroids (k × d) instead of k-means++; one initialisation.
+    pub init: Option<Array2<f64>>,
+}
+
+/// A problem fitting k-means.
+#[derive(Debug, thiserror::Error)]
+pub enum KMeansError {
+    /// `k` is zero or larger than the rows.
+    #[error("`k` must be between 1 and the number of rows ({rows}), got {k}")]
+    InvalidK {
+        /// Asked for.
+        k: usize,
+        /// Rows of the data.
+        rows: usize,
+    },
+    /// `n_init` or `max_iter` is zero.
+    #[error("`{0}` must be at least 1")]
+    ZeroCount(&'static str),
+    /// A negative or non-finite tolerance.
+    #[error("`tolerance` must be a finite number of at least 0, got {0}")]
+    InvalidTolerance(f64),
+    /// NaN or infinite values in the data.
+    #[error("the data holds a NaN or infinite value (row {row}, column {column})")]
+    NonFinite {
+        /// The first such row, from 0.
+        row: usize,
+        /// Its column, from 0.
+        column: usize,
+    },
+    /// A linfa error.
+    #[error(transparent)]
+    Linfa(#[from] linfa::Error),
+}
+
+/// A fitted k-means model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansModel<F> {
+    /// Centroids, k × d.
+    pub centroids: Array2<F>,
+    /// Sum of squared distances of the training rows to their centroids.
+    pub inertia: f64,
+    /// Lloyd iterations of the kept initialisation.
+    pub iterations: usize,
+    /// Whether it converged before `max_iter`.
+    pub converged: bool,
+}
+
+/// Where each row falls: nearest centroid, second nearest, and distances.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assignment {
+    /// Nearest centroid, from 0.
+    pub labels: Vec<usize>,
+    /// Euclidean distance to it.
+    pub distances: Vec<f64>,
+    /// Second nearest centroid (the nearest when k = 1).
+    pub second: Vec<usize>,
+    /// Euclidean distance to the second nearest.
+    pub second_distances: Vec<f64>,
+}
+
+impl KMeansParams {
+    fn check(&self, rows: usize) -> Result<(), KMeansError> {
+        if self.k == 0 || self.k > rows {
+            return Err(KMeansError::InvalidK { k: self.k, rows });
+        }
+        if self.n_init == 0 {
+            return Err(KMeansError::ZeroCount("n_init"));
+        }
+        if self.max_iter == 0 {
+            return Err(KMeansError::ZeroCount("max_iter"));
+        }
+        if !self.tolerance.is_finite() || self.tolerance < 0.0 {
+            return Err(KMeansError::InvalidTolerance(self.tolerance));
+        }
+        Ok(())
+    }
+}
+
+impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for KMeansParams {
+    type Object = KMeansModel<F>;
+
+    fn fit(
+        &self,
+        dataset: &DatasetBase<ArrayBase<D, Ix2>, T>,
+    ) -> Result<KMeansModel<F>, KMeansError> {
+        // Every loop below walks rows as contiguous slices.
+        let x = dataset.records.as_standard_layout();
+        let x = x.view();
+        self.check(x.nrows())?;
+        check_finite(&x)?;
+        let norms = row_norms(&x);
+        let tolerance = self.tolerance * mean_variance(&x);
+        let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
+        let mut best: Option<KMeansModel<F>> = None;
+        let runs = if self.init.is_some() { 1 } else { self.n_init };
+        for _ in 0..runs {
+            let init = match &self.init {
+                Some(init) => init.mapv(|v| F::from_f64(v).unwrap_or_else(F::zero)),
+                None => kmeans_plusplus(&x, &norms, self.k, &mut rng),
+            };
+            let model = lloyd(&x, &norms, init, self.max_iter, tolerance);
+            if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
+                best = Some(model);
+            }
+        }
+        best.ok_or(KMeansError::ZeroCount("n_init"))
+    }
+}
+
+impl<F: Float, D: Data<Elem = F>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>>
+    for KMeansModel<F>
+{
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
+        let assignment = self.assign(&x.view());
+        for (slot, label) in y.iter_mut().zip(assignment.labels) {
+            *slot = label;
+        }
+    }
+
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array1<usize> {
+        Array1::zeros(x.nrows())
+    }
+}
+
+impl<F: Float> KMeansModel<F> {
+    /// The nearest and second-nearest centroid of each row, with distances.
+    pub fn assign(&self, x: &ArrayView2<'_, F>) -> Assignment {
+        let x = x.as_standard_layout();
+        let x = x.view();
+        let norms = row_norms(&x);
+        let centroids = self.centroids.view();
+        let k = centroids.nrows().max(1);
+        let blocks = map_blocks(&x, &norms, &centroids, |_, _, dist| {
+            dist.chunks(k).map(two_nearest).collect::<Vec<_>>()
+        });
+        let mut out = Assignment::default();
+        for (best, best_d, second, second_d) in blocks.into_iter().flatten() {
+            out.labels.push(best);
+            out.distances.push(best_d.max(0.0).sqrt());
+            out.second.push(second);
+            out.second_distances.push(second_d.max(0.0).sqrt());
+        }
+        out
+    }
+}
+
+/// The nearest and second-nearest index of squared distances, and their
+/// values in f64.
+fn two_nearest<F: Float>(row: &[F]) -> (usize, f64, usize, f64) {
+    let (mut best, mut best_d) = (0, f64::INFINITY);
+    let (mut second, mut second_d) = (0, f64::INFINITY);
+    for (j, d) in row.iter().enumerate() {
+        let d = d.to_f64().unwrap_or(f64::INFINITY);
+        if d < best_d {
+            (second, second_d) = (best, best_d);
+            (best, best_d) = (j, d);
+        } else if d < second_d {
+            (second, second_d) = (j, d);
+        }
+    }
+    if !second_d.is_finite() {
+        (second, second_d) = (best, best_d);
+    }
+    (best, best_d, second, second_d)
+}
+
+/// The rows of a standard-layout matrix as one slice.
+fn flat<'a, F: Float>(x: &'a ArrayView2<'_, F>) -> &'a [F] {
+    x.as_slice().unwrap_or(&[])
+}
+
+fn check_finite<F: Float>(x: &ArrayView2<'_, F>) -> Result<(), KMeansError> {
+    let d = x.ncols().max(1);
+    match flat(x).iter().position(|v| !v.is_finite()) {
+        Some(at) => Err(KMeansError::NonFinite {
+            row: at / d,
+            column: at % d,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// ‖x‖² of each row of a standard-layout matrix.
+fn row_norms<F: Float>(x: &ArrayView2<'_, F>) -> Vec<F> {
+    let d = x.ncols();
+    if d == 0 {
+        return vec![F::zero(); x.nrows()];
+    }
+    flat(x)
+        .chunks(d)
+        .map(|row| row.iter().fold(F::zero(), |acc, v| acc + *v * *v))
+        .collect()
+}
+
+/// The mean over features of each feature's variance.
+fn mean_variance<F: Float>(x: &ArrayView2<'_, F>) -> f64 {
+    let (n, d) = x.dim();
+    if d == 0 || n == 0 {
+        return 0.0;
+    }
+    let mut sums = vec![0.0; d];
+    for row in flat(x).chunks(d) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += v.to_f64().unwrap_or(0.0);
+        }
+    }
+    let means: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+    let mut squares = vec![0.0; d];
+    for row in flat(x).chunks(d) {
+        for ((s, v), m) in squares.iter_mut().zip(row).zip(&means) {
+            *s += (v.to_f64().unwrap_or(0.0) - m).powi(2);
+        }
+    }
+    squares.iter().sum::<f64>() / n as f64 / d as f64
+}
+
+/// Centres up to which distances are computed directly rather than by
+/// matrix multiply: for few centres, packing the operands for the multiply
+/// costs more than the arithmetic it saves.
+const DIRECT_CENTRES: usize = 16;
+
+/// Runs `f(start, rows, distances)` on each block of rows of a
+/// standard-layout `x`: `rows` is the block's values (rows × d) and
+/// `distances` its squared distances to `centers` (rows × m), both flat.
+/// Blocks run in parallel; results come back in block order.
+fn map_blocks<F: Float, R: Send>(
+    x: &ArrayView2<'_, F>,
+    norms: &[F],
+    centers: &ArrayView2<'_, F>,
+    f: impl Fn(usize, &[F], &[F]) -> R + Sync,
+) -> Vec<R> {
+    let (m, d) = (centers.nrows(), x.ncols());
+    let center_norms = row_norms(&centers.as_standard_layout().view());
+    // Centres by dimension (d × m), so that the direct loop runs over
+    // contiguous centres and vectorises.
+    let by_dimension = centers.t().as_standard_layout().into_owned();
+    let by_dimension = by_dimension.as_slice().unwrap_or(&[]);
+    let centers_t = centers.t();
+    let two = F::one() + F::one();
+    (0..x.nrows().div_ceil(BLOCK))
+        .into_par_iter()
+        .map_init(
+            || vec![F::zero(); BLOCK * m],
+            |scratch, b| {
+                let start = b * BLOCK;
+                let end = (start + BLOCK).min(x.nrows());
+                let rows = &flat(x)[start * d..end * d];
+                let dist = &mut scratch[..(end - start) * m];
+                if m == 0 {
+                } else if m <= DIRECT_CENTRES {
+                    direct_distances(rows, d, by_dimension, m, dist);
+                } else {
+                    let mut block =
+                        ndarray::ArrayViewMut2::from_shape((end - start, m), &mut *dist)
+                            .expect("the scratch holds a block");
+                    let view = x.slice(s![start..end, ..]);
+                    general_mat_mul(F::one(), &view, &centers_t, F::zero(), &mut block);
+                    for (row, xn) in dist.chunks_mut(m).zip(&norms[start..end]) {
+                        for (v, cn) in row.iter_mut().zip(&center_norms) {
+                            *v = (*xn - two * *v + *cn).max(F::zero());
+                        }
+                    }
+                }
+                f(start, rows, dist)
+            },
+        )
+        .collect()
+}
+
+/// Squared distances of each row to `m` centres given by dimension
+/// (d × m), written row by row into `out`. The common small `m` get a copy
+/// of the loop with `m` known at compile time, which the compiler unrolls
+/// into a few vector instructions per dimension.
+fn direct_distances<F: Float>(rows: &[F], d: usize, by_dimension: &[F], m: usize, out: &mut [F]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match m {
+                $($n => direct_fixed::<F, $n>(rows, d, by_dimension, out),)*
+                _ => direct_any(rows, d, by_dimension, m, out),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+fn direct_fixed<F: Float, const M: usize>(rows: &[F], d: usize, by_dimension: &[F], out: &mut [F]) {
+    if d == 0 {
+        out.fill(F::zero());
+        return;
+    }
+    for (out, row) in out.chunks_exact_mut(M).zip(rows.chunks_exact(d)) {
+        let mut acc = [F::zero(); M];
+        for (xv, centres) in row.iter().zip(by_dimension.chunks_exact(M)) {
+            for j in 0..M {
+                let diff = *xv - centres[j];
+                acc[j] = acc[j] + diff * diff;
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+fn direct_any<F: Float>(rows: &[F], d: usize, by_dimension: &[F], m: usize, out: &mut [F]) {
+    for (out, row) in out.chunks_mut(m).zip(rows.chunks(d.max(1))) {
+        out.fill(F::zero());
+        for (xv, centres) in row.iter().zip(by_dimension.chunks(m)) {
+            for (acc, cv) in out.iter_mut().zip(centres) {
+                let diff = *xv - *cv;
+                *acc = *acc + diff * diff;
+            }
+        }
+    }
+}
+
+/// Squared Euclidean distances between the rows of `a` and of `b`, in f64.
+pub(super) fn squared_distances<F: Float>(
+    a: &ArrayView2<'_, F>,
+    b: &ArrayView2<'_, F>,
+) -> Array2<f64> {
+    let a = a.as_standard_layout();
+    let a = a.view();
+    let norms = row_norms(&a);
+    let values: Vec<f64> = map_blocks(&a, &norms, b, |_, _, d| {
+        d.iter()
+            .map(|v| v.to_f64().unwrap_or(0.0))
+            .collect::<Vec<_>>()
+    })
+    .concat();
+    Array2::from_shape_vec((a.nrows(), b.nrows()), values)
+        .unwrap_or_else(|_| Array2::zeros((0, b.nrows())))
+}
+
+/// Greedy k-means++ (as scikit-learn): each new centroid is the best of
+/// 2 + ln k candidates drawn in proportion to the squared distance to the
+/// nearest centroid so far.
+fn kmeans_plusplus<F: Float>(
+    x: &ArrayView2<'_, F>,
+    norms: &[F],
+    k: usize,
+    rng: &mut Xoshiro256Plus,
+) -> Array2<F> {
+    let n = x.nrows();
+    let trials = 2 + (k as f64).ln() as usize;
+    let mut centers = Array2::<F>::zeros((k, x.ncols()));
+    centers.row_mut(0).assign(&x.row(rng.gen_range(0..n)));
+    let to_f64 = |_: usize, _: &[F], d: &[F]| -> Vec<f64> {
+        d.iter().map(|v| v.to_f64().unwrap_or(0.0)).collect()
+    };
+    let mut closest: Vec<f64> = map_blocks(x, norms, &centers.slice(s![0..1, ..]), to_f64).concat();
+    let mut potential: f64 = closest.iter().sum();
+    let mut cumulative = vec![0.0; n];
+    for c in 1..k {
+        let mut running = 0.0;
+        for (acc, d) in cumulative.iter_mut().zip(&closest) {
+            running += d;
+            *acc = running;
+        }
+        let candidates: Vec<usize> = (0..trials)
+            .map(|_| {
+                let target = rng.r#gen::<f64>() * potential;
+                cumulative.partition_point(|&v| v < target).min(n - 1)
+            })
+            .collect();
+        let candidate_rows = x.select(Axis(0), &candidates);
+        // The potential each candidate would leave, summed per block then
+        // in block order.
+        let partials = map_blocks(x, norms, &candidate_rows.view(), |start, _, d| {
+            let mut sums = vec![0.0; trials];
+            for (row, near) in d.chunks(trials).zip(&closest[start..]) {
+                for (sum, v) in sums.iter_mut().zip(row) {
+                    *sum += near.min(v.to_f64().unwrap_or(0.0));
+                }
+            }
+            sums
+        });
+        let mut potentials = vec![0.0; trials];
+        for part in &partials {
+            for (total, v) in potentials.iter_mut().zip(part) {
+                *total += v;
+            }
+        }
+        let best = (0..trials).fold(0, |best, t| {
+            if potentials[t] < potentials[best] {
+                t
+            } else {
+                best
+            }
+        });
+        potential = potentials[best];
+        let chosen = candidate_rows.slice(s![best..=best, ..]);
+        let updates = map_blocks(x, norms, &chosen, to_f64).concat();
+        for (c, d) in closest.iter_mut().zip(updates) {
+            *c = c.min(d);
+        }
+        centers.row_mut(c).assign(&candidate_rows.row(best));
+    }
+    centers
+}
+
+/// One block's share of a Lloyd step.
+struct Partial<F> {
+    labels: Vec<u32>,
+    distances: Vec<F>,
+    /// Per centroid, the sum of its rows in the data's precision: a block
+    /// is at most 2,048 rows; blocks are added up in f64.
+    sums: Vec<F>,
+    counts: Vec<u64>,
+}
+
+/// Assigns every row to its nearest centroid and sums the rows per
+/// centroid; returns whether any label changed.
+fn lloyd_step<F: Float>(
+    x: &ArrayView2<'_, F>,
+    norms: &[F],
+    centroids: &Array2<F>,
+    labels: &mut [u32],
+    distances: &mut [f64],
+    sums: &mut Array2<f64>,
+    counts: &mut [u64],
+) -> bool {
+    let (k, d) = centroids.dim();
+    let partials = map_blocks(x, norms, &centroids.view(), |_, rows, dist| {
+        let count = dist.len() / k;
+        let mut part = Partial {
+            labels: Vec::with_capacity(count),
+            distances: Vec::with_capacity(count),
+            sums: vec![F::zero(); k * d],
+            counts: vec![0; k],
+        };
+        for (row, values) in dist.chunks(k).zip(rows.chunks(d.max(1))) {
+            let (mut best, mut best_d) = (0, row[0]);
+            for (j, v) in row.iter().enumerate().skip(1) {
+                if *v < best_d {
+                    (best, best_d) = (j, *v);
+                }
+            }
+            part.labels.push(best as u32);
+            part.distances.push(best_d);
+            part.counts[best] += 1;
+            let acc = &mut part.sums[best * d..(best + 1) * d];
+            for (a, v) in acc.iter_mut().zip(values) {
+                *a += *v;
+            }
+        }
+        part
+    });
+    sums.fill(0.0);
+    counts.fill(0);
+    let mut changed = false;
+    let mut at = 0;
+    for part in partials {
+        for (slot, label) in labels[at..].iter_mut().zip(&part.labels) {
+            changed |= *slot != *label;
+            *slot = *label;
+        }
+        for (slot, v) in distances[at..].iter_mut().zip(&part.distances) {
+            *slot = v.to_f64().unwrap_or(0.0);
+        }
+        at += part.labels.len();
+        for (total, v) in sums.iter_mut().zip(&part.sums) {
+            *total += v.to_f64().unwrap_or(0.0);
+        }
+        for (total, v) in counts.iter_mut().zip(&part.counts) {
+            *total += v;
+        }
+    }
+    changed
+}
+
+/// Gives each empty cluster the row farthest from its centroid, taking it
+/// out of its old cluster's sums (scikit-learn's relocation).
+fn relocate_empty<F: Float>(
+    x: &ArrayView2<'_, F>,
+    labels: &mut [u32],
+    distances: &[f64],
+    sums: &mut Array2<f64>,
+    counts: &mut [u64],
+) {
+    let empty: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] == 0).collect();
+    if empty.is_empty() {
+        return;
+    }
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by(|&a, &b| distances[b].total_cmp(&distances[a]).then(a.cmp(&b)));
+    for (cluster, &row) in empty.iter().zip(&order) {
+        let old = labels[row] as usize;
+        if counts[old] <= 1 {
+            continue;
+        }
+        let values = x.row(row).mapv(|v| v.to_f64().unwrap_or(0.0));
+        let mut from = sums.row_mut(old);
+        from -= &values;
+        sums.row_mut(*cluster).assign(&values);
+        counts[old] -= 1;
+        counts[*cluster] = 1;
+        labels[row] = *cluster as u32;
+    }
+}
+
+/// Lloyd iterations from `centroids` until the labels stop changing, the
+/// centroids move less than `tolerance` in total, or `max_iter`.
+fn lloyd<F: Float>(
+    x: &ArrayView2<'_, F>,
+    norms: &[F],
+    mut centroids: Array2<F>,
+    max_iter: usize,
+    tolerance: f64,
+) -> KMeansModel<F> {
+    let (n, (k, d)) = (x.nrows(), centroids.dim());
+    let mut labels = vec![u32::MAX; n];
+    let mut distances = vec![0.0; n];
+    let mut sums = Array2::<f64>::zeros((k, d));
+    let mut counts = vec![0u64; k];
+    let (mut iterations, mut converged, mut labels_current) = (0, false, false);
+    for _ in 0..max_iter {
+        iterations += 1;
+        let changed = lloyd_step(
+            x,
+            norms,
+            &centroids,
+            &mut labels,
+            &mut distances,
+            &mut sums,
+            &mut counts,
+        );
+        if !changed {
+            (converged, labels_current) = (true, true);
+            break;
+        }
+        relocate_empty(x, &mut labels, &distances, &mut sums, &mut counts);
+        let mut shift = 0.0;
+        for (c, mut centroid) in centroids.rows_mut().into_iter().enumerate() {
+            let count = counts[c].max(1) as f64;
+            for (value, sum) in centroid.iter_mut().zip(sums.row(c)) {
+                let new = sum / count;
+                shift += (new - value.to_f64().unwrap_or(0.0)).powi(2);
+                *value = F::from_f64(new).unwrap_or(*value);
+            }
+        }
+        if shift <= tolerance {
+            converged = true;
+            break;
+        }
+    }
+    if !labels_current {
+        lloyd_step(
+            x,
+            norms,
+            &centroids,
+            &mut labels,
+            &mut distances,
+            &mut sums,
+            &mut counts,
+        );
+    }
+    KMeansModel {
+        inertia: exact_inertia(x, &centroids, &labels),
+        centroids,
+        iterations,
+        converged,
+    }
+}
+
+/// Σ‖x − c‖² computed from differences in f64, free of the cancellation
+/// of the norm expansion used to assign.
+fn exact_inertia<F: Float>(x: &ArrayView2<'_, F>, centroids: &Array2<F>, labels: &[u32]) -> f64 {
+    let d = x.ncols().max(1);
+    let centroids = centroids.as_standard_layout();
+    let centres = centroids.as_slice().unwrap_or(&[]);
+    let partials: Vec<f64> = flat(x)
+        .par_chunks(BLOCK * d)
+        .zip(labels.par_chunks(BLOCK))
+        .map(|(rows, labels)| {
+            rows.chunks(d)
+                .zip(labels)
+                .map(|(row, &l)| {
+                    let centre = &centres[l as usize * d..(l as usize + 1) * d];
+                    row.iter()
+                        .zip(centre)
+                        .map(|(a, b)| {
+                            (a.to_f64().unwrap_or(0.0) - b.to_f64().unwrap_or(0.0)).powi(2)
+                        })
+                        .sum::<f64>()
+                })
+                .sum()
+        })
+        .collect();
+    partials.iter().sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linfa::traits::Predict;
+    use ndarray::array;
+
+    fn params(k: usize) -> KMeansParams {
+        KMeansParams {
+            k,
+            n_init: 3,
+            max_iter: 100,
+            tolerance: 1e-4,
+            seed: 7,
+            init: None,
+        }
+    }
+
+    fn blobs(n: usize) -> Array2<f64> {
+        let mut rng = Xoshiro256Plus::seed_from_u64(1);
+        Array2::from_shape_fn((n, 3), |(i, j)| {
+            (i % 3) as f64 * 10.0 + j as f64 + rng.r#gen::<f64>()
+        })
+    }
+
+    #[test]
+    fn separates_obvious_groups_and_predicts_them() {
+        let data = array![
+            [0.0, 0.1],
+            [0.1, 0.0],
+            [0.0, 0.0],
+            [10.0, 10.1],
+            [10.1, 10.0]
+        ];
+        let model = params(2)
+            .fit(&DatasetBase::from(data.clone()))
+            .expect("fits");
+        let labels = model.predict(&data);
+        assert_eq!(labels[0], labels[1]);
+        assert_eq!(labels[3], labels[4]);
+        assert_ne!(labels[0], labels[3]);
+        assert!(model.converged);
+        assert!(model.inertia < 0.1, "{}", model.inertia);
+    }
+
+    #[test]
+    fn same_result_on_one_thread_and_many() {
+        let data = blobs(3 * BLOCK + 17);
+        let fit = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            pool.install(|| {
+                params(4)
+                    .fit(&DatasetBase::from(data.clone()))
+                    .expect("fits")
+            })
+        };
+        assert_eq!(fit(1), fit(4));
+    }
+
+    #[test]
+    fn f32_and_f64_agree() {
+        let data = blobs(999);
+        let wide = params(3)
+            .fit(&DatasetBase::from(data.clone()))
+            .expect("fits");
+        let narrow = params(3)
+            .fit(&DatasetBase::from(data.mapv(|v| v as f32)))
+            .expect("fits");
+        assert!((wide.inertia - narrow.inertia).abs() / wide.inertia < 1e-4);
+    }
+
+    #[test]
+    fn second_nearest_and_distances() {
+        let model = KMeansModel {
+            centroids: array![[0.0, 0.0], [3.0, 0.0], [10.0, 0.0]],
+            inertia: 0.0,
+            iterations: 1,
+            converged: true,
+        };
+        let got = model.assign(&array![[1.0, 0.0], [9.0, 0.0]].view());
+        assert_eq!(got.labels, vec![0, 2]);
+        assert_eq!(got.second, vec![1, 1]);
+        assert!((got.distances[0] - 1.0).abs() < 1e-9);
+        assert!((got.second_distances[1] - 6.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rejects_bad_settings_and_values() {
+        let data = array![[0.0], [1.0]];
+        let err = params(3).fit(&DatasetBase::from(data.clone())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`k` must be between 1 and the number of rows (2), got 3"
+        );
+        let err = params(1)
+            .fit(&DatasetBase::from(array![[0.0], [f64::NAN]]))
+            .unwrap_err();
+        assert!(err.to_string().contains("row 1, column 0"), "{err}");
+    }
+}
