@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use datafusion::arrow::compute::{cast, concat, filter};
+use datafusion::arrow::compute::{cast, concat, filter, sort_to_indices, take};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -34,20 +34,31 @@ impl Features {
         self.ids.len()
     }
 
+    /// Checks that every `log1p` feature is above −1, where ln(1 + x) exists.
+    pub fn check_log1p(&self, plan: &SegmentPlan) -> Result<(), SegmentError> {
+        for (j, values) in self.columns.iter().enumerate() {
+            if !plan.log1p[j] {
+                continue;
+            }
+            if let Some(bad) = values.iter().find(|v| **v <= -1.0) {
+                return Err(SegmentError::Log1pDomain {
+                    column: plan.features[j].clone(),
+                    value: *bad,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Feature `j` as the model sees it before scaling: ln(1 + x) when
     /// it is flagged in `log1p`. One column at a time, so that the step
     /// never holds a second copy of every feature.
-    pub fn transformed(&self, plan: &SegmentPlan, j: usize) -> Result<Vec<f64>, SegmentError> {
+    /// Call [`Features::check_log1p`] first: values at or below −1 give NaN.
+    pub fn transformed(&self, plan: &SegmentPlan, j: usize) -> Vec<f64> {
         let values = &self.columns[j];
-        if !plan.log1p[j] {
-            return Ok(values.clone());
-        }
-        match values.iter().find(|v| **v <= -1.0) {
-            Some(bad) => Err(SegmentError::Log1pDomain {
-                column: plan.features[j].clone(),
-                value: *bad,
-            }),
-            None => Ok(values.iter().map(|v| v.ln_1p()).collect()),
+        match plan.log1p[j] {
+            true => values.iter().map(|v| v.ln_1p()).collect(),
+            false => values.clone(),
         }
     }
 }
@@ -65,12 +76,7 @@ pub async fn read_features(
         .chain(&plan.features)
         .map(|c| quote(c))
         .collect();
-    let sql = format!(
-        "SELECT {} FROM {} ORDER BY {}",
-        columns.join(", "),
-        quote(&plan.from),
-        quote(&plan.id)
-    );
+    let sql = format!("SELECT {} FROM {}", columns.join(", "), quote(&plan.from));
     let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     let d = plan.features.len();
     let mut ids: Vec<ArrayRef> = Vec::new();
@@ -94,6 +100,15 @@ pub async fn read_features(
         true => datafusion::arrow::array::new_empty_array(&DataType::Int64),
         false => concat(&ids.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?,
     };
+    // Rows in id order, so the fit sees them in the same order however the
+    // table was partitioned. Sorting the ids here and permuting each column
+    // in turn holds one extra column at a time, where an `ORDER BY` would
+    // buffer the whole table a second time.
+    let order = sort_to_indices(&ids, None, None)?;
+    let ids = take(&ids, &order, None)?;
+    for column in &mut values {
+        *column = order.values().iter().map(|&i| column[i as usize]).collect();
+    }
     let rows = ids.len();
     let nulls: Vec<usize> = values
         .iter()

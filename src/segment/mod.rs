@@ -320,13 +320,16 @@ pub async fn fit_segments(
         });
     }
     check_unique_ids(&features.ids, plan)?;
+    features.check_log1p(plan)?;
     let scaler = match (&saved, assign) {
         (Some(saved), true) => saved.scaler.clone(),
         _ => {
-            let columns = (0..plan.features.len())
-                .map(|j| features.transformed(plan, j))
-                .collect::<Result<Vec<_>, _>>()?;
-            Scaler::fit(columns.into_iter(), plan.scaling)
+            // One transformed column at a time: never a second copy of
+            // every feature.
+            Scaler::fit(
+                (0..plan.features.len()).map(|j| features.transformed(plan, j)),
+                plan.scaling,
+            )
         }
     };
     let fitted = match plan.model.kind {
@@ -373,11 +376,7 @@ pub async fn fit_segments(
     let segments = segment_table(plan, &features.ids, &fitted.assignment, &ids)?;
     let profiles = explain::profiles(
         &features.columns,
-        |j| {
-            features
-                .transformed(plan, j)
-                .unwrap_or_else(|_| features.columns[j].clone())
-        },
+        |j| features.transformed(plan, j),
         labels,
         &ids,
     );
@@ -476,7 +475,7 @@ fn scaled_matrix<F: Float>(
 ) -> Result<Array2<F>, SegmentError> {
     let mut x = Array2::<F>::zeros((features.rows(), plan.features.len()));
     for j in 0..plan.features.len() {
-        let column = features.transformed(plan, j)?;
+        let column = features.transformed(plan, j);
         for (slot, v) in x.column_mut(j).iter_mut().zip(column) {
             *slot = F::from_f64(scaler.apply(j, v)).unwrap_or_else(F::zero);
         }
