@@ -288,13 +288,13 @@ fn map_blocks<F: Float, R: Send>(
                 let end = (start + BLOCK).min(x.nrows());
                 let rows = &flat(x)[start * d..end * d];
                 let dist = &mut scratch[..(end - start) * m];
-                if m == 0 {
-                } else if m <= DIRECT_CENTRES {
+                if m > 0 && m <= DIRECT_CENTRES {
                     direct_distances(rows, d, by_dimension, m, dist);
-                } else {
-                    let mut block =
-                        ndarray::ArrayViewMut2::from_shape((end - start, m), &mut *dist)
-                            .expect("the scratch holds a block");
+                } else if let Ok(mut block) =
+                    ndarray::ArrayViewMut2::from_shape((end - start, m), &mut *dist)
+                {
+                    // The scratch always has room for a block: `from_shape`
+                    // cannot fail here.
                     let view = x.slice(s![start..end, ..]);
                     general_mat_mul(F::one(), &view, &centers_t, F::zero(), &mut block);
                     for (row, xn) in dist.chunks_mut(m).zip(&norms[start..end]) {
@@ -449,17 +449,32 @@ struct Partial<F> {
     counts: Vec<u64>,
 }
 
+/// The rows' current assignment and the per-centroid sums of a Lloyd step.
+struct LloydState {
+    /// Nearest centroid of each row.
+    labels: Vec<u32>,
+    /// Squared distance of each row to it.
+    distances: Vec<f64>,
+    /// Per centroid, the sum of its rows (k × d).
+    sums: Array2<f64>,
+    /// Per centroid, its rows.
+    counts: Vec<u64>,
+}
+
 /// Assigns every row to its nearest centroid and sums the rows per
 /// centroid; returns whether any label changed.
 fn lloyd_step<F: Float>(
     x: &ArrayView2<'_, F>,
     norms: &[F],
     centroids: &Array2<F>,
-    labels: &mut [u32],
-    distances: &mut [f64],
-    sums: &mut Array2<f64>,
-    counts: &mut [u64],
+    state: &mut LloydState,
 ) -> bool {
+    let LloydState {
+        labels,
+        distances,
+        sums,
+        counts,
+    } = state;
     let (k, d) = centroids.dim();
     let partials = map_blocks(x, norms, &centroids.view(), |_, rows, dist| {
         let count = dist.len() / k;
@@ -511,13 +526,13 @@ fn lloyd_step<F: Float>(
 
 /// Gives each empty cluster the row farthest from its centroid, taking it
 /// out of its old cluster's sums (scikit-learn's relocation).
-fn relocate_empty<F: Float>(
-    x: &ArrayView2<'_, F>,
-    labels: &mut [u32],
-    distances: &[f64],
-    sums: &mut Array2<f64>,
-    counts: &mut [u64],
-) {
+fn relocate_empty<F: Float>(x: &ArrayView2<'_, F>, state: &mut LloydState) {
+    let LloydState {
+        labels,
+        distances,
+        sums,
+        counts,
+    } = state;
     let empty: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] == 0).collect();
     if empty.is_empty() {
         return;
@@ -549,31 +564,24 @@ fn lloyd<F: Float>(
     tolerance: f64,
 ) -> KMeansModel<F> {
     let (n, (k, d)) = (x.nrows(), centroids.dim());
-    let mut labels = vec![u32::MAX; n];
-    let mut distances = vec![0.0; n];
-    let mut sums = Array2::<f64>::zeros((k, d));
-    let mut counts = vec![0u64; k];
+    let mut state = LloydState {
+        labels: vec![u32::MAX; n],
+        distances: vec![0.0; n],
+        sums: Array2::zeros((k, d)),
+        counts: vec![0; k],
+    };
     let (mut iterations, mut converged, mut labels_current) = (0, false, false);
     for _ in 0..max_iter {
         iterations += 1;
-        let changed = lloyd_step(
-            x,
-            norms,
-            &centroids,
-            &mut labels,
-            &mut distances,
-            &mut sums,
-            &mut counts,
-        );
-        if !changed {
+        if !lloyd_step(x, norms, &centroids, &mut state) {
             (converged, labels_current) = (true, true);
             break;
         }
-        relocate_empty(x, &mut labels, &distances, &mut sums, &mut counts);
+        relocate_empty(x, &mut state);
         let mut shift = 0.0;
         for (c, mut centroid) in centroids.rows_mut().into_iter().enumerate() {
-            let count = counts[c].max(1) as f64;
-            for (value, sum) in centroid.iter_mut().zip(sums.row(c)) {
+            let count = state.counts[c].max(1) as f64;
+            for (value, sum) in centroid.iter_mut().zip(state.sums.row(c)) {
                 let new = sum / count;
                 shift += (new - value.to_f64().unwrap_or(0.0)).powi(2);
                 *value = F::from_f64(new).unwrap_or(*value);
@@ -585,18 +593,10 @@ fn lloyd<F: Float>(
         }
     }
     if !labels_current {
-        lloyd_step(
-            x,
-            norms,
-            &centroids,
-            &mut labels,
-            &mut distances,
-            &mut sums,
-            &mut counts,
-        );
+        lloyd_step(x, norms, &centroids, &mut state);
     }
     KMeansModel {
-        inertia: exact_inertia(x, &centroids, &labels),
+        inertia: exact_inertia(x, &centroids, &state.labels),
         centroids,
         iterations,
         converged,

@@ -465,36 +465,45 @@ impl ValueFormat {
         }
     }
 
-    /// The value of a field as its column's type; `Err` when it does not fit.
-    fn parse(&self, text: &str, ty: ColumnType) -> Result<Value, ()> {
+    /// Converts a field to its column's type: the number (integers,
+    /// days, microseconds, a float's bits, 0 or 1) goes to `out`, so that no
+    /// enum travels through memory on the hot path.
+    fn parse(&self, text: &str, ty: ColumnType, out: &mut i64) -> Parsed {
         let trimmed = text.trim_ascii();
         if trimmed.is_empty() || self.null.as_deref() == Some(trimmed) {
-            return Ok(Value::Null);
+            return Parsed::Null;
         }
-        Ok(match ty {
-            ColumnType::String => Value::Text,
-            ColumnType::Int64 => {
-                Value::Int(trimmed.trim_start_matches('+').parse().map_err(|_| ())?)
+        let value: Option<i64> = match ty {
+            ColumnType::String => Some(0),
+            ColumnType::Int64 => trimmed.trim_start_matches('+').parse().ok(),
+            ColumnType::Float64 => self.float(trimmed).map(|v| v.to_bits() as i64),
+            ColumnType::Boolean => {
+                let is = |words: &[&str]| words.iter().any(|w| trimmed.eq_ignore_ascii_case(w));
+                if is(&["true", "t", "1", "yes", "y", "si", "sì"]) {
+                    Some(1)
+                } else if is(&["false", "f", "0", "no", "n"]) {
+                    Some(0)
+                } else {
+                    None
+                }
             }
-            ColumnType::Float64 => Value::Float(self.float(trimmed).ok_or(())?),
-            ColumnType::Boolean => Value::Bool(match trimmed.to_lowercase().as_str() {
-                "true" | "t" | "1" | "yes" | "y" | "si" | "sì" => true,
-                "false" | "f" | "0" | "no" | "n" => false,
-                _ => return Err(()),
+            ColumnType::Date => self
+                .date_format
+                .date(trimmed)
+                .map(|date| (date - unix_epoch()).num_days()),
+            ColumnType::Timestamp => self.timestamp_micros(trimmed),
+            ColumnType::Time => self.time_format.time(trimmed).map(|time| {
+                i64::from(time.num_seconds_from_midnight()) * 1_000_000
+                    + i64::from(time.nanosecond() / 1_000)
             }),
-            ColumnType::Date => {
-                let date = self.date_format.date(trimmed).ok_or(())?;
-                Value::Int((date - unix_epoch()).num_days())
+        };
+        match value {
+            Some(value) => {
+                *out = value;
+                Parsed::Value
             }
-            ColumnType::Timestamp => Value::Int(self.timestamp_micros(trimmed).ok_or(())?),
-            ColumnType::Time => {
-                let time = self.time_format.time(trimmed).ok_or(())?;
-                Value::Int(
-                    i64::from(time.num_seconds_from_midnight()) * 1_000_000
-                        + i64::from(time.nanosecond() / 1_000),
-                )
-            }
-        })
+            None => Parsed::Invalid,
+        }
     }
 }
 
@@ -553,15 +562,15 @@ fn type_name(ty: ColumnType) -> &'static str {
     }
 }
 
-/// A converted value, before it is appended.
-#[derive(Debug, Clone, Copy)]
-enum Value {
+/// What [`ValueFormat::parse`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parsed {
+    /// Empty or the null marker.
     Null,
-    /// The field's text, taken from the line when appended.
-    Text,
-    Int(i64),
-    Float(f64),
-    Bool(bool),
+    /// A value of the column's type.
+    Value,
+    /// Text that is not of the column's type.
+    Invalid,
 }
 
 /// The CSV [`LineLayout`].
@@ -607,7 +616,8 @@ impl LineLayout for CsvLayout {
             slots,
             syntax: self.syntax,
             format: Arc::clone(&self.values),
-            values: vec![Value::Null; projection.len()],
+            values: vec![0; projection.len()],
+            present: vec![false; projection.len()],
             sources: vec![usize::MAX; projection.len()],
             spans: Vec::new(),
             scratch: String::new(),
@@ -644,22 +654,24 @@ impl Builder {
         }
     }
 
-    fn push(&mut self, value: Value, text: &str) {
-        match (self, value) {
-            (Builder::Text(b), Value::Text) => b.append_value(text),
-            (Builder::Text(b), _) => b.append_null(),
-            (Builder::Int(b), Value::Int(v)) => b.append_value(v),
-            (Builder::Int(b), _) => b.append_null(),
-            (Builder::Float(b), Value::Float(v)) => b.append_value(v),
-            (Builder::Float(b), _) => b.append_null(),
-            (Builder::Bool(b), Value::Bool(v)) => b.append_value(v),
-            (Builder::Bool(b), _) => b.append_null(),
-            (Builder::Date(b), Value::Int(v)) => b.append_value(v as i32),
-            (Builder::Date(b), _) => b.append_null(),
-            (Builder::Timestamp(b), Value::Int(v)) => b.append_value(v),
-            (Builder::Timestamp(b), _) => b.append_null(),
-            (Builder::Time(b), Value::Int(v)) => b.append_value(v),
-            (Builder::Time(b), _) => b.append_null(),
+    /// Appends a parsed value (`value` as [`ValueFormat::parse`] wrote it,
+    /// `text` for text columns), or a null when not `present`.
+    fn push(&mut self, present: bool, value: i64, text: &str) {
+        match self {
+            Builder::Text(b) if present => b.append_value(text),
+            Builder::Int(b) if present => b.append_value(value),
+            Builder::Float(b) if present => b.append_value(f64::from_bits(value as u64)),
+            Builder::Bool(b) if present => b.append_value(value != 0),
+            Builder::Date(b) if present => b.append_value(value as i32),
+            Builder::Timestamp(b) if present => b.append_value(value),
+            Builder::Time(b) if present => b.append_value(value),
+            Builder::Text(b) => b.append_null(),
+            Builder::Int(b) => b.append_null(),
+            Builder::Float(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+            Builder::Time(b) => b.append_null(),
         }
     }
 
@@ -690,7 +702,8 @@ struct CsvDecoder {
     syntax: Syntax,
     format: Arc<ValueFormat>,
     /// Per slot: the converted value and the field it came from.
-    values: Vec<Value>,
+    values: Vec<i64>,
+    present: Vec<bool>,
     sources: Vec<usize>,
     /// Reused for every line: the fields' spans and resolved quoted text.
     spans: Vec<Span>,
@@ -711,31 +724,35 @@ impl CsvDecoder {
                 spans.len()
             ));
         }
-        self.values.fill(Value::Null);
+        self.present.fill(false);
         self.sources.fill(usize::MAX);
+        let mut value = 0;
         for (idx, (span, column)) in spans.iter().zip(self.mapping.iter()).enumerate() {
             let Some(column) = *column else { continue };
             let ty = self.types[column];
             let field = text(span);
-            let value = self.format.parse(field, ty).map_err(|()| {
-                format!(
+            let parsed = self.format.parse(field, ty, &mut value);
+            if parsed == Parsed::Invalid {
+                return Err(format!(
                     "column `{}`: `{field}` is not {}",
                     self.names[column],
                     type_name(ty)
-                )
-            })?;
+                ));
+            }
             if let Some(slot) = self.slots[column] {
                 self.values[slot] = value;
+                self.present[slot] = parsed == Parsed::Value;
                 self.sources[slot] = idx;
             }
         }
-        for ((builder, value), source) in self
+        for (((builder, value), present), source) in self
             .builders
             .iter_mut()
             .zip(&self.values)
+            .zip(&self.present)
             .zip(&self.sources)
         {
-            builder.push(*value, spans.get(*source).map(text).unwrap_or(""));
+            builder.push(*present, *value, spans.get(*source).map(text).unwrap_or(""));
         }
         self.rows += 1;
         Ok(())
@@ -878,9 +895,9 @@ mod tests {
             ..italian()
         };
         assert_eq!(infer(&["261121", "260101"], &csv), ColumnType::Date);
-        let Ok(Value::Int(days)) = ValueFormat::of(&csv).parse("261121", ColumnType::Date) else {
-            panic!("a date");
-        };
+        let mut days = 0;
+        let parsed = ValueFormat::of(&csv).parse("261121", ColumnType::Date, &mut days);
+        assert_eq!(parsed, Parsed::Value);
         assert_eq!(
             days,
             (NaiveDate::from_ymd_opt(2026, 11, 21).expect("date") - unix_epoch()).num_days()
@@ -889,10 +906,9 @@ mod tests {
 
     #[test]
     fn times_without_a_leading_zero() {
-        let Ok(Value::Int(us)) = ValueFormat::of(&italian()).parse("9:05:33", ColumnType::Time)
-        else {
-            panic!("a time");
-        };
+        let mut us = 0;
+        let parsed = ValueFormat::of(&italian()).parse("9:05:33", ColumnType::Time, &mut us);
+        assert_eq!(parsed, Parsed::Value);
         assert_eq!(us, (9 * 3600 + 5 * 60 + 33) * 1_000_000);
     }
 

@@ -689,28 +689,24 @@ fn check_segment(
             ));
         }
     }
-    let listed = |what: &str, idx: usize, name: &str, diags: &mut Vec<Diagnostic>| {
-        if !spec.features.iter().any(|f| f == name) {
+    // `log1p` and `feature_names` may only name listed features.
+    let named = spec
+        .log1p
+        .iter()
+        .enumerate()
+        .map(|(idx, name)| ("log1p", format!("log1p[{idx}]"), name))
+        .chain(
+            spec.feature_names
+                .keys()
+                .map(|name| ("feature_names", format!("feature_names.{name}"), name)),
+        );
+    for (what, key, name) in named {
+        if !spec.features.contains(name) {
             diags.push(Diagnostic::at(
                 file,
-                seg.pos_of(&format!("{what}[{idx}]")),
+                seg.pos_of(&key),
                 format!(
                     "`{what}` names `{name}`, which is not in `features` ({})",
-                    backticked(&spec.features)
-                ),
-            ));
-        }
-    };
-    for (idx, name) in spec.log1p.iter().enumerate() {
-        listed("log1p", idx, name, diags);
-    }
-    for name in spec.feature_names.keys() {
-        if !spec.features.iter().any(|f| f == name) {
-            diags.push(Diagnostic::at(
-                file,
-                seg.pos_of(&format!("feature_names.{name}")),
-                format!(
-                    "`feature_names` names `{name}`, which is not in `features` ({})",
                     backticked(&spec.features)
                 ),
             ));
