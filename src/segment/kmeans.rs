@@ -130,7 +130,7 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for 
         let x = x.view();
         self.check(x.nrows())?;
         check_finite(&x)?;
-        let norms = row_norms(&x);
+        let norms = norms_if_needed(&x, self.k);
         let tolerance = self.tolerance * mean_variance(&x);
         let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
         let mut best: Option<KMeansModel<F>> = None;
@@ -169,7 +169,7 @@ impl<F: Float> KMeansModel<F> {
     pub fn assign(&self, x: &ArrayView2<'_, F>) -> Assignment {
         let x = x.as_standard_layout();
         let x = x.view();
-        let norms = row_norms(&x);
+        let norms = norms_if_needed(&x, self.centroids.nrows());
         let centroids = self.centroids.view();
         let k = centroids.nrows().max(1);
         let blocks = map_blocks(&x, &norms, &centroids, |_, _, dist| {
@@ -222,6 +222,15 @@ fn check_finite<F: Float>(x: &ArrayView2<'_, F>) -> Result<(), KMeansError> {
     }
 }
 
+/// Row norms for the matrix-multiply kernel, which only runs with more
+/// than [`DIRECT_CENTRES`] centres (k-means++ tries fewer candidates).
+fn norms_if_needed<F: Float>(x: &ArrayView2<'_, F>, centres: usize) -> Vec<F> {
+    match centres > DIRECT_CENTRES {
+        true => row_norms(x),
+        false => Vec::new(),
+    }
+}
+
 /// ‖x‖² of each row of a standard-layout matrix.
 fn row_norms<F: Float>(x: &ArrayView2<'_, F>) -> Vec<F> {
     let d = x.ncols();
@@ -240,26 +249,88 @@ fn mean_variance<F: Float>(x: &ArrayView2<'_, F>) -> f64 {
     if d == 0 || n == 0 {
         return 0.0;
     }
-    let mut sums = vec![0.0; d];
-    for row in flat(x).chunks(d) {
-        for (s, v) in sums.iter_mut().zip(row) {
-            *s += v.to_f64().unwrap_or(0.0);
+    // One pass of sums and sums of squares, shifted by the first row so
+    // that large offsets do not cancel.
+    let values = flat(x);
+    let shift: Vec<f64> = values[..d]
+        .iter()
+        .map(|v| v.to_f64().unwrap_or(0.0))
+        .collect();
+    let (mut sums, mut squares) = (vec![0.0; d], vec![0.0; d]);
+    for row in values.chunks(d) {
+        for (((s, q), v), c) in sums.iter_mut().zip(&mut squares).zip(row).zip(&shift) {
+            let v = v.to_f64().unwrap_or(0.0) - c;
+            *s += v;
+            *q += v * v;
         }
     }
-    let means: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
-    let mut squares = vec![0.0; d];
-    for row in flat(x).chunks(d) {
-        for ((s, v), m) in squares.iter_mut().zip(row).zip(&means) {
-            *s += (v.to_f64().unwrap_or(0.0) - m).powi(2);
-        }
-    }
-    squares.iter().sum::<f64>() / n as f64 / d as f64
+    let n = n as f64;
+    let total: f64 = sums
+        .iter()
+        .zip(&squares)
+        .map(|(s, q)| (q / n - (s / n).powi(2)).max(0.0))
+        .sum();
+    total / d as f64
 }
 
 /// Centres up to which distances are computed directly rather than by
 /// matrix multiply: for few centres, packing the operands for the multiply
 /// costs more than the arithmetic it saves.
 const DIRECT_CENTRES: usize = 16;
+
+/// Centres prepared for the distance kernel: by dimension (d × m) for the
+/// direct loop, and with their norms for the matrix-multiply one.
+struct Centres<'a, F> {
+    view: ArrayView2<'a, F>,
+    by_dimension: Vec<F>,
+    norms: Vec<F>,
+}
+
+impl<'a, F: Float> Centres<'a, F> {
+    fn new(centers: &ArrayView2<'a, F>) -> Self {
+        Centres {
+            view: *centers,
+            by_dimension: centers.t().iter().copied().collect(),
+            norms: row_norms(&centers.as_standard_layout().view()),
+        }
+    }
+
+    /// The squared distances of rows `start..end` of `x` to every centre,
+    /// rows × m, in `scratch`.
+    fn distances<'s>(
+        &self,
+        x: &ArrayView2<'_, F>,
+        norms: &[F],
+        (start, end): (usize, usize),
+        scratch: &'s mut Vec<F>,
+    ) -> &'s [F] {
+        let (m, d) = (self.view.nrows(), x.ncols());
+        scratch.resize((end - start) * m, F::zero());
+        let dist = &mut scratch[..];
+        let rows = &flat(x)[start * d..end * d];
+        if m > 0 && m <= DIRECT_CENTRES {
+            direct_distances(rows, d, &self.by_dimension, m, dist);
+        } else if let Ok(mut block) =
+            ndarray::ArrayViewMut2::from_shape((end - start, m), &mut *dist)
+        {
+            // `scratch` was sized for the block: `from_shape` cannot fail.
+            let view = x.slice(s![start..end, ..]);
+            general_mat_mul(F::one(), &view, &self.view.t(), F::zero(), &mut block);
+            let two = F::one() + F::one();
+            for (row, xn) in dist.chunks_mut(m).zip(&norms[start..end]) {
+                for (v, cn) in row.iter_mut().zip(&self.norms) {
+                    *v = (*xn - two * *v + *cn).max(F::zero());
+                }
+            }
+        }
+        dist
+    }
+}
+
+/// The rows of block `b`: `start..end`.
+fn block_rows(b: usize, n: usize) -> (usize, usize) {
+    (b * BLOCK, ((b + 1) * BLOCK).min(n))
+}
 
 /// Runs `f(start, rows, distances)` on each block of rows of a
 /// standard-layout `x`: `rows` is the block's values (rows × d) and
@@ -271,41 +342,15 @@ fn map_blocks<F: Float, R: Send>(
     centers: &ArrayView2<'_, F>,
     f: impl Fn(usize, &[F], &[F]) -> R + Sync,
 ) -> Vec<R> {
-    let (m, d) = (centers.nrows(), x.ncols());
-    let center_norms = row_norms(&centers.as_standard_layout().view());
-    // Centres by dimension (d × m), so that the direct loop runs over
-    // contiguous centres and vectorises.
-    let by_dimension = centers.t().as_standard_layout().into_owned();
-    let by_dimension = by_dimension.as_slice().unwrap_or(&[]);
-    let centers_t = centers.t();
-    let two = F::one() + F::one();
+    let centres = Centres::new(centers);
+    let d = x.ncols();
     (0..x.nrows().div_ceil(BLOCK))
         .into_par_iter()
-        .map_init(
-            || vec![F::zero(); BLOCK * m],
-            |scratch, b| {
-                let start = b * BLOCK;
-                let end = (start + BLOCK).min(x.nrows());
-                let rows = &flat(x)[start * d..end * d];
-                let dist = &mut scratch[..(end - start) * m];
-                if m > 0 && m <= DIRECT_CENTRES {
-                    direct_distances(rows, d, by_dimension, m, dist);
-                } else if let Ok(mut block) =
-                    ndarray::ArrayViewMut2::from_shape((end - start, m), &mut *dist)
-                {
-                    // The scratch always has room for a block: `from_shape`
-                    // cannot fail here.
-                    let view = x.slice(s![start..end, ..]);
-                    general_mat_mul(F::one(), &view, &centers_t, F::zero(), &mut block);
-                    for (row, xn) in dist.chunks_mut(m).zip(&norms[start..end]) {
-                        for (v, cn) in row.iter_mut().zip(&center_norms) {
-                            *v = (*xn - two * *v + *cn).max(F::zero());
-                        }
-                    }
-                }
-                f(start, rows, dist)
-            },
-        )
+        .map_init(Vec::new, |scratch, b| {
+            let (start, end) = block_rows(b, x.nrows());
+            let dist = centres.distances(x, norms, (start, end), scratch);
+            f(start, &flat(x)[start * d..end * d], dist)
+        })
         .collect()
 }
 
@@ -441,8 +486,8 @@ fn kmeans_plusplus<F: Float>(
 
 /// One block's share of a Lloyd step.
 struct Partial<F> {
-    labels: Vec<u32>,
-    distances: Vec<F>,
+    /// Whether a row of the block changed centroid.
+    changed: bool,
     /// Per centroid, the sum of its rows in the data's precision: a block
     /// is at most 2,048 rows; blocks are added up in f64.
     sums: Vec<F>,
@@ -476,44 +521,50 @@ fn lloyd_step<F: Float>(
         counts,
     } = state;
     let (k, d) = centroids.dim();
-    let partials = map_blocks(x, norms, &centroids.view(), |_, rows, dist| {
-        let count = dist.len() / k;
-        let mut part = Partial {
-            labels: Vec::with_capacity(count),
-            distances: Vec::with_capacity(count),
-            sums: vec![F::zero(); k * d],
-            counts: vec![0; k],
-        };
-        for (row, values) in dist.chunks(k).zip(rows.chunks(d.max(1))) {
-            let (mut best, mut best_d) = (0, row[0]);
-            for (j, v) in row.iter().enumerate().skip(1) {
-                if *v < best_d {
-                    (best, best_d) = (j, *v);
+    let view = centroids.view();
+    let centres = Centres::new(&view);
+    // Each block writes its rows' labels and distances in place and
+    // returns its per-centroid sums, added up afterwards in block order.
+    let partials: Vec<Partial<F>> = labels
+        .par_chunks_mut(BLOCK)
+        .zip(distances.par_chunks_mut(BLOCK))
+        .enumerate()
+        .map_init(Vec::new, |scratch, (b, (labels, distances))| {
+            let (start, end) = block_rows(b, x.nrows());
+            let dist = centres.distances(x, norms, (start, end), scratch);
+            let rows = &flat(x)[start * d..end * d];
+            let mut part = Partial {
+                changed: false,
+                sums: vec![F::zero(); k * d],
+                counts: vec![0; k],
+            };
+            let outputs = labels.iter_mut().zip(distances.iter_mut());
+            for ((row, values), (label, distance)) in
+                dist.chunks(k).zip(rows.chunks(d.max(1))).zip(outputs)
+            {
+                let (mut best, mut best_d) = (0, row[0]);
+                for (j, v) in row.iter().enumerate().skip(1) {
+                    if *v < best_d {
+                        (best, best_d) = (j, *v);
+                    }
+                }
+                part.changed |= *label != best as u32;
+                *label = best as u32;
+                *distance = best_d.to_f64().unwrap_or(0.0);
+                part.counts[best] += 1;
+                let acc = &mut part.sums[best * d..(best + 1) * d];
+                for (a, v) in acc.iter_mut().zip(values) {
+                    *a += *v;
                 }
             }
-            part.labels.push(best as u32);
-            part.distances.push(best_d);
-            part.counts[best] += 1;
-            let acc = &mut part.sums[best * d..(best + 1) * d];
-            for (a, v) in acc.iter_mut().zip(values) {
-                *a += *v;
-            }
-        }
-        part
-    });
+            part
+        })
+        .collect();
     sums.fill(0.0);
     counts.fill(0);
     let mut changed = false;
-    let mut at = 0;
     for part in partials {
-        for (slot, label) in labels[at..].iter_mut().zip(&part.labels) {
-            changed |= *slot != *label;
-            *slot = *label;
-        }
-        for (slot, v) in distances[at..].iter_mut().zip(&part.distances) {
-            *slot = v.to_f64().unwrap_or(0.0);
-        }
-        at += part.labels.len();
+        changed |= part.changed;
         for (total, v) in sums.iter_mut().zip(&part.sums) {
             *total += v.to_f64().unwrap_or(0.0);
         }
@@ -596,7 +647,12 @@ fn lloyd<F: Float>(
         lloyd_step(x, norms, &centroids, &mut state);
     }
     KMeansModel {
-        inertia: exact_inertia(x, &centroids, &state.labels),
+        // The direct kernel's distances are exact differences already;
+        // the matrix-multiply expansion needs a recount.
+        inertia: match k > DIRECT_CENTRES {
+            true => exact_inertia(x, &centroids, &state.labels),
+            false => state.distances.iter().sum(),
+        },
         centroids,
         iterations,
         converged,
