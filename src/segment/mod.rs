@@ -273,6 +273,46 @@ struct Fitted {
     tried: Vec<FitQuality>,
 }
 
+/// The fits of each k tried; the best mean silhouette is kept.
+#[derive(Default)]
+struct Candidates {
+    best: Option<(f64, Fitted)>,
+    tried: Vec<FitQuality>,
+}
+
+impl Candidates {
+    fn offer(&mut self, quality: FitQuality, centroids: Array2<f64>, assignment: Assignment) {
+        let score = quality.silhouette.unwrap_or(f64::NEG_INFINITY);
+        self.tried.push(quality);
+        if self.best.as_ref().is_none_or(|(s, _)| score > *s) {
+            let tried = Vec::new();
+            self.best = Some((
+                score,
+                Fitted {
+                    centroids,
+                    assignment,
+                    tried,
+                },
+            ));
+        }
+    }
+
+    /// The kept fit, with every k's figures and the chosen one marked.
+    fn best(self, plan: &SegmentPlan, rows: usize) -> Result<Fitted, SegmentError> {
+        let (_, mut fitted) = self.best.ok_or(SegmentError::TooFewRows {
+            table: plan.from.clone(),
+            rows,
+            k: plan.model.k.min(),
+        })?;
+        let chosen_k = fitted.centroids.nrows();
+        fitted.tried = self.tried;
+        for q in &mut fitted.tried {
+            q.chosen = q.k == chosen_k;
+        }
+        Ok(fitted)
+    }
+}
+
 /// Runs the segment step.
 pub async fn fit_segments(
     ctx: &SessionContext,
@@ -517,8 +557,7 @@ fn fit_kmeans<F: Float>(
         });
     }
     let sample = SilhouetteSample::draw(x, SILHOUETTE_SAMPLE, plan.model.seed);
-    let mut best: Option<(f64, Fitted)> = None;
-    let mut tried = Vec::new();
+    let mut candidates = Candidates::default();
     for k in plan.model.k.candidates() {
         if k > x.nrows() {
             break;
@@ -555,31 +594,10 @@ fn fit_kmeans<F: Float>(
             converged: model.converged,
             fit_seconds: started.elapsed().as_secs_f64(),
         };
-        let score = quality.silhouette.unwrap_or(f64::NEG_INFINITY);
-        tried.push(quality);
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            let centroids = model.centroids.mapv(|v| v.to_f64().unwrap_or(0.0));
-            best = Some((
-                score,
-                Fitted {
-                    centroids,
-                    assignment,
-                    tried: Vec::new(),
-                },
-            ));
-        }
+        let centroids = model.centroids.mapv(|v| v.to_f64().unwrap_or(0.0));
+        candidates.offer(quality, centroids, assignment);
     }
-    let (_, mut fitted) = best.ok_or(SegmentError::TooFewRows {
-        table: plan.from.clone(),
-        rows: x.nrows(),
-        k: plan.model.k.min(),
-    })?;
-    let chosen_k = fitted.centroids.nrows();
-    for q in &mut tried {
-        q.chosen = q.k == chosen_k;
-    }
-    fitted.tried = tried;
-    Ok(fitted)
+    candidates.best(plan, x.nrows())
 }
 
 /// A Gaussian mixture (full covariances, linfa) for each k asked. linfa
@@ -593,8 +611,7 @@ fn fit_gmm(x: &ArrayView2<'_, f64>, plan: &SegmentPlan) -> Result<Fitted, Segmen
     use rand_xoshiro::rand_core::SeedableRng;
     let sample = SilhouetteSample::draw(x, SILHOUETTE_SAMPLE, plan.model.seed);
     let dataset = DatasetBase::from(x.to_owned());
-    let mut best: Option<(f64, Fitted)> = None;
-    let mut tried = Vec::new();
+    let mut candidates = Candidates::default();
     for k in plan.model.k.candidates() {
         let started = std::time::Instant::now();
         let rng = Xoshiro256Plus::seed_from_u64(plan.model.seed);
@@ -643,30 +660,9 @@ fn fit_gmm(x: &ArrayView2<'_, f64>, plan: &SegmentPlan) -> Result<Fitted, Segmen
             converged: true,
             fit_seconds,
         };
-        let score = quality.silhouette.unwrap_or(f64::NEG_INFINITY);
-        tried.push(quality);
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            best = Some((
-                score,
-                Fitted {
-                    centroids,
-                    assignment,
-                    tried: Vec::new(),
-                },
-            ));
-        }
+        candidates.offer(quality, centroids, assignment);
     }
-    let (_, mut fitted) = best.ok_or(SegmentError::TooFewRows {
-        table: plan.from.clone(),
-        rows: x.nrows(),
-        k: plan.model.k.min(),
-    })?;
-    let chosen_k = fitted.centroids.nrows();
-    for q in &mut tried {
-        q.chosen = q.k == chosen_k;
-    }
-    fitted.tried = tried;
-    Ok(fitted)
+    candidates.best(plan, x.nrows())
 }
 
 /// The per-citizen table: id, segment, distance, second segment, margin
