@@ -399,17 +399,14 @@ fn direct_any<F: Float>(rows: &[F], d: usize, by_dimension: &[F], m: usize, out:
     }
 }
 
-/// Squared Euclidean distances between the rows of `a` and of `b`, in f64.
-pub(super) fn squared_distances<F: Float>(
-    a: &ArrayView2<'_, F>,
-    b: &ArrayView2<'_, F>,
-) -> Array2<f64> {
+/// Euclidean distances between the rows of `a` and of `b`, in f64.
+pub(super) fn distances<F: Float>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> Array2<f64> {
     let a = a.as_standard_layout();
     let a = a.view();
-    let norms = row_norms(&a);
+    let norms = norms_if_needed(&a, b.nrows());
     let values: Vec<f64> = map_blocks(&a, &norms, b, |_, _, d| {
         d.iter()
-            .map(|v| v.to_f64().unwrap_or(0.0))
+            .map(|v| v.to_f64().unwrap_or(0.0).sqrt())
             .collect::<Vec<_>>()
     })
     .concat();

@@ -10,7 +10,7 @@ use rand::seq::index::sample;
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 
-use super::kmeans::squared_distances;
+use super::kmeans::distances;
 
 /// Rows beyond which the silhouette is computed on a sample: the pairwise
 /// distances of 3,000 rows take 72 MB and a fraction of a second.
@@ -38,7 +38,7 @@ impl SilhouetteSample {
             picked
         };
         let sampled = x.select(Axis(0), &rows);
-        let distances = squared_distances(&sampled.view(), &sampled.view()).mapv(f64::sqrt);
+        let distances = distances(&sampled.view(), &sampled.view());
         SilhouetteSample { rows, distances }
     }
 
