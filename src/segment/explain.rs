@@ -3,6 +3,7 @@
 //! z-score against the population, the features that set the segment
 //! apart, and a generated label and description in Italian and English.
 
+use rayon::prelude::*;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray};
@@ -61,7 +62,7 @@ pub struct Profile {
 /// copy of the data); `labels` gives each row's position in `ids`.
 pub fn profiles(
     original: &[Vec<f64>],
-    transformed: impl Fn(usize) -> Vec<f64>,
+    transformed: impl Fn(usize) -> Vec<f64> + Sync,
     labels: &[usize],
     ids: &[i32],
 ) -> Vec<Profile> {
@@ -80,8 +81,10 @@ pub fn profiles(
             .map(|(s, &n)| if n > 0 { s / n as f64 } else { 0.0 })
             .collect::<Vec<f64>>()
     };
-    let means: Vec<Vec<f64>> = original.iter().map(segment_means).collect();
+    // One feature per task: each is a pass over every citizen.
+    let means: Vec<Vec<f64>> = original.par_iter().map(segment_means).collect();
     let z: Vec<Vec<f64>> = (0..original.len())
+        .into_par_iter()
         .map(|j| {
             let column = &transformed(j);
             let n = column.len().max(1) as f64;

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use datafusion::arrow::compute::{cast, concat, filter, sort_to_indices, take};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, make_comparator};
+use datafusion::arrow::compute::{SortOptions, cast, concat, filter, sort_to_indices, take};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -88,15 +88,17 @@ pub async fn read_features(
         ids.push(Arc::clone(batch.column(0)));
         for (j, column) in values.iter_mut().enumerate() {
             let array = cast(batch.column(j + 1), &DataType::Float64)?;
-            column.extend(
-                array
-                    .as_primitive::<Float64Type>()
-                    .iter()
-                    .map(|v| v.unwrap_or(f64::NAN)),
-            );
+            let array = array.as_primitive::<Float64Type>();
+            let from = column.len();
+            column.extend_from_slice(array.values());
+            if let Some(nulls) = array.nulls().filter(|n| n.null_count() > 0) {
+                for i in (0..array.len()).filter(|&i| nulls.is_null(i)) {
+                    column[from + i] = f64::NAN;
+                }
+            }
         }
     }
-    let ids = match ids.is_empty() {
+    let mut ids = match ids.is_empty() {
         true => datafusion::arrow::array::new_empty_array(&DataType::Int64),
         false => concat(&ids.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?,
     };
@@ -104,10 +106,13 @@ pub async fn read_features(
     // table was partitioned. Sorting the ids here and permuting each column
     // in turn holds one extra column at a time, where an `ORDER BY` would
     // buffer the whole table a second time.
-    let order = sort_to_indices(&ids, None, None)?;
-    let ids = take(&ids, &order, None)?;
-    for column in &mut values {
-        *column = order.values().iter().map(|&i| column[i as usize]).collect();
+    // Often already in order (a table written by id, one partition).
+    if !is_sorted(&ids)? {
+        let order = sort_to_indices(&ids, None, None)?;
+        ids = take(&ids, &order, None)?;
+        for column in &mut values {
+            *column = order.values().iter().map(|&i| column[i as usize]).collect();
+        }
     }
     let rows = ids.len();
     let nulls: Vec<usize> = values
@@ -163,6 +168,13 @@ pub async fn read_features(
         imputed: nulls,
         dropped: 0,
     })
+}
+
+/// Whether `ids` is in ascending order (nulls first, as `sort_to_indices`
+/// puts them).
+fn is_sorted(ids: &ArrayRef) -> Result<bool, SegmentError> {
+    let compare = make_comparator(ids.as_ref(), ids.as_ref(), SortOptions::default())?;
+    Ok((1..ids.len()).all(|i| compare(i - 1, i).is_le()))
 }
 
 /// The median of the non-null (non-NaN) values, the mean of the middle two

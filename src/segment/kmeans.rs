@@ -19,6 +19,8 @@ use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 use rayon::prelude::*;
 
+use super::wide::{self, Kernel, mul_add, to_f64};
+
 /// Rows per block of the distance kernel: a block's products (rows × k)
 /// stay in cache, and the block boundaries, not the threads, fix the order
 /// in which partial sums are added.
@@ -131,6 +133,7 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for 
         self.check(x.nrows())?;
         check_finite(&x)?;
         let norms = norms_if_needed(&x, self.k);
+        let grouped = (self.k <= DIRECT_CENTRES && x.ncols() > 0).then(|| grouped(&x));
         let tolerance = self.tolerance * mean_variance(&x);
         let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
         let mut best: Option<KMeansModel<F>> = None;
@@ -140,7 +143,14 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for 
                 Some(init) => init.mapv(|v| F::from_f64(v).unwrap_or_else(F::zero)),
                 None => kmeans_plusplus(&x, &norms, self.k, &mut rng),
             };
-            let model = lloyd(&x, &norms, init, self.max_iter, tolerance);
+            let model = lloyd(
+                &x,
+                grouped.as_deref(),
+                &norms,
+                init,
+                self.max_iter,
+                tolerance,
+            );
             if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
                 best = Some(model);
             }
@@ -169,41 +179,49 @@ impl<F: Float> KMeansModel<F> {
     pub fn assign(&self, x: &ArrayView2<'_, F>) -> Assignment {
         let x = x.as_standard_layout();
         let x = x.view();
+        let n = x.nrows();
         let norms = norms_if_needed(&x, self.centroids.nrows());
-        let centroids = self.centroids.view();
-        let k = centroids.nrows().max(1);
-        let blocks = map_blocks(&x, &norms, &centroids, |_, _, dist| {
-            dist.chunks(k).map(two_nearest).collect::<Vec<_>>()
-        });
-        let mut out = Assignment::default();
-        for (best, best_d, second, second_d) in blocks.into_iter().flatten() {
-            out.labels.push(best);
-            out.distances.push(best_d.max(0.0).sqrt());
-            out.second.push(second);
-            out.second_distances.push(second_d.max(0.0).sqrt());
-        }
+        let view = self.centroids.view();
+        let centres = Centres::new(&view);
+        let mut out = Assignment {
+            labels: vec![0; n],
+            distances: vec![0.0; n],
+            second: vec![0; n],
+            second_distances: vec![0.0; n],
+        };
+        let Assignment {
+            labels,
+            distances,
+            second,
+            second_distances,
+        } = &mut out;
+        labels
+            .par_chunks_mut(BLOCK)
+            .zip(distances.par_chunks_mut(BLOCK))
+            .zip(second.par_chunks_mut(BLOCK))
+            .zip(second_distances.par_chunks_mut(BLOCK))
+            .enumerate()
+            .for_each_init(
+                Vec::new,
+                |scratch, (b, (((labels, distances), second), second_d))| {
+                    wide::run(AssignBlock {
+                        rows: Rows {
+                            x: &x,
+                            grouped: None,
+                            norms: &norms,
+                            centres: &centres,
+                            range: block_rows(b, n),
+                        },
+                        scratch,
+                        labels,
+                        distances,
+                        second,
+                        second_distances: second_d,
+                    })
+                },
+            );
         out
     }
-}
-
-/// The nearest and second-nearest index of squared distances, and their
-/// values in f64.
-fn two_nearest<F: Float>(row: &[F]) -> (usize, f64, usize, f64) {
-    let (mut best, mut best_d) = (0, f64::INFINITY);
-    let (mut second, mut second_d) = (0, f64::INFINITY);
-    for (j, d) in row.iter().enumerate() {
-        let d = d.to_f64().unwrap_or(f64::INFINITY);
-        if d < best_d {
-            (second, second_d) = (best, best_d);
-            (best, best_d) = (j, d);
-        } else if d < second_d {
-            (second, second_d) = (j, d);
-        }
-    }
-    if !second_d.is_finite() {
-        (second, second_d) = (best, best_d);
-    }
-    (best, best_d, second, second_d)
 }
 
 /// The rows of a standard-layout matrix as one slice.
@@ -282,6 +300,9 @@ const DIRECT_CENTRES: usize = 16;
 /// direct loop, and with their norms for the matrix-multiply one.
 struct Centres<'a, F> {
     view: ArrayView2<'a, F>,
+    /// Centres [`CENTRES_AT_ONCE`] at a time, each group by dimension
+    /// (groups × d), for [`nearest_in_group`].
+    in_fours: Vec<[F; CENTRES_AT_ONCE]>,
     by_dimension: Vec<F>,
     norms: Vec<F>,
 }
@@ -290,6 +311,7 @@ impl<'a, F: Float> Centres<'a, F> {
     fn new(centers: &ArrayView2<'a, F>) -> Self {
         Centres {
             view: *centers,
+            in_fours: in_fours(centers),
             by_dimension: centers.t().iter().copied().collect(),
             norms: row_norms(&centers.as_standard_layout().view()),
         }
@@ -325,6 +347,22 @@ impl<'a, F: Float> Centres<'a, F> {
         }
         dist
     }
+}
+
+/// The centres (m × d) [`CENTRES_AT_ONCE`] at a time, by dimension; the
+/// last group is padded with centres at infinity, which are never nearest.
+fn in_fours<F: Float>(centers: &ArrayView2<'_, F>) -> Vec<[F; CENTRES_AT_ONCE]> {
+    let (m, d) = centers.dim();
+    let mut out = Vec::with_capacity(m.div_ceil(CENTRES_AT_ONCE) * d);
+    for first in (0..m).step_by(CENTRES_AT_ONCE) {
+        for j in 0..d {
+            out.push(std::array::from_fn(|c| match first + c < m {
+                true => centers[(first + c, j)],
+                false => F::infinity(),
+            }));
+        }
+    }
+    out
 }
 
 /// The rows of block `b`: `start..end`.
@@ -397,21 +435,6 @@ fn direct_any<F: Float>(rows: &[F], d: usize, by_dimension: &[F], m: usize, out:
             }
         }
     }
-}
-
-/// Euclidean distances between the rows of `a` and of `b`, in f64.
-pub(super) fn distances<F: Float>(a: &ArrayView2<'_, F>, b: &ArrayView2<'_, F>) -> Array2<f64> {
-    let a = a.as_standard_layout();
-    let a = a.view();
-    let norms = norms_if_needed(&a, b.nrows());
-    let values: Vec<f64> = map_blocks(&a, &norms, b, |_, _, d| {
-        d.iter()
-            .map(|v| v.to_f64().unwrap_or(0.0).sqrt())
-            .collect::<Vec<_>>()
-    })
-    .concat();
-    Array2::from_shape_vec((a.nrows(), b.nrows()), values)
-        .unwrap_or_else(|_| Array2::zeros((0, b.nrows())))
 }
 
 /// Greedy k-means++ (as scikit-learn): each new centroid is the best of
@@ -491,6 +514,306 @@ struct Partial<F> {
     counts: Vec<u64>,
 }
 
+/// A row's nearest centre and, when asked, its second nearest, with their
+/// squared distances.
+#[derive(Clone, Copy)]
+struct Nearest<F> {
+    best: u32,
+    best_d: F,
+    second: u32,
+    second_d: F,
+}
+
+impl<F: Float> Nearest<F> {
+    /// No centre seen yet.
+    fn none() -> Self {
+        Nearest {
+            best: 0,
+            best_d: F::infinity(),
+            second: 0,
+            second_d: F::infinity(),
+        }
+    }
+
+    /// Takes centre `j` at squared distance `v` into account; ties go to
+    /// the lower index.
+    #[inline(always)]
+    fn offer<const SECOND: bool>(&mut self, j: u32, v: F) {
+        let closer = v < self.best_d;
+        if SECOND {
+            let runner_up = v < self.second_d;
+            self.second_d = if closer {
+                self.best_d
+            } else if runner_up {
+                v
+            } else {
+                self.second_d
+            };
+            self.second = if closer {
+                self.best
+            } else if runner_up {
+                j
+            } else {
+                self.second
+            };
+        }
+        self.best_d = if closer { v } else { self.best_d };
+        self.best = if closer { j } else { self.best };
+    }
+}
+
+/// The rows `range` of a standard-layout `x`, whose nearest centres are
+/// wanted.
+struct Rows<'a, 'x, 'c, F> {
+    x: &'a ArrayView2<'x, F>,
+    /// `x` as [`grouped`] lays it out, when the caller has it.
+    grouped: Option<&'a [F]>,
+    norms: &'a [F],
+    centres: &'a Centres<'c, F>,
+    range: (usize, usize),
+}
+
+impl<F: Float> Rows<'_, '_, '_, F> {
+    /// Calls `visit(i, values, nearest)` for each row, `i` counted from
+    /// the block's first row; the second nearest only when `SECOND`.
+    #[inline(always)]
+    fn for_each_nearest<const FUSED: bool, const SECOND: bool>(
+        &self,
+        scratch: &mut Vec<F>,
+        mut visit: impl FnMut(usize, &[F], Nearest<F>),
+    ) {
+        let (start, end) = self.range;
+        let (m, d) = (self.centres.view.nrows(), self.x.ncols());
+        let rows = &flat(self.x)[start * d..end * d];
+        if m <= DIRECT_CENTRES && d > 0 {
+            // Sixteen f32 or eight f64 rows at a time: two vector
+            // registers each.
+            match std::mem::size_of::<F>() <= 4 {
+                true => self.by_groups::<16, FUSED, SECOND>(rows, &mut visit),
+                false => self.by_groups::<8, FUSED, SECOND>(rows, &mut visit),
+            }
+            return;
+        }
+        let dist = self
+            .centres
+            .distances(self.x, self.norms, self.range, scratch);
+        for (i, (row, values)) in dist.chunks(m.max(1)).zip(rows.chunks(d.max(1))).enumerate() {
+            let mut nearest = Nearest::none();
+            for (j, v) in row.iter().enumerate() {
+                nearest.offer::<SECOND>(j as u32, *v);
+            }
+            visit(i, values, nearest);
+        }
+    }
+
+    #[inline(always)]
+    fn by_groups<const L: usize, const FUSED: bool, const SECOND: bool>(
+        &self,
+        rows: &[F],
+        visit: &mut impl FnMut(usize, &[F], Nearest<F>),
+    ) {
+        let d = self.x.ncols();
+        let mut scratch = vec![[F::zero(); L]; d];
+        // Blocks start at a multiple of `BLOCK`, itself a multiple of `L`.
+        let first = self.range.0 / L;
+        for (g, group) in rows.chunks(L * d).enumerate() {
+            let columns = match self.grouped {
+                Some(all) => {
+                    all[(first + g) * L * d..(first + g + 1) * L * d]
+                        .as_chunks::<L>()
+                        .0
+                }
+                None => {
+                    for (r, row) in group.chunks_exact(d).enumerate() {
+                        for (column, v) in scratch.iter_mut().zip(row) {
+                            column[r] = *v;
+                        }
+                    }
+                    &scratch
+                }
+            };
+            let found = nearest_in_group::<F, L, FUSED, SECOND>(columns, &self.centres.in_fours);
+            for (r, values) in group.chunks_exact(d).enumerate() {
+                visit(g * L + r, values, found[r]);
+            }
+        }
+    }
+}
+
+/// Rows per group of [`nearest_in_group`] for `F`: two AVX2 registers.
+fn lanes<F>() -> usize {
+    match std::mem::size_of::<F>() <= 4 {
+        true => 16,
+        false => 8,
+    }
+}
+
+/// `x` (standard layout) in groups of [`lanes`] rows, each group by column
+/// (group × column × row in the group), the last group padded with
+/// zeros: the layout [`nearest_in_group`] reads. Built once per fit, it
+/// spares every Lloyd iteration a transposition.
+fn grouped<F: Float>(x: &ArrayView2<'_, F>) -> Vec<F> {
+    let (n, d, lanes) = (x.nrows(), x.ncols(), lanes::<F>());
+    let mut out = vec![F::zero(); n.div_ceil(lanes) * lanes * d];
+    if d == 0 {
+        return out;
+    }
+    out.par_chunks_mut(lanes * d)
+        .zip(flat(x).par_chunks(lanes * d))
+        .for_each(|(group, rows)| {
+            for (r, row) in rows.chunks_exact(d).enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    group[j * lanes + r] = *v;
+                }
+            }
+        });
+    out
+}
+
+/// One block's Lloyd step: each row's nearest centre and squared distance
+/// written in place, and the block's rows summed per centre.
+struct StepBlock<'a, 'x, 'c, F> {
+    rows: Rows<'a, 'x, 'c, F>,
+    scratch: &'a mut Vec<F>,
+    labels: &'a mut [u32],
+    distances: &'a mut [f64],
+}
+
+impl<F: Float> Kernel for StepBlock<'_, '_, '_, F> {
+    type Output = Partial<F>;
+
+    #[inline(always)]
+    fn run<const FUSED: bool>(self) -> Partial<F> {
+        let StepBlock {
+            rows,
+            scratch,
+            labels,
+            distances,
+        } = self;
+        let (k, d) = (rows.centres.view.nrows(), rows.x.ncols());
+        let mut part = Partial {
+            changed: false,
+            sums: vec![F::zero(); k * d],
+            counts: vec![0; k],
+        };
+        rows.for_each_nearest::<FUSED, false>(scratch, |i, values, nearest| {
+            let best = nearest.best as usize;
+            part.changed |= labels[i] != nearest.best;
+            labels[i] = nearest.best;
+            distances[i] = to_f64(nearest.best_d);
+            part.counts[best] += 1;
+            let acc = &mut part.sums[best * d..(best + 1) * d];
+            for (a, v) in acc.iter_mut().zip(values) {
+                *a += *v;
+            }
+        });
+        part
+    }
+}
+
+/// One block's final assignment: nearest and second nearest centre with
+/// their distances.
+struct AssignBlock<'a, 'x, 'c, F> {
+    rows: Rows<'a, 'x, 'c, F>,
+    scratch: &'a mut Vec<F>,
+    labels: &'a mut [usize],
+    distances: &'a mut [f64],
+    second: &'a mut [usize],
+    second_distances: &'a mut [f64],
+}
+
+impl<F: Float> Kernel for AssignBlock<'_, '_, '_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<const FUSED: bool>(self) {
+        let AssignBlock {
+            rows,
+            scratch,
+            labels,
+            distances,
+            second,
+            second_distances,
+        } = self;
+        rows.for_each_nearest::<FUSED, true>(scratch, |i, _, nearest| {
+            let best_d = to_f64(nearest.best_d).max(0.0).sqrt();
+            labels[i] = nearest.best as usize;
+            distances[i] = best_d;
+            // With one centre, the second is the first.
+            (second[i], second_distances[i]) = match to_f64(nearest.second_d) {
+                d if d.is_finite() => (nearest.second as usize, d.max(0.0).sqrt()),
+                _ => (nearest.best as usize, best_d),
+            };
+        });
+    }
+}
+
+/// Centres handled together by [`nearest_in_group`]: each has its own
+/// running sums, so that the additions do not wait on one another.
+const CENTRES_AT_ONCE: usize = 4;
+
+/// The nearest centre (and with `SECOND` the second nearest) of each of
+/// `L` rows given by column (see [`grouped`]). `centres` holds them
+/// [`CENTRES_AT_ONCE`] at a time, by dimension (see [`in_fours`]). Every
+/// step works on all the rows at once: plain loops over `L` values, which
+/// the compiler turns into vector instructions with no shuffling. Ties go
+/// to the lower index.
+#[inline(always)]
+fn nearest_in_group<F: Float, const L: usize, const FUSED: bool, const SECOND: bool>(
+    columns: &[[F; L]],
+    centres: &[[F; CENTRES_AT_ONCE]],
+) -> [Nearest<F>; L] {
+    let d = columns.len();
+    // One array per quantity (not an array of `Nearest`), so that each
+    // comparison and selection is one vector instruction for all rows.
+    let mut best = [0u32; L];
+    let mut best_d = [F::infinity(); L];
+    let mut second = [0u32; L];
+    let mut second_d = [F::infinity(); L];
+    for (chunk, four) in centres.chunks_exact(d).enumerate() {
+        let mut acc = [[F::zero(); L]; CENTRES_AT_ONCE];
+        for (column, c) in columns.iter().zip(four) {
+            for (acc, c) in acc.iter_mut().zip(c) {
+                for r in 0..L {
+                    let diff = column[r] - *c;
+                    acc[r] = mul_add::<F, FUSED>(diff, diff, acc[r]);
+                }
+            }
+        }
+        for (offset, acc) in acc.iter().enumerate() {
+            let j = (chunk * CENTRES_AT_ONCE + offset) as u32;
+            for r in 0..L {
+                let closer = acc[r] < best_d[r];
+                if SECOND {
+                    let runner_up = acc[r] < second_d[r];
+                    second_d[r] = if closer {
+                        best_d[r]
+                    } else if runner_up {
+                        acc[r]
+                    } else {
+                        second_d[r]
+                    };
+                    second[r] = if closer {
+                        best[r]
+                    } else if runner_up {
+                        j
+                    } else {
+                        second[r]
+                    };
+                }
+                best_d[r] = if closer { acc[r] } else { best_d[r] };
+                best[r] = if closer { j } else { best[r] };
+            }
+        }
+    }
+    std::array::from_fn(|r| Nearest {
+        best: best[r],
+        best_d: best_d[r],
+        second: second[r],
+        second_d: second_d[r],
+    })
+}
+
 /// The rows' current assignment and the per-centroid sums of a Lloyd step.
 struct LloydState {
     /// Nearest centroid of each row.
@@ -507,6 +830,7 @@ struct LloydState {
 /// centroid; returns whether any label changed.
 fn lloyd_step<F: Float>(
     x: &ArrayView2<'_, F>,
+    grouped: Option<&[F]>,
     norms: &[F],
     centroids: &Array2<F>,
     state: &mut LloydState,
@@ -517,7 +841,6 @@ fn lloyd_step<F: Float>(
         sums,
         counts,
     } = state;
-    let (k, d) = centroids.dim();
     let view = centroids.view();
     let centres = Centres::new(&view);
     // Each block writes its rows' labels and distances in place and
@@ -527,34 +850,18 @@ fn lloyd_step<F: Float>(
         .zip(distances.par_chunks_mut(BLOCK))
         .enumerate()
         .map_init(Vec::new, |scratch, (b, (labels, distances))| {
-            let (start, end) = block_rows(b, x.nrows());
-            let dist = centres.distances(x, norms, (start, end), scratch);
-            let rows = &flat(x)[start * d..end * d];
-            let mut part = Partial {
-                changed: false,
-                sums: vec![F::zero(); k * d],
-                counts: vec![0; k],
-            };
-            let outputs = labels.iter_mut().zip(distances.iter_mut());
-            for ((row, values), (label, distance)) in
-                dist.chunks(k).zip(rows.chunks(d.max(1))).zip(outputs)
-            {
-                let (mut best, mut best_d) = (0, row[0]);
-                for (j, v) in row.iter().enumerate().skip(1) {
-                    if *v < best_d {
-                        (best, best_d) = (j, *v);
-                    }
-                }
-                part.changed |= *label != best as u32;
-                *label = best as u32;
-                *distance = best_d.to_f64().unwrap_or(0.0);
-                part.counts[best] += 1;
-                let acc = &mut part.sums[best * d..(best + 1) * d];
-                for (a, v) in acc.iter_mut().zip(values) {
-                    *a += *v;
-                }
-            }
-            part
+            wide::run(StepBlock {
+                rows: Rows {
+                    x,
+                    grouped,
+                    norms,
+                    centres: &centres,
+                    range: block_rows(b, x.nrows()),
+                },
+                scratch,
+                labels,
+                distances,
+            })
         })
         .collect();
     sums.fill(0.0);
@@ -606,6 +913,7 @@ fn relocate_empty<F: Float>(x: &ArrayView2<'_, F>, state: &mut LloydState) {
 /// centroids move less than `tolerance` in total, or `max_iter`.
 fn lloyd<F: Float>(
     x: &ArrayView2<'_, F>,
+    grouped: Option<&[F]>,
     norms: &[F],
     mut centroids: Array2<F>,
     max_iter: usize,
@@ -621,7 +929,7 @@ fn lloyd<F: Float>(
     let (mut iterations, mut converged, mut labels_current) = (0, false, false);
     for _ in 0..max_iter {
         iterations += 1;
-        if !lloyd_step(x, norms, &centroids, &mut state) {
+        if !lloyd_step(x, grouped, norms, &centroids, &mut state) {
             (converged, labels_current) = (true, true);
             break;
         }
@@ -641,7 +949,7 @@ fn lloyd<F: Float>(
         }
     }
     if !labels_current {
-        lloyd_step(x, norms, &centroids, &mut state);
+        lloyd_step(x, grouped, norms, &centroids, &mut state);
     }
     KMeansModel {
         // The direct kernel's distances are exact differences already;

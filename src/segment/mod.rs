@@ -9,6 +9,7 @@ mod features;
 mod kmeans;
 mod model;
 mod quality;
+mod wide;
 
 use std::sync::Arc;
 
@@ -372,9 +373,11 @@ pub async fn fit_segments(
             )
         }
     };
+    lap("scaler fitted");
     let fitted = match plan.model.kind {
         ModelKind::Kmeans(Precision::Float32) => {
             let x = scaled_matrix::<f32>(&features, plan, &scaler)?;
+            lap("matrix built");
             fit_kmeans(&x.view(), plan, saved.as_ref().filter(|_| assign))?
         }
         ModelKind::Kmeans(Precision::Float64) => {
@@ -414,6 +417,7 @@ pub async fn fit_segments(
         }
     };
     let segments = segment_table(plan, &features.ids, &fitted.assignment, &ids)?;
+    lap("segment table built");
     let profiles = explain::profiles(
         &features.columns,
         |j| features.transformed(plan, j),
@@ -421,8 +425,8 @@ pub async fn fit_segments(
         &ids,
     );
     let profiles = explain::profile_table(plan, &profiles, rows)?;
-    let quality = quality_table(plan, &fitted.tried, rows)?;
     lap("profiles built");
+    let quality = quality_table(plan, &fitted.tried, rows)?;
     let migrations = migrations(ctx, plan, &segments).await?;
     lap("migrations counted");
     let chosen = fitted.tried.iter().find(|q| q.chosen).cloned();
@@ -507,20 +511,33 @@ fn model_name(plan: &SegmentPlan) -> &'static str {
     }
 }
 
-/// The features scaled into an n × d matrix of `F`.
+/// The features scaled into an n × d matrix of `F`, built by blocks of
+/// rows in parallel.
 fn scaled_matrix<F: Float>(
     features: &Features,
     plan: &SegmentPlan,
     scaler: &Scaler,
 ) -> Result<Array2<F>, SegmentError> {
-    let mut x = Array2::<F>::zeros((features.rows(), plan.features.len()));
-    for j in 0..plan.features.len() {
-        let column = features.transformed(plan, j);
-        for (slot, v) in x.column_mut(j).iter_mut().zip(column) {
-            *slot = F::from_f64(scaler.apply(j, v)).unwrap_or_else(F::zero);
-        }
+    use rayon::prelude::*;
+    const ROWS: usize = 4096;
+    let (n, d) = (features.rows(), plan.features.len());
+    let mut values = vec![F::zero(); n * d];
+    if d > 0 {
+        values
+            .par_chunks_mut(ROWS * d)
+            .enumerate()
+            .for_each(|(b, block)| {
+                for (j, column) in features.columns.iter().enumerate() {
+                    let column = &column[b * ROWS..];
+                    let slots = block.iter_mut().skip(j).step_by(d);
+                    for (slot, v) in slots.zip(column) {
+                        let v = if plan.log1p[j] { v.ln_1p() } else { *v };
+                        *slot = F::from_f64(scaler.apply(j, v)).unwrap_or_else(F::zero);
+                    }
+                }
+            });
     }
-    Ok(x)
+    Ok(Array2::from_shape_vec((n, d), values).unwrap_or_else(|_| Array2::zeros((0, d))))
 }
 
 /// The saved model's centroids in the new scaler's units.
@@ -581,18 +598,27 @@ fn fit_kmeans<F: Float>(
                 model: "k-means",
                 message: e.to_string(),
             })?;
-        tracing::debug!(k, iterations = model.iterations, "k-means fitted");
+        let fit_seconds = started.elapsed().as_secs_f64();
+        let since = |stage: &str| {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(k, stage, elapsed_ms = ms, "k-means");
+        };
+        since("fitted");
         let assignment = model.assign(x);
-        tracing::debug!(k, "rows assigned");
+        since("rows assigned");
+        let silhouette = sample.score(&assignment.labels, k);
+        since("silhouette");
+        let davies_bouldin = davies_bouldin(x, &assignment.labels, k);
+        since("davies-bouldin");
         let quality = FitQuality {
             k,
             chosen: false,
             inertia: model.inertia,
-            silhouette: sample.score(&assignment.labels, k),
-            davies_bouldin: davies_bouldin(x, &assignment.labels, k),
+            silhouette,
+            davies_bouldin,
             iterations: model.iterations,
             converged: model.converged,
-            fit_seconds: started.elapsed().as_secs_f64(),
+            fit_seconds,
         };
         let centroids = model.centroids.mapv(|v| v.to_f64().unwrap_or(0.0));
         candidates.offer(quality, centroids, assignment);
