@@ -79,9 +79,13 @@ def time_civica(civica, pipeline, quality, measure_memory=False):
     cmd = [civica, "run", pipeline]
     if measure_memory:
         cmd = ["/usr/bin/time", "-v"] + cmd
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    line = next(l for l in out.stdout.splitlines() if l.startswith("segment"))
-    step = float(re.search(r"([0-9.]+) s ", line).group(1))
+    # The step's time in milliseconds, from the log line civica writes at
+    # the end of each step (the summary table rounds to 10 ms).
+    env = dict(os.environ, CIVICA_LOG="civica=info", NO_COLOR="1")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    line = next(l for l in out.stderr.splitlines()
+                if "step finished" in l and 'kind="segment"' in l)
+    step = int(re.search(r"elapsed_ms=(\d+)", line).group(1)) / 1000
     row = pq.read_table(quality).to_pylist()[0]
     rss = None
     if measure_memory:

@@ -1,8 +1,12 @@
 //! k-means as a linfa model: k-means++ seeding and Lloyd iterations whose
-//! assignment step is a blocked distance kernel, ‖x‖² − 2·x·cᵀ + ‖c‖² with
-//! the products computed by matrix multiply (f32 or f64). Blocks of rows
-//! run in parallel and their partial sums are added in block order, so the
-//! result is the same on any number of threads.
+//! assignment step is a blocked distance kernel (f32 or f64). Up to 16
+//! centres, rows are laid out in groups by column ([`grouped`]) and their
+//! exact squared distances to four centres at a time are plain vector
+//! arithmetic ([`nearest_in_group`]); above, ‖x‖² − 2·x·cᵀ + ‖c‖² with the
+//! products by matrix multiply. The loops are compiled for AVX2 with FMA
+//! too, chosen at run time (`wide.rs`). Blocks of rows run in parallel and
+//! their partial sums are added in block order, so the result is the same
+//! on any number of threads.
 //!
 //! linfa 0.8's own `KMeans` measures distances one pair at a time and
 //! updates centroids on one thread; this model keeps linfa's `Fit` and
@@ -133,7 +137,9 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for 
         self.check(x.nrows())?;
         check_finite(&x)?;
         let norms = norms_if_needed(&x, self.k);
-        let grouped = (self.k <= DIRECT_CENTRES && x.ncols() > 0).then(|| grouped(&x));
+        // Built once for k-means++ and, up to 16 centres, every Lloyd step.
+        let grouped = grouped(&x);
+        let lloyd_grouped = (self.k <= DIRECT_CENTRES && x.ncols() > 0).then_some(&grouped[..]);
         let tolerance = self.tolerance * mean_variance(&x);
         let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
         let mut best: Option<KMeansModel<F>> = None;
@@ -141,16 +147,9 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for 
         for _ in 0..runs {
             let init = match &self.init {
                 Some(init) => init.mapv(|v| F::from_f64(v).unwrap_or_else(F::zero)),
-                None => kmeans_plusplus(&x, &norms, self.k, &mut rng),
+                None => kmeans_plusplus(&x, &grouped, self.k, &mut rng),
             };
-            let model = lloyd(
-                &x,
-                grouped.as_deref(),
-                &norms,
-                init,
-                self.max_iter,
-                tolerance,
-            );
+            let model = lloyd(&x, lloyd_grouped, &norms, init, self.max_iter, tolerance);
             if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
                 best = Some(model);
             }
@@ -241,7 +240,7 @@ fn check_finite<F: Float>(x: &ArrayView2<'_, F>) -> Result<(), KMeansError> {
 }
 
 /// Row norms for the matrix-multiply kernel, which only runs with more
-/// than [`DIRECT_CENTRES`] centres (k-means++ tries fewer candidates).
+/// than [`DIRECT_CENTRES`] centres.
 fn norms_if_needed<F: Float>(x: &ArrayView2<'_, F>, centres: usize) -> Vec<F> {
     match centres > DIRECT_CENTRES {
         true => row_norms(x),
@@ -296,14 +295,13 @@ fn mean_variance<F: Float>(x: &ArrayView2<'_, F>) -> f64 {
 /// costs more than the arithmetic it saves.
 const DIRECT_CENTRES: usize = 16;
 
-/// Centres prepared for the distance kernel: by dimension (d × m) for the
-/// direct loop, and with their norms for the matrix-multiply one.
+/// Centres prepared for the distance kernels: four at a time by dimension
+/// for the direct one, and with their norms for the matrix-multiply one.
 struct Centres<'a, F> {
     view: ArrayView2<'a, F>,
     /// Centres [`CENTRES_AT_ONCE`] at a time, each group by dimension
     /// (groups × d), for [`nearest_in_group`].
     in_fours: Vec<[F; CENTRES_AT_ONCE]>,
-    by_dimension: Vec<F>,
     norms: Vec<F>,
 }
 
@@ -312,13 +310,13 @@ impl<'a, F: Float> Centres<'a, F> {
         Centres {
             view: *centers,
             in_fours: in_fours(centers),
-            by_dimension: centers.t().iter().copied().collect(),
             norms: row_norms(&centers.as_standard_layout().view()),
         }
     }
 
     /// The squared distances of rows `start..end` of `x` to every centre,
-    /// rows × m, in `scratch`.
+    /// rows × m, in `scratch`, by matrix multiply (more than
+    /// [`DIRECT_CENTRES`] centres, or no columns).
     fn distances<'s>(
         &self,
         x: &ArrayView2<'_, F>,
@@ -327,14 +325,14 @@ impl<'a, F: Float> Centres<'a, F> {
         scratch: &'s mut Vec<F>,
     ) -> &'s [F] {
         let (m, d) = (self.view.nrows(), x.ncols());
+        scratch.clear();
         scratch.resize((end - start) * m, F::zero());
         let dist = &mut scratch[..];
-        let rows = &flat(x)[start * d..end * d];
-        if m > 0 && m <= DIRECT_CENTRES {
-            direct_distances(rows, d, &self.by_dimension, m, dist);
-        } else if let Ok(mut block) =
-            ndarray::ArrayViewMut2::from_shape((end - start, m), &mut *dist)
-        {
+        // Without columns every distance is zero.
+        if d == 0 {
+            return dist;
+        }
+        if let Ok(mut block) = ndarray::ArrayViewMut2::from_shape((end - start, m), &mut *dist) {
             // `scratch` was sized for the block: `from_shape` cannot fail.
             let view = x.slice(s![start..end, ..]);
             general_mat_mul(F::one(), &view, &self.view.t(), F::zero(), &mut block);
@@ -370,90 +368,52 @@ fn block_rows(b: usize, n: usize) -> (usize, usize) {
     (b * BLOCK, ((b + 1) * BLOCK).min(n))
 }
 
-/// Runs `f(start, rows, distances)` on each block of rows of a
-/// standard-layout `x`: `rows` is the block's values (rows × d) and
-/// `distances` its squared distances to `centers` (rows × m), both flat.
-/// Blocks run in parallel; results come back in block order.
-fn map_blocks<F: Float, R: Send>(
-    x: &ArrayView2<'_, F>,
-    norms: &[F],
-    centers: &ArrayView2<'_, F>,
-    f: impl Fn(usize, &[F], &[F]) -> R + Sync,
-) -> Vec<R> {
-    let centres = Centres::new(centers);
-    let d = x.ncols();
-    (0..x.nrows().div_ceil(BLOCK))
-        .into_par_iter()
-        .map_init(Vec::new, |scratch, b| {
-            let (start, end) = block_rows(b, x.nrows());
-            let dist = centres.distances(x, norms, (start, end), scratch);
-            f(start, &flat(x)[start * d..end * d], dist)
-        })
-        .collect()
-}
-
-/// Squared distances of each row to `m` centres given by dimension
-/// (d × m), written row by row into `out`. The common small `m` get a copy
-/// of the loop with `m` known at compile time, which the compiler unrolls
-/// into a few vector instructions per dimension.
-fn direct_distances<F: Float>(rows: &[F], d: usize, by_dimension: &[F], m: usize, out: &mut [F]) {
-    macro_rules! fixed {
-        ($($n:literal)*) => {
-            match m {
-                $($n => direct_fixed::<F, $n>(rows, d, by_dimension, out),)*
-                _ => direct_any(rows, d, by_dimension, m, out),
-            }
-        };
-    }
-    fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
-}
-
-fn direct_fixed<F: Float, const M: usize>(rows: &[F], d: usize, by_dimension: &[F], out: &mut [F]) {
-    if d == 0 {
-        out.fill(F::zero());
-        return;
-    }
-    for (out, row) in out.chunks_exact_mut(M).zip(rows.chunks_exact(d)) {
-        let mut acc = [F::zero(); M];
-        for (xv, centres) in row.iter().zip(by_dimension.chunks_exact(M)) {
-            for j in 0..M {
-                let diff = *xv - centres[j];
-                acc[j] = acc[j] + diff * diff;
-            }
-        }
-        out.copy_from_slice(&acc);
-    }
-}
-
-fn direct_any<F: Float>(rows: &[F], d: usize, by_dimension: &[F], m: usize, out: &mut [F]) {
-    for (out, row) in out.chunks_mut(m).zip(rows.chunks(d.max(1))) {
-        out.fill(F::zero());
-        for (xv, centres) in row.iter().zip(by_dimension.chunks(m)) {
-            for (acc, cv) in out.iter_mut().zip(centres) {
-                let diff = *xv - *cv;
-                *acc = *acc + diff * diff;
-            }
-        }
-    }
-}
-
 /// Greedy k-means++ (as scikit-learn): each new centroid is the best of
 /// 2 + ln k candidates drawn in proportion to the squared distance to the
-/// nearest centroid so far.
+/// nearest centroid so far. Reads `x` in the [`grouped`] layout.
 fn kmeans_plusplus<F: Float>(
     x: &ArrayView2<'_, F>,
-    norms: &[F],
+    grouped: &[F],
     k: usize,
     rng: &mut Xoshiro256Plus,
 ) -> Array2<F> {
-    let n = x.nrows();
+    let (n, d) = x.dim();
     let trials = 2 + (k as f64).ln() as usize;
-    let mut centers = Array2::<F>::zeros((k, x.ncols()));
-    centers.row_mut(0).assign(&x.row(rng.gen_range(0..n)));
-    let to_f64 = |_: usize, _: &[F], d: &[F]| -> Vec<f64> {
-        d.iter().map(|v| v.to_f64().unwrap_or(0.0)).collect()
+    let mut centers = Array2::<F>::zeros((k, d));
+    if d == 0 {
+        return centers;
+    }
+    // Every block of rows in parallel; the returned sums in block order.
+    let seed = |closest: &mut [f64], centres: &ArrayView2<'_, F>, update: bool| -> Vec<f64> {
+        let in_fours = in_fours(centres);
+        let m = centres.nrows();
+        let partials: Vec<Vec<f64>> = closest
+            .par_chunks_mut(BLOCK)
+            .zip(grouped.par_chunks(BLOCK * d))
+            .map(|(closest, grouped)| {
+                wide::run(SeedBlock {
+                    grouped,
+                    d,
+                    closest,
+                    centres: &in_fours,
+                    m,
+                    update,
+                })
+            })
+            .collect();
+        let mut sums = vec![0.0; m];
+        for part in &partials {
+            for (total, v) in sums.iter_mut().zip(part) {
+                *total += v;
+            }
+        }
+        sums
     };
-    let mut closest: Vec<f64> = map_blocks(x, norms, &centers.slice(s![0..1, ..]), to_f64).concat();
+    centers.row_mut(0).assign(&x.row(rng.gen_range(0..n)));
+    // Padded to whole groups with zeros, which add nothing to the sums.
+    let mut closest = vec![f64::INFINITY; n];
+    closest.resize(grouped.len() / d, 0.0);
+    seed(&mut closest, &centers.slice(s![0..1, ..]), true);
     let mut potential: f64 = closest.iter().sum();
     let mut cumulative = vec![0.0; n];
     for c in 1..k {
@@ -469,23 +429,8 @@ fn kmeans_plusplus<F: Float>(
             })
             .collect();
         let candidate_rows = x.select(Axis(0), &candidates);
-        // The potential each candidate would leave, summed per block then
-        // in block order.
-        let partials = map_blocks(x, norms, &candidate_rows.view(), |start, _, d| {
-            let mut sums = vec![0.0; trials];
-            for (row, near) in d.chunks(trials).zip(&closest[start..]) {
-                for (sum, v) in sums.iter_mut().zip(row) {
-                    *sum += near.min(v.to_f64().unwrap_or(0.0));
-                }
-            }
-            sums
-        });
-        let mut potentials = vec![0.0; trials];
-        for part in &partials {
-            for (total, v) in potentials.iter_mut().zip(part) {
-                *total += v;
-            }
-        }
+        // The potential each candidate would leave.
+        let potentials = seed(&mut closest, &candidate_rows.view(), false);
         let best = (0..trials).fold(0, |best, t| {
             if potentials[t] < potentials[best] {
                 t
@@ -494,11 +439,11 @@ fn kmeans_plusplus<F: Float>(
             }
         });
         potential = potentials[best];
-        let chosen = candidate_rows.slice(s![best..=best, ..]);
-        let updates = map_blocks(x, norms, &chosen, to_f64).concat();
-        for (c, d) in closest.iter_mut().zip(updates) {
-            *c = c.min(d);
-        }
+        seed(
+            &mut closest,
+            &candidate_rows.slice(s![best..=best, ..]),
+            true,
+        );
         centers.row_mut(c).assign(&candidate_rows.row(best));
     }
     centers
@@ -586,11 +531,15 @@ impl<F: Float> Rows<'_, '_, '_, F> {
         let (m, d) = (self.centres.view.nrows(), self.x.ncols());
         let rows = &flat(self.x)[start * d..end * d];
         if m <= DIRECT_CENTRES && d > 0 {
-            // Sixteen f32 or eight f64 rows at a time: two vector
-            // registers each.
-            match std::mem::size_of::<F>() <= 4 {
-                true => self.by_groups::<16, FUSED, SECOND>(rows, &mut visit),
-                false => self.by_groups::<8, FUSED, SECOND>(rows, &mut visit),
+            // Sixteen f32 or eight f64 rows at a time, two vector registers
+            // per quantity; half as many when the runner-up doubles the
+            // quantities, so that they all stay in registers.
+            match (std::mem::size_of::<F>() <= 4, SECOND) {
+                (true, false) => self.by_groups::<16, FUSED, SECOND>(rows, &mut visit),
+                (false, false) | (true, true) => {
+                    self.by_groups::<8, FUSED, SECOND>(rows, &mut visit)
+                }
+                (false, true) => self.by_groups::<4, FUSED, SECOND>(rows, &mut visit),
             }
             return;
         }
@@ -618,12 +567,12 @@ impl<F: Float> Rows<'_, '_, '_, F> {
         let first = self.range.0 / L;
         for (g, group) in rows.chunks(L * d).enumerate() {
             let columns = match self.grouped {
-                Some(all) => {
+                Some(all) if L == lanes::<F>() => {
                     all[(first + g) * L * d..(first + g + 1) * L * d]
                         .as_chunks::<L>()
                         .0
                 }
-                None => {
+                _ => {
                     for (r, row) in group.chunks_exact(d).enumerate() {
                         for (column, v) in scratch.iter_mut().zip(row) {
                             column[r] = *v;
@@ -752,6 +701,83 @@ impl<F: Float> Kernel for AssignBlock<'_, '_, '_, F> {
 /// running sums, so that the additions do not wait on one another.
 const CENTRES_AT_ONCE: usize = 4;
 
+/// The squared distances of `L` rows given by column to four centres
+/// given by dimension (one group of [`in_fours`]).
+#[inline(always)]
+fn four_distances<F: Float, const L: usize, const FUSED: bool>(
+    columns: &[[F; L]],
+    four: &[[F; CENTRES_AT_ONCE]],
+) -> [[F; L]; CENTRES_AT_ONCE] {
+    let mut acc = [[F::zero(); L]; CENTRES_AT_ONCE];
+    for (column, c) in columns.iter().zip(four) {
+        for (acc, c) in acc.iter_mut().zip(c) {
+            for r in 0..L {
+                let diff = column[r] - *c;
+                acc[r] = mul_add::<F, FUSED>(diff, diff, acc[r]);
+            }
+        }
+    }
+    acc
+}
+
+/// One block of k-means++ seeding, on the [`grouped`] layout: with
+/// `Seeding::Potentials`, the potential Σ min(closest, d²) each centre
+/// would leave over the block's rows; with `Seeding::Update`, `closest`
+/// lowered to the squared distance to the (single) centre where it is
+/// nearer.
+struct SeedBlock<'a, F> {
+    /// The block's groups of rows, by column.
+    grouped: &'a [F],
+    d: usize,
+    /// The block's rows' squared distances to their nearest centre so far.
+    closest: &'a mut [f64],
+    centres: &'a [[F; CENTRES_AT_ONCE]],
+    m: usize,
+    update: bool,
+}
+
+impl<F: Float> Kernel for SeedBlock<'_, F> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    fn run<const FUSED: bool>(self) -> Vec<f64> {
+        match lanes::<F>() {
+            16 => self.by_groups::<16, FUSED>(),
+            _ => self.by_groups::<8, FUSED>(),
+        }
+    }
+}
+
+impl<F: Float> SeedBlock<'_, F> {
+    #[inline(always)]
+    fn by_groups<const L: usize, const FUSED: bool>(self) -> Vec<f64> {
+        let mut sums = vec![0.0; self.m];
+        let (groups, _) = self.grouped.as_chunks::<L>();
+        let groups = groups.chunks_exact(self.d.max(1));
+        for (columns, closest) in groups.zip(self.closest.chunks_mut(L)) {
+            for (chunk, four) in self.centres.chunks_exact(self.d).enumerate() {
+                let acc = four_distances::<F, L, FUSED>(columns, four);
+                for (offset, acc) in acc.iter().enumerate() {
+                    let j = chunk * CENTRES_AT_ONCE + offset;
+                    if j >= self.m {
+                        break;
+                    }
+                    // Rows in order, in f64: the same sums on any CPU
+                    // version up to the distances' last bit.
+                    for (near, v) in closest.iter_mut().zip(acc) {
+                        let v = to_f64(*v);
+                        match self.update {
+                            true => *near = near.min(v),
+                            false => sums[j] += near.min(v),
+                        }
+                    }
+                }
+            }
+        }
+        sums
+    }
+}
+
 /// The nearest centre (and with `SECOND` the second nearest) of each of
 /// `L` rows given by column (see [`grouped`]). `centres` holds them
 /// [`CENTRES_AT_ONCE`] at a time, by dimension (see [`in_fours`]). Every
@@ -771,15 +797,7 @@ fn nearest_in_group<F: Float, const L: usize, const FUSED: bool, const SECOND: b
     let mut second = [0u32; L];
     let mut second_d = [F::infinity(); L];
     for (chunk, four) in centres.chunks_exact(d).enumerate() {
-        let mut acc = [[F::zero(); L]; CENTRES_AT_ONCE];
-        for (column, c) in columns.iter().zip(four) {
-            for (acc, c) in acc.iter_mut().zip(c) {
-                for r in 0..L {
-                    let diff = column[r] - *c;
-                    acc[r] = mul_add::<F, FUSED>(diff, diff, acc[r]);
-                }
-            }
-        }
+        let acc = four_distances::<F, L, FUSED>(columns, four);
         for (offset, acc) in acc.iter().enumerate() {
             let j = (chunk * CENTRES_AT_ONCE + offset) as u32;
             for r in 0..L {
@@ -1062,6 +1080,93 @@ mod tests {
             .fit(&DatasetBase::from(data.mapv(|v| v as f32)))
             .expect("fits");
         assert!((wide.inertia - narrow.inertia).abs() / wide.inertia < 1e-4);
+    }
+
+    /// Nearest and second nearest by brute force: (index, squared distance).
+    fn brute_force(x: &Array2<f64>, centres: &Array2<f64>) -> Vec<[(usize, f64); 2]> {
+        x.rows()
+            .into_iter()
+            .map(|row| {
+                let mut all: Vec<(usize, f64)> = centres
+                    .rows()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, c)| (j, row.iter().zip(c).map(|(a, b)| (a - b).powi(2)).sum()))
+                    .collect();
+                all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                [all[0], *all.get(1).unwrap_or(&all[0])]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kernels_agree_with_brute_force_for_every_centre_count() {
+        // Across the direct kernel (1 to 16 centres, padded to fours) and
+        // the matrix-multiply one (17), rows not a multiple of the group
+        // size, in both precisions and both compiled versions.
+        let mut rng = Xoshiro256Plus::seed_from_u64(3);
+        let x = Array2::from_shape_fn((2 * BLOCK + 37, 5), |_| rng.r#gen::<f64>() * 10.0);
+        for m in [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17] {
+            let centres = Array2::from_shape_fn((m, 5), |_| rng.r#gen::<f64>() * 10.0);
+            let expected = brute_force(&x, &centres);
+            let wide = KMeansModel {
+                centroids: centres.clone(),
+                inertia: 0.0,
+                iterations: 0,
+                converged: true,
+            };
+            let got = wide.assign(&x.view());
+            for (i, [(best, best_d), (second, second_d)]) in expected.iter().enumerate() {
+                assert_eq!(got.labels[i], *best, "m = {m}, row {i}");
+                assert!((got.distances[i] - best_d.sqrt()).abs() < 1e-9, "m = {m}");
+                if m > 1 {
+                    assert_eq!(got.second[i], *second, "m = {m}, row {i}");
+                    assert!((got.second_distances[i] - second_d.sqrt()).abs() < 1e-9);
+                } else {
+                    assert_eq!(got.second[i], 0);
+                }
+            }
+            let narrow = KMeansModel {
+                centroids: centres.mapv(|v| v as f32),
+                inertia: 0.0,
+                iterations: 0,
+                converged: true,
+            };
+            let got = narrow.assign(&x.mapv(|v| v as f32).view());
+            let agree = expected
+                .iter()
+                .zip(&got.labels)
+                .filter(|([(best, _), _], label)| best == *label)
+                .count();
+            // f32 may break near-ties the other way; nothing more.
+            assert!(agree as f64 >= 0.999 * x.nrows() as f64, "m = {m}: {agree}");
+            // The portable version (no FMA) finds the same labels.
+            let view = x.view();
+            let centroid_view = centres.view();
+            let prepared = Centres::new(&centroid_view);
+            let (mut labels, mut distances) = (vec![0u32; BLOCK], vec![0.0; BLOCK]);
+            let block = StepBlock {
+                rows: Rows {
+                    x: &view,
+                    grouped: None,
+                    norms: &row_norms(&view),
+                    centres: &prepared,
+                    range: block_rows(1, x.nrows()),
+                },
+                scratch: &mut Vec::new(),
+                labels: &mut labels,
+                distances: &mut distances,
+            };
+            let part = block.run::<false>();
+            assert_eq!(part.counts.iter().sum::<u64>(), BLOCK as u64);
+            for (i, label) in labels.iter().enumerate() {
+                assert_eq!(
+                    *label as usize,
+                    expected[BLOCK + i][0].0,
+                    "m = {m}, row {i}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -269,6 +269,48 @@ mod tests {
     use ndarray::array;
 
     #[test]
+    fn silhouette_matches_the_definition_on_random_data() {
+        use rand::Rng;
+        let mut rng = Xoshiro256Plus::seed_from_u64(9);
+        let x = Array2::from_shape_fn((301, 3), |_| rng.r#gen::<f64>());
+        let labels: Vec<usize> = (0..301).map(|i| (i * 7 + i / 50) % 4).collect();
+        // a(i): mean distance to its own cluster; b(i): the least mean
+        // distance to another; s(i) = (b − a) / max(a, b).
+        let distance = |i: usize, j: usize| {
+            x.row(i)
+                .iter()
+                .zip(x.row(j))
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let mut expected = 0.0;
+        for i in 0..301 {
+            let mean = |c: usize, own: bool| {
+                let members: Vec<usize> = (0..301).filter(|&j| labels[j] == c).collect();
+                let total: f64 = members.iter().map(|&j| distance(i, j)).sum();
+                total / (members.len() - usize::from(own)) as f64
+            };
+            let a = mean(labels[i], true);
+            let b = (0..4)
+                .filter(|&c| c != labels[i])
+                .map(|c| mean(c, false))
+                .fold(f64::INFINITY, f64::min);
+            expected += (b - a) / a.max(b);
+        }
+        expected /= 301.0;
+        let got = SilhouetteSample::draw(&x.view(), 1000, 1)
+            .score(&labels, 4)
+            .expect("four clusters");
+        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+        // In f32 the same to single precision.
+        let narrow = SilhouetteSample::draw(&x.mapv(|v| v as f32).view(), 1000, 1)
+            .score(&labels, 4)
+            .expect("four clusters");
+        assert!((narrow - expected).abs() < 1e-5, "{narrow} vs {expected}");
+    }
+
+    #[test]
     fn identical_partitions_score_one_whatever_the_names() {
         let ari =
             adjusted_rand_index(&[1, 1, 2, 2, 3], &["a", "a", "b", "b", "c"]).expect("same length");
