@@ -32,6 +32,20 @@ pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// `human`: a table of steps on stdout, errors on stderr. `json`: one
+    /// JSON object per line on stderr for every step, error and the
+    /// outcome (for schedulers), nothing on stdout.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How civica reports what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// JSON lines for machines.
+    Json,
 }
 
 /// The commands.
@@ -96,7 +110,9 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let quiet = cli.quiet;
+    // In JSON, the steps are log events (see `run_prepared`); stdout stays
+    // empty.
+    let quiet = cli.quiet || cli.log_format == LogFormat::Json;
     match cli.command {
         Command::Validate(args) => runtime.block_on(async {
             let prepared = prepare_or_report(&args).await?;
@@ -114,6 +130,12 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
                 }
             };
             let summary = run_prepared(prepared, &mut print).await?;
+            tracing::info!(
+                pipeline = %summary.pipeline,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                exit_code = 0,
+                "pipeline finished"
+            );
             if !quiet {
                 say!(
                     "pipeline `{}` finished in {:.2} s",

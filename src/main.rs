@@ -1,31 +1,74 @@
-//! The `civica` binary: parse the command line, call the library, print errors, return an exit code.
+//! The `civica` binary: parse the command line, set up logging, call the library, report errors, return an exit code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use civica::cli::LogFormat;
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = civica::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CIVICA_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    let format = cli.log_format;
+    init_logging(format);
     match civica::cli::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut stderr = std::io::stderr().lock();
-            match &err {
-                civica::Error::Invalid(diags) => {
-                    let _ = writeln!(stderr, "{diags}");
-                    let _ = writeln!(stderr, "error: {} problem(s) found", diags.0.len());
-                }
-                // Each error's message already carries its cause.
-                other => {
-                    let _ = writeln!(stderr, "error: {other}");
-                }
-            }
+            report(&err, format);
             ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Logs go to stderr. In human format only what `CIVICA_LOG` asks for
+/// (nothing by default), coloured when stderr is a terminal and `NO_COLOR`
+/// is unset; in JSON, from `info` up unless `CIVICA_LOG` says otherwise.
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder
+                .with_env_filter(EnvFilter::from_env("CIVICA_LOG"))
+                .with_ansi(colour)
+                .init();
+        }
+        LogFormat::Json => {
+            let filter = EnvFilter::try_from_env("CIVICA_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("civica=info"));
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_env_filter(filter)
+                .init();
+        }
+    }
+}
+
+/// Writes the error that ended the command: text lines, or JSON events
+/// (one per problem of an invalid pipeline, then the outcome).
+fn report(err: &civica::Error, format: LogFormat) {
+    let exit_code = err.exit_code();
+    if format == LogFormat::Json {
+        if let civica::Error::Invalid(diags) = err {
+            for diag in &diags.0 {
+                tracing::error!(problem = %diag, "invalid pipeline");
+            }
+        }
+        tracing::error!(error = %err, exit_code, "pipeline failed");
+        return;
+    }
+    let mut stderr = std::io::stderr().lock();
+    match err {
+        civica::Error::Invalid(diags) => {
+            let _ = writeln!(stderr, "{diags}");
+            let _ = writeln!(stderr, "error: {} problem(s) found", diags.0.len());
+        }
+        // Each error's message already carries its cause.
+        other => {
+            let _ = writeln!(stderr, "error: {other}");
         }
     }
 }

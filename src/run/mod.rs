@@ -207,6 +207,7 @@ pub async fn run_prepared(
             table = %step.name,
             rows = step.rows,
             elapsed_ms = step.elapsed.as_millis() as u64,
+            detail = %step.detail,
             "step finished"
         );
         report(&step);

@@ -3,6 +3,7 @@
 mod access_logs;
 mod common;
 mod csv_sources;
+mod operator;
 mod peer;
 mod quarantine;
 mod quickstart;
