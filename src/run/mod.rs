@@ -22,6 +22,11 @@ use crate::storage::configure_store;
 use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
 
+pub mod manifest;
+
+use self::manifest::{Journal, OutputRecord, RunClock, write_manifest};
+use crate::source::InputObject;
+
 /// A pipeline whose every check passed, with its session ready to run.
 pub struct Prepared {
     /// The plan.
@@ -194,13 +199,43 @@ pub struct RunSummary {
 
 /// Runs a prepared pipeline: steps in order, then every output staged and
 /// published together. `report` is called as each step finishes.
+/// Every run, succeeded or failed, leaves a manifest in the pipeline's
+/// `runs` folder (see [`manifest`]).
 pub async fn run_prepared(
     prepared: Prepared,
     report: &mut dyn FnMut(&StepReport),
 ) -> Result<RunSummary, Error> {
+    let clock = RunClock::start();
+    let inputs: Vec<(String, Vec<InputObject>)> = prepared
+        .sources
+        .iter()
+        .map(|(name, stats, _)| (name.clone(), stats.inputs.clone()))
+        .collect();
+    let (plan, ctx) = (prepared.plan.clone(), prepared.ctx.clone());
+    let mut journal = Journal::default();
+    let result = execute(prepared, report, &clock.run_id, &mut journal).await;
+    if let Some(folder) = &plan.runs {
+        let outcome = result.as_ref().map(|_| ());
+        let document = manifest::manifest(&plan, &clock, &inputs, &journal, outcome);
+        // The outputs are already published or kept: a manifest that
+        // cannot be written is reported, and does not change the outcome.
+        match write_manifest(&ctx, folder, &plan.name, &clock, &document).await {
+            Ok(location) => tracing::info!(manifest = %location, "run manifest written"),
+            Err(err) => tracing::warn!(%err, "run manifest not written"),
+        }
+    }
+    result
+}
+
+async fn execute(
+    prepared: Prepared,
+    report: &mut dyn FnMut(&StepReport),
+    run_id: &str,
+    journal: &mut Journal,
+) -> Result<RunSummary, Error> {
     let started = Instant::now();
     let Prepared { plan, ctx, sources } = prepared;
-    let mut steps = Vec::new();
+    let steps = &mut journal.steps;
     let mut record = |step: StepReport, steps: &mut Vec<StepReport>| {
         tracing::info!(
             kind = step.kind,
@@ -224,7 +259,7 @@ pub async fn run_prepared(
                 elapsed,
                 detail: format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
             },
-            &mut steps,
+            steps,
         );
         if let Some(quarantine) = stats.quarantine {
             quarantines.push((source, quarantine));
@@ -250,7 +285,7 @@ pub async fn run_prepared(
                         detail: sql.file.clone(),
                         ..StepReport::default()
                     },
-                    &mut steps,
+                    steps,
                 );
             }
             Step::Segment(seg) => {
@@ -265,6 +300,12 @@ pub async fn run_prepared(
                 replace_table(&ctx, &seg.quality, result.quality.clone())?;
                 replace_table(&ctx, &seg.migrations, result.migrations.clone())?;
                 model_file = result.model.clone();
+                journal.segment = Some(serde_json::json!({
+                    "table": seg.name,
+                    "rows": result.rows,
+                    "summary": result.summary,
+                    "quality": result.model.as_ref().map(|(_, m)| m.quality.clone()),
+                }));
                 record(
                     StepReport {
                         kind: "segment",
@@ -273,20 +314,19 @@ pub async fn run_prepared(
                         elapsed: step_started.elapsed(),
                         detail: result.summary.clone(),
                     },
-                    &mut steps,
+                    steps,
                 );
             }
         }
     }
     for (source, quarantine) in &quarantines {
         let report = check_quarantine(&ctx, source, quarantine).await?;
-        record(report, &mut steps);
+        record(report, steps);
     }
-    let run_id = format!("{}-{}", std::process::id(), started.elapsed().as_nanos());
     let mut staged: Vec<StagedOutput> = Vec::new();
     for output in &plan.outputs {
         let output_started = Instant::now();
-        match stage_output(&ctx, output, &run_id).await {
+        match stage_output(&ctx, output, run_id).await {
             Ok(done) => {
                 record(
                     StepReport {
@@ -302,7 +342,7 @@ pub async fn run_prepared(
                         ),
                         ..StepReport::default()
                     },
-                    &mut steps,
+                    steps,
                 );
                 staged.push(done);
             }
@@ -317,7 +357,7 @@ pub async fn run_prepared(
     }
     if let Some((path, model)) = &model_file {
         let json = serde_json::to_vec_pretty(model).unwrap_or_default();
-        match stage_object(&ctx, path, json.into(), &run_id).await {
+        match stage_object(&ctx, path, json.into(), run_id).await {
             Ok(done) => staged.push(done),
             Err(source) => {
                 discard_staged(&staged).await;
@@ -332,11 +372,33 @@ pub async fn run_prepared(
         discard_staged(&staged).await;
         return Err(Error::Run(RunFailure::Publish { source }));
     }
+    journal.outputs = staged
+        .iter()
+        .map(|done| OutputRecord {
+            table: done.table.clone(),
+            path: published_path(done),
+            rows: done.rows,
+            bytes: done.bytes,
+        })
+        .collect();
     Ok(RunSummary {
         pipeline: plan.name,
-        steps,
+        steps: steps.clone(),
         elapsed: started.elapsed(),
     })
+}
+
+/// Where a staged object was published: its folder and file name (an
+/// output), or its own path (the segment model).
+fn published_path(done: &StagedOutput) -> String {
+    match done.location.ends_with('/') {
+        true => format!(
+            "{}{}",
+            done.location,
+            done.target.filename().unwrap_or_default()
+        ),
+        false => done.location.clone(),
+    }
 }
 
 /// Counts a line source's rejected lines (scanning what no step read to

@@ -37,8 +37,23 @@ pub struct SourceStats {
     pub files: usize,
     /// Their total size in bytes (compressed where compressed).
     pub bytes: u64,
+    /// Each file, for the run manifest.
+    pub inputs: Vec<InputObject>,
     /// For line-oriented sources, the account of rejected lines.
     pub quarantine: Option<Arc<Quarantine>>,
+}
+
+/// A file a source reads, as the run manifest lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputObject {
+    /// Its URL (`file:///…`, `s3://bucket/…`).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Last modified, RFC 3339.
+    pub last_modified: String,
+    /// The store's entity tag, where it gives one.
+    pub etag: Option<String>,
 }
 
 /// The account of a line-oriented source's rejected lines: what the scans
@@ -176,9 +191,19 @@ pub async fn register_source(
             extension,
         });
     }
+    let store_url = table_url(&source.location)?.object_store();
     let mut stats = SourceStats {
         files: objects.len(),
         bytes: objects.iter().map(|o| o.size).sum(),
+        inputs: objects
+            .iter()
+            .map(|o| InputObject {
+                path: format!("{}{}", store_url.as_str(), o.location),
+                bytes: o.size,
+                last_modified: o.last_modified.to_rfc3339(),
+                etag: o.e_tag.clone(),
+            })
+            .collect(),
         quarantine: None,
     };
     let schema = source.schema.as_ref().map(explicit_schema);

@@ -87,9 +87,10 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "name",
     "description",
+    "runs",
     "vars",
     "storage",
     "sources",
@@ -148,6 +149,10 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
                 Value::Str(text) => spec.description = Some(text.clone()),
                 Value::Null => {}
                 _ => diags.push(expected(file, value, "`description`", "a string")),
+            },
+            "runs" => match value.scalar_text() {
+                Some(text) => spec.runs = Some(Located::new(text, value.pos)),
+                None => diags.push(expected(file, value, "`runs`", "a folder path or URL")),
             },
             "vars" => load_vars(file, value, &mut spec, &mut diags),
             "sources" => {

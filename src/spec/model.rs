@@ -46,6 +46,8 @@ pub struct PipelineSpec {
     pub name: Option<Located<String>>,
     /// `description`: free text for people reading the pipeline.
     pub description: Option<String>,
+    /// `runs`: the folder run manifests are written to.
+    pub runs: Option<Located<String>>,
     /// `vars`: default values for `{{ name }}` placeholders.
     pub vars: Vec<(Located<String>, String)>,
     /// `storage`: object-store client settings (never credentials).

@@ -36,6 +36,9 @@ pub struct Plan {
     pub storage: super::StorageSpec,
     /// The pipeline file, as the user named it.
     pub file: String,
+    /// The folder each run's manifest is written to: `runs`, else `_runs/`
+    /// beside the first output's folder; `None` without either.
+    pub runs: Option<String>,
     /// Every variable with its final value (built-ins, `vars`, `--var`).
     pub vars: BTreeMap<String, String>,
     /// Sources in the order written.
@@ -249,6 +252,7 @@ pub fn check_spec(
         description: spec.description.clone(),
         storage: spec.storage.clone(),
         file: file.clone(),
+        runs: None,
         vars,
         sources: Vec::new(),
         steps: Vec::new(),
@@ -380,6 +384,14 @@ pub fn check_spec(
         });
     }
     resolve_model_path(&file, spec, &mut plan, &base_dir, &mut diags);
+    plan.runs = match &spec.runs {
+        Some(runs) => render_located(&file, &runs.value, runs.pos, &plan.vars, &mut diags)
+            .map(|location| resolve_location(&location, &base_dir, true)),
+        None => plan
+            .outputs
+            .first()
+            .map(|o| format!("{}_runs/", parent_folder(&o.location))),
+    };
     (plan, diags)
 }
 
@@ -500,6 +512,16 @@ fn render_located(
             }
             None
         }
+    }
+}
+
+/// The folder holding a folder location (`…/marts/segments/` →
+/// `…/marts/`), with its trailing `/`.
+fn parent_folder(folder: &str) -> &str {
+    let trimmed = folder.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(at) => &folder[..=at],
+        None => "",
     }
 }
 

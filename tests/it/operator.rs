@@ -1,6 +1,7 @@
-//! What a scheduler sees: `--log-format json` writes one JSON object per
-//! line on stderr (steps, problems, the outcome with its exit code) and
-//! nothing on stdout; human logs carry no colour codes off a terminal.
+//! What a scheduler and an auditor see: `--log-format json` writes one JSON
+//! object per line on stderr (steps, problems, the outcome with its exit
+//! code) and nothing on stdout; human logs carry no colour codes off a
+//! terminal; every run leaves a manifest.
 
 use serde_json::Value;
 
@@ -109,4 +110,88 @@ fn human_logs_have_no_colour_codes_off_a_terminal() {
     assert!(stderr.contains("step finished"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "colour codes in: {stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("pipeline `ops` finished"));
+}
+
+#[test]
+fn each_run_leaves_a_manifest_without_secrets() {
+    let (dir, args) = pipeline("SELECT citizen_id, name FROM citizens");
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--var", "note=nightly"]);
+    let secret = "never-in-a-manifest-4242";
+    let out = civica_command(dir.path(), &args)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("out/_runs"))
+        .expect("runs folder beside the outputs")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let text = std::fs::read_to_string(&runs[0]).expect("manifest");
+    assert!(!text.contains(secret), "a secret in the manifest");
+    let m: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(m["status"], "succeeded");
+    assert_eq!(m["exit_code"], 0);
+    assert_eq!(m["pipeline"]["name"], "ops");
+    assert_eq!(m["pipeline"]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(m["vars"]["note"], "nightly");
+    // Every input object with its size and time, every step, the output.
+    let inputs = m["inputs"].as_array().expect("inputs");
+    assert!(!inputs.is_empty());
+    for input in inputs {
+        assert_eq!(input["source"], "citizens");
+        let path = input["path"].as_str().unwrap_or_default();
+        assert!(
+            path.starts_with("file:///") && path.contains("/crm/"),
+            "{path}"
+        );
+        assert!(input["bytes"].as_u64().is_some_and(|b| b > 0), "{input}");
+        assert!(input["last_modified"].is_string(), "{input}");
+    }
+    let kinds: Vec<&str> = m["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["source", "transform", "lines", "output"],
+        "{kinds:?}"
+    );
+    let output = &m["outputs"][0];
+    assert_eq!(output["table"], "people");
+    let written = output["path"].as_str().unwrap_or_default();
+    let on_disk = std::fs::metadata(written).expect("the output path exists");
+    assert_eq!(output["bytes"].as_u64(), Some(on_disk.len()));
+    assert_eq!(m["versions"]["civica"], env!("CARGO_PKG_VERSION"));
+    assert!(m["versions"]["datafusion"].is_string() && m["versions"]["linfa"].is_string());
+    // The same pipeline hashes the same; a changed query does not.
+    let again = civica(dir.path(), &args);
+    assert!(again.status.success(), "{}", describe(&again));
+    std::fs::write(
+        dir.path().join("sql/people.sql"),
+        "SELECT citizen_id FROM citizens",
+    )
+    .expect("write sql");
+    let changed = civica(dir.path(), &args);
+    assert!(changed.status.success(), "{}", describe(&changed));
+    let mut all: Vec<_> = std::fs::read_dir(dir.path().join("out/_runs"))
+        .expect("runs")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    all.sort();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let hash = |p: &std::path::PathBuf| {
+        let m: Value = serde_json::from_slice(&std::fs::read(p).expect("read")).expect("JSON");
+        m["pipeline"]["sha256"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(hash(&all[0]), hash(&all[1]));
+    assert_ne!(hash(&all[1]), hash(&all[2]));
 }

@@ -37,16 +37,36 @@ fn failed_run_names_the_step_and_keeps_published_outputs() {
         "{stderr}"
     );
     assert_eq!(std::fs::read(&published).expect("still published"), before);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+    let mut leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out"))
         .expect("out folder")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
+    leftovers.sort();
+    // The output and the run manifests (by default beside the outputs).
     assert_eq!(
         leftovers,
-        vec!["people".to_string()],
+        vec!["_runs".to_string(), "people".to_string()],
         "staging leftovers: {leftovers:?}"
     );
+    // One manifest per run, the failed one saying so and naming the step.
+    let mut manifests: Vec<_> = std::fs::read_dir(dir.path().join("out/_runs"))
+        .expect("runs folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    manifests.sort();
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    let last: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifests[1]).expect("manifest")).expect("JSON");
+    assert_eq!(last["status"], "failed", "{last}");
+    assert_eq!(last["exit_code"], 1);
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("transform `people`"))
+    );
+    assert_eq!(last["outputs"], serde_json::json!([]), "nothing published");
 }
 
 #[test]

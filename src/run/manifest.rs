@@ -1,0 +1,182 @@
+//! The run manifest: one JSON file per run, succeeded or failed, in the
+//! pipeline's `runs` folder: what was read, what each step did, what was
+//! published, with which versions, and how the run ended. It holds the
+//! pipeline's variables and never the environment, where secrets live.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use datafusion::prelude::SessionContext;
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::StepReport;
+use crate::Error;
+use crate::source::InputObject;
+use crate::spec::{Plan, Step};
+use crate::storage::{ensure_store, table_url};
+
+/// The linfa release civica is built with (checked against `Cargo.lock`
+/// by a test).
+pub const LINFA_VERSION: &str = "0.8.1";
+
+/// What a run did so far: filled in as it goes, so that a failed run's
+/// manifest shows the steps that finished.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// Steps in the order they finished.
+    pub steps: Vec<StepReport>,
+    /// Outputs published (empty unless the publish succeeded).
+    pub outputs: Vec<OutputRecord>,
+    /// The segment step's figures, when it ran.
+    pub segment: Option<Value>,
+}
+
+/// A published output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputRecord {
+    /// The table.
+    pub table: String,
+    /// The object written.
+    pub path: String,
+    /// Rows.
+    pub rows: usize,
+    /// Bytes of the Parquet file.
+    pub bytes: u64,
+}
+
+/// A run's identity and clock.
+#[derive(Debug, Clone)]
+pub struct RunClock {
+    /// `YYYYMMDDTHHMMSSZ-<pid>`: sorts by start time.
+    pub run_id: String,
+    /// When the run started.
+    pub started: DateTime<Utc>,
+}
+
+impl RunClock {
+    /// A run starting now.
+    pub fn start() -> Self {
+        let started = Utc::now();
+        RunClock {
+            run_id: format!(
+                "{}-{}",
+                started.format("%Y%m%dT%H%M%S%.3fZ"),
+                std::process::id()
+            ),
+            started,
+        }
+    }
+}
+
+/// The manifest document.
+pub fn manifest(
+    plan: &Plan,
+    clock: &RunClock,
+    inputs: &[(String, Vec<InputObject>)],
+    journal: &Journal,
+    outcome: Result<(), &Error>,
+) -> Value {
+    let finished = Utc::now();
+    let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let steps: Vec<Value> = journal
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "kind": s.kind,
+                "table": s.name,
+                "rows": s.rows,
+                "elapsed_ms": s.elapsed.as_millis() as u64,
+                "detail": s.detail,
+            })
+        })
+        .collect();
+    let inputs: Vec<Value> = inputs
+        .iter()
+        .flat_map(|(source, objects)| {
+            objects.iter().map(move |o| {
+                let mut entry = json!(o);
+                entry["source"] = json!(source);
+                entry
+            })
+        })
+        .collect();
+    json!({
+        "manifest_version": 1,
+        "run_id": clock.run_id,
+        "pipeline": {
+            "name": plan.name,
+            "file": plan.file,
+            "sha256": content_hash(plan),
+        },
+        "vars": plan.vars,
+        "started_at": rfc3339(clock.started),
+        "finished_at": rfc3339(finished),
+        "elapsed_ms": (finished - clock.started).num_milliseconds(),
+        "status": if outcome.is_ok() { "succeeded" } else { "failed" },
+        "exit_code": outcome.err().map_or(0, Error::exit_code),
+        "error": outcome.err().map(|e| e.to_string()),
+        "inputs": inputs,
+        "steps": steps,
+        "outputs": journal.outputs,
+        "segment": journal.segment,
+        "versions": {
+            "civica": env!("CARGO_PKG_VERSION"),
+            "datafusion": datafusion::DATAFUSION_VERSION,
+            "linfa": LINFA_VERSION,
+        },
+    })
+}
+
+/// SHA-256 of the pipeline file and of each SQL step as run (placeholders
+/// filled), in step order: the same hash means the same job.
+fn content_hash(plan: &Plan) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(std::fs::read(&plan.file).unwrap_or_default());
+    for step in &plan.steps {
+        if let Step::Sql(sql) = step {
+            hasher.update(sql.file.as_bytes());
+            hasher.update(sql.sql.text.as_bytes());
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes the manifest as `<run_id>_<pipeline>.json` in `folder`; returns
+/// its location.
+pub async fn write_manifest(
+    ctx: &SessionContext,
+    folder: &str,
+    pipeline: &str,
+    clock: &RunClock,
+    document: &Value,
+) -> Result<String, String> {
+    let name = format!("{}_{pipeline}.json", clock.run_id);
+    let location = format!("{folder}{name}");
+    let store = ensure_store(ctx, folder).map_err(|e| e.to_string())?;
+    let url = table_url(folder).map_err(|e| e.to_string())?;
+    let path = url.prefix().clone().join(name.as_str());
+    let body = serde_json::to_vec_pretty(document).unwrap_or_default();
+    store
+        .put(&path, body.into())
+        .await
+        .map_err(|e| format!("cannot write `{location}`: {e}"))?;
+    Ok(location)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linfa_version_is_the_one_built() {
+        let lock = include_str!("../../Cargo.lock");
+        let entry = format!("name = \"linfa\"\nversion = \"{LINFA_VERSION}\"");
+        assert!(lock.contains(&entry), "Cargo.lock has no {entry}");
+    }
+}
