@@ -67,6 +67,10 @@ pub struct PipelineArgs {
     /// Set a variable, overriding the pipeline's `vars`: `--var lake=/data/lake`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// The run date, `YYYY-MM-DD` (default: yesterday): `{{ ds }}` in
+    /// paths and SQL. The same as `--var ds=DATE`, and wins over it.
+    #[arg(long, value_parser = parse_date)]
+    pub date: Option<NaiveDate>,
 }
 
 /// Arguments of `civica demo`.
@@ -177,8 +181,13 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
 }
 
 async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {
+    let mut vars = args.vars.clone();
+    if let Some(date) = args.date {
+        // The last `ds` given is the one used.
+        vars.push(("ds".to_string(), date.format("%Y-%m-%d").to_string()));
+    }
     let opts = CheckOptions {
-        vars: args.vars.clone(),
+        vars,
         ..CheckOptions::default()
     };
     prepare(&args.pipeline, &opts)

@@ -62,7 +62,8 @@ pub fn render(
             break;
         };
         let end = start + 2 + close + 2;
-        let name = template[start + 2..end - 2].trim();
+        let mut parts = template[start + 2..end - 2].split('|');
+        let name = parts.next().unwrap_or_default().trim();
         let is_identifier = !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
@@ -75,8 +76,16 @@ pub fn render(
                 ),
             });
         } else if let Some(value) = vars.get(name) {
-            pieces.push((text.len(), start));
-            text.push_str(value);
+            match parts.try_fold(value.clone(), |value, filter| apply_filter(filter, &value)) {
+                Ok(value) => {
+                    pieces.push((text.len(), start));
+                    text.push_str(&value);
+                }
+                Err(message) => errors.push(TemplateError {
+                    offset: start,
+                    message: format!("placeholder `{}`: {message}", &template[start..end]),
+                }),
+            }
         } else {
             let known = vars
                 .keys()
@@ -101,6 +110,38 @@ pub fn render(
     } else {
         Err(errors)
     }
+}
+
+/// Applies one filter of a placeholder (`{{ ds | add_days(-7) }}`) to a
+/// value. Filters: `add_days(n)` on a `YYYY-MM-DD` date, `nodash` to write
+/// a date as `YYYYMMDD`.
+fn apply_filter(filter: &str, value: &str) -> Result<String, String> {
+    let filter = filter.trim();
+    let date = || {
+        NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .map_err(|_| format!("`{filter}` needs a date `YYYY-MM-DD`, got `{value}`"))
+    };
+    if filter == "nodash" {
+        return Ok(date()?.format("%Y%m%d").to_string());
+    }
+    if let Some(argument) = filter
+        .strip_prefix("add_days(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        let days: i64 = argument.trim().parse().map_err(|_| {
+            format!(
+                "`add_days` takes a whole number of days, got `{}`",
+                argument.trim()
+            )
+        })?;
+        return date()?
+            .checked_add_signed(chrono::Duration::days(days))
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .ok_or_else(|| format!("`{filter}` leaves the calendar"));
+    }
+    Err(format!(
+        "unknown filter `{filter}` (known: `add_days(n)`, `nodash`)"
+    ))
 }
 
 /// The variables every pipeline has: `ds` (the run date, `YYYY-MM-DD`) and
@@ -157,6 +198,36 @@ mod tests {
             ("lake".to_string(), "/data/lake".to_string()),
             ("ds".to_string(), "2026-11-21".to_string()),
         ])
+    }
+
+    #[test]
+    fn date_filters_shift_and_reformat_the_run_date() {
+        let vars = builtin_vars(NaiveDate::from_ymd_opt(2026, 3, 2).expect("date"));
+        let got = render(
+            "{{ ds | add_days(-7) }}/{{ds|add_days(1)|nodash}}/{{ ds }}",
+            &vars,
+        )
+        .expect("renders");
+        assert_eq!(got.text, "2026-02-23/20260303/2026-03-02");
+        let errors = render(
+            "x {{ ds | add_days(soon) }} {{ ds_nodash | add_days(1) }} {{ ds | upper }}",
+            &vars,
+        )
+        .expect_err("bad filters");
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(errors[0].offset, 2);
+        assert!(
+            messages[0].contains("whole number of days, got `soon`"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].contains("needs a date `YYYY-MM-DD`, got `20260302`"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[2].contains("unknown filter `upper`"),
+            "{messages:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::common::{civica, describe, query, root, strings};
+use crate::common::{civica, describe, published, query, root, strings};
 
 /// The plain 40-line fixture log.
 fn portal_log() -> String {
@@ -108,7 +108,8 @@ fn a_truncated_gzip_file_is_a_clear_error() {
             ),
         "{stderr}"
     );
-    assert!(!dir.path().join("out").exists(), "nothing published");
+    let left = published(&dir.path().join("out"));
+    assert!(left.is_empty(), "a failed run wrote outputs: {left:?}");
 }
 
 #[test]

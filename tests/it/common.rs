@@ -168,3 +168,19 @@ pub fn python(script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// What a run left in an output root, apart from the run manifests in
+/// `_runs/`: the names of its entries, sorted (none when it is missing).
+pub fn published(out: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(out)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "_runs")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 
-use crate::common::{civica, describe, query, root, strings};
+use crate::common::{civica, describe, published, query, root, strings};
 
 fn fixture(name: &str) -> String {
     root()
@@ -97,7 +97,8 @@ fn a_row_that_does_not_fit_fails_the_run_with_on_error_fail() {
         ),
         "{stderr}"
     );
-    assert!(!dir.path().join("out").exists(), "nothing published");
+    let left = published(&dir.path().join("out"));
+    assert!(left.is_empty(), "a failed run wrote outputs: {left:?}");
 }
 
 #[test]

@@ -195,3 +195,42 @@ fn each_run_leaves_a_manifest_without_secrets() {
     assert_eq!(hash(&all[0]), hash(&all[1]));
     assert_ne!(hash(&all[1]), hash(&all[2]));
 }
+
+#[test]
+fn date_flag_and_date_arithmetic_choose_what_a_run_reads() {
+    // A source path built from the run date a week back: `--date` moves it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let day = |date: &str, rows: &str| {
+        let folder = dir.path().join(format!("in/{date}"));
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::write(folder.join("x.csv"), format!("n\n{rows}")).expect("write csv");
+    };
+    day("2026-11-14", "1\n2\n");
+    day("2026-11-13", "1\n2\n3\n");
+    let yaml = "name: dated\nsources:\n  x:\n    path: \"in/{{ ds | add_days(-7) }}/\"\n    format: { type: csv }\noutputs:\n  - { table: x, path: \"out/{{ ds | nodash }}/\" }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    for (date, rows, folder) in [("2026-11-21", 2, "20261121"), ("2026-11-20", 3, "20261120")] {
+        let out = civica(dir.path(), &["run", "pipeline.yaml", "--date", date]);
+        assert!(out.status.success(), "{}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&format!("{rows} rows")), "{date}: {stdout}");
+        let written = dir.path().join(format!("out/{folder}/part-00000.parquet"));
+        assert!(written.exists(), "{date}: no {}", written.display());
+    }
+    // A bad filter is a pipeline error at its place.
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        yaml.replace("add_days(-7)", "add_days(week)"),
+    )
+    .expect("write pipeline");
+    let out = civica(
+        dir.path(),
+        &["run", "pipeline.yaml", "--date", "2026-11-21"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pipeline.yaml:4:") && stderr.contains("got `week`"),
+        "{stderr}"
+    );
+}
