@@ -72,6 +72,7 @@ impl RunClock {
 /// The manifest document.
 pub fn manifest(
     plan: &Plan,
+    pipeline_hash: &str,
     clock: &RunClock,
     inputs: &[(String, Vec<InputObject>)],
     journal: &Journal,
@@ -108,7 +109,7 @@ pub fn manifest(
         "pipeline": {
             "name": plan.name,
             "file": plan.file,
-            "sha256": content_hash(plan),
+            "sha256": pipeline_hash,
         },
         "vars": plan.vars,
         "started_at": rfc3339(clock.started),
@@ -131,7 +132,7 @@ pub fn manifest(
 
 /// SHA-256 of the pipeline file and of each SQL step as run (placeholders
 /// filled), in step order: the same hash means the same job.
-fn content_hash(plan: &Plan) -> String {
+pub fn content_hash(plan: &Plan) -> String {
     let mut hasher = Sha256::new();
     hasher.update(std::fs::read(&plan.file).unwrap_or_default());
     for step in &plan.steps {

@@ -198,25 +198,31 @@ pub struct RunSummary {
 }
 
 /// Runs a prepared pipeline: steps in order, then every output staged and
-/// published together. `report` is called as each step finishes.
-/// Every run, succeeded or failed, leaves a manifest in the pipeline's
-/// `runs` folder (see [`manifest`]).
+/// published together. `report` is called as each step finishes. Every
+/// run, succeeded or failed, leaves a manifest in the pipeline's `runs`
+/// folder (see [`manifest`]).
 pub async fn run_prepared(
     prepared: Prepared,
     report: &mut dyn FnMut(&StepReport),
 ) -> Result<RunSummary, Error> {
     let clock = RunClock::start();
-    let inputs: Vec<(String, Vec<InputObject>)> = prepared
-        .sources
-        .iter()
-        .map(|(name, stats, _)| (name.clone(), stats.inputs.clone()))
+    let Prepared {
+        plan,
+        ctx,
+        mut sources,
+    } = prepared;
+    // Hashed before the run, so that the hash is of what ran.
+    let pipeline_hash = manifest::content_hash(&plan);
+    let inputs: Vec<(String, Vec<InputObject>)> = sources
+        .iter_mut()
+        .map(|(name, stats, _)| (name.clone(), std::mem::take(&mut stats.inputs)))
         .collect();
-    let (plan, ctx) = (prepared.plan.clone(), prepared.ctx.clone());
     let mut journal = Journal::default();
-    let result = execute(prepared, report, &clock.run_id, &mut journal).await;
+    let result = execute(&plan, &ctx, sources, report, &clock.run_id, &mut journal).await;
     if let Some(folder) = &plan.runs {
         let outcome = result.as_ref().map(|_| ());
-        let document = manifest::manifest(&plan, &clock, &inputs, &journal, outcome);
+        let document =
+            manifest::manifest(&plan, &pipeline_hash, &clock, &inputs, &journal, outcome);
         // The outputs are already published or kept: a manifest that
         // cannot be written is reported, and does not change the outcome.
         match write_manifest(&ctx, folder, &plan.name, &clock, &document).await {
@@ -228,13 +234,14 @@ pub async fn run_prepared(
 }
 
 async fn execute(
-    prepared: Prepared,
+    plan: &Plan,
+    ctx: &SessionContext,
+    sources: Vec<(String, SourceStats, Duration)>,
     report: &mut dyn FnMut(&StepReport),
     run_id: &str,
     journal: &mut Journal,
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
-    let Prepared { plan, ctx, sources } = prepared;
     let steps = &mut journal.steps;
     let mut record = |step: StepReport, steps: &mut Vec<StepReport>| {
         tracing::info!(
@@ -269,7 +276,7 @@ async fn execute(
         let step_started = Instant::now();
         match step {
             Step::Sql(sql) => {
-                let rows = run_step(&ctx, sql).await.map_err(|source| {
+                let rows = run_step(ctx, sql).await.map_err(|source| {
                     Error::Run(RunFailure::Transform {
                         step: sql.name.clone(),
                         file: sql.file.clone(),
@@ -289,16 +296,16 @@ async fn execute(
                 );
             }
             Step::Segment(seg) => {
-                let result = fit_segments(&ctx, seg).await.map_err(|source| {
+                let result = fit_segments(ctx, seg).await.map_err(|source| {
                     Error::Run(RunFailure::Segment {
                         step: seg.name.clone(),
                         source,
                     })
                 })?;
-                replace_table(&ctx, &seg.name, result.segments.clone())?;
-                replace_table(&ctx, &seg.profiles, result.profiles.clone())?;
-                replace_table(&ctx, &seg.quality, result.quality.clone())?;
-                replace_table(&ctx, &seg.migrations, result.migrations.clone())?;
+                replace_table(ctx, &seg.name, result.segments.clone())?;
+                replace_table(ctx, &seg.profiles, result.profiles.clone())?;
+                replace_table(ctx, &seg.quality, result.quality.clone())?;
+                replace_table(ctx, &seg.migrations, result.migrations.clone())?;
                 model_file = result.model.clone();
                 journal.segment = Some(serde_json::json!({
                     "table": seg.name,
@@ -320,13 +327,13 @@ async fn execute(
         }
     }
     for (source, quarantine) in &quarantines {
-        let report = check_quarantine(&ctx, source, quarantine).await?;
+        let report = check_quarantine(ctx, source, quarantine).await?;
         record(report, steps);
     }
     let mut staged: Vec<StagedOutput> = Vec::new();
     for output in &plan.outputs {
         let output_started = Instant::now();
-        match stage_output(&ctx, output, run_id).await {
+        match stage_output(ctx, output, run_id).await {
             Ok(done) => {
                 record(
                     StepReport {
@@ -357,7 +364,7 @@ async fn execute(
     }
     if let Some((path, model)) = &model_file {
         let json = serde_json::to_vec_pretty(model).unwrap_or_default();
-        match stage_object(&ctx, path, json.into(), run_id).await {
+        match stage_object(ctx, path, json.into(), run_id).await {
             Ok(done) => staged.push(done),
             Err(source) => {
                 discard_staged(&staged).await;
@@ -382,7 +389,7 @@ async fn execute(
         })
         .collect();
     Ok(RunSummary {
-        pipeline: plan.name,
+        pipeline: plan.name.clone(),
         steps: steps.clone(),
         elapsed: started.elapsed(),
     })

@@ -55,11 +55,20 @@ impl Features {
     /// never holds a second copy of every feature.
     /// Call [`Features::check_log1p`] first: values at or below −1 give NaN.
     pub fn transformed(&self, plan: &SegmentPlan, j: usize) -> Vec<f64> {
-        let values = &self.columns[j];
-        match plan.log1p[j] {
-            true => values.iter().map(|v| v.ln_1p()).collect(),
-            false => values.clone(),
-        }
+        let log1p = plan.log1p[j];
+        self.columns[j]
+            .iter()
+            .map(|v| model_value(log1p, *v))
+            .collect()
+    }
+}
+
+/// A feature value as the model sees it before scaling: ln(1 + x) when the
+/// feature is flagged in `log1p`.
+pub fn model_value(log1p: bool, value: f64) -> f64 {
+    match log1p {
+        true => value.ln_1p(),
+        false => value,
     }
 }
 

@@ -137,9 +137,14 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for 
         self.check(x.nrows())?;
         check_finite(&x)?;
         let norms = norms_if_needed(&x, self.k);
-        // Built once for k-means++ and, up to 16 centres, every Lloyd step.
-        let grouped = grouped(&x);
-        let lloyd_grouped = (self.k <= DIRECT_CENTRES && x.ncols() > 0).then_some(&grouped[..]);
+        let direct = self.k <= DIRECT_CENTRES && x.ncols() > 0;
+        // Built once for k-means++ and, up to 16 centres, every Lloyd step;
+        // not at all when neither reads it (given centroids, more centres).
+        let grouped = match self.init.is_none() || direct {
+            true => grouped(&x),
+            false => Vec::new(),
+        };
+        let lloyd_grouped = direct.then_some(&grouped[..]);
         let tolerance = self.tolerance * mean_variance(&x);
         let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
         let mut best: Option<KMeansModel<F>> = None;
@@ -480,31 +485,50 @@ impl<F: Float> Nearest<F> {
         }
     }
 
-    /// Takes centre `j` at squared distance `v` into account; ties go to
-    /// the lower index.
+    /// Takes centre `j` at squared distance `v` into account.
     #[inline(always)]
     fn offer<const SECOND: bool>(&mut self, j: u32, v: F) {
-        let closer = v < self.best_d;
-        if SECOND {
-            let runner_up = v < self.second_d;
-            self.second_d = if closer {
-                self.best_d
-            } else if runner_up {
-                v
-            } else {
-                self.second_d
-            };
-            self.second = if closer {
-                self.best
-            } else if runner_up {
-                j
-            } else {
-                self.second
-            };
-        }
-        self.best_d = if closer { v } else { self.best_d };
-        self.best = if closer { j } else { self.best };
+        let Nearest {
+            best,
+            best_d,
+            second,
+            second_d,
+        } = self;
+        offer::<F, SECOND>((best, best_d), (second, second_d), j, v);
     }
+}
+
+/// Takes centre `j` at squared distance `v` into account in a row's
+/// running nearest (index, distance) and, with `SECOND`, its runner-up;
+/// ties go to the lower index. Branch-free selections, so that over arrays
+/// of rows it compiles to vector compare-and-blend.
+#[inline(always)]
+fn offer<F: Float, const SECOND: bool>(
+    (best, best_d): (&mut u32, &mut F),
+    (second, second_d): (&mut u32, &mut F),
+    j: u32,
+    v: F,
+) {
+    let closer = v < *best_d;
+    if SECOND {
+        let runner_up = v < *second_d;
+        *second_d = if closer {
+            *best_d
+        } else if runner_up {
+            v
+        } else {
+            *second_d
+        };
+        *second = if closer {
+            *best
+        } else if runner_up {
+            j
+        } else {
+            *second
+        };
+    }
+    *best_d = if closer { v } else { *best_d };
+    *best = if closer { j } else { *best };
 }
 
 /// The rows `range` of a standard-layout `x`, whose nearest centres are
@@ -562,25 +586,20 @@ impl<F: Float> Rows<'_, '_, '_, F> {
         visit: &mut impl FnMut(usize, &[F], Nearest<F>),
     ) {
         let d = self.x.ncols();
-        let mut scratch = vec![[F::zero(); L]; d];
+        let mut scratch = vec![F::zero(); L * d];
         // Blocks start at a multiple of `BLOCK`, itself a multiple of `L`.
         let first = self.range.0 / L;
         for (g, group) in rows.chunks(L * d).enumerate() {
             let columns = match self.grouped {
                 Some(all) if L == lanes::<F>() => {
-                    all[(first + g) * L * d..(first + g + 1) * L * d]
-                        .as_chunks::<L>()
-                        .0
+                    &all[(first + g) * L * d..(first + g + 1) * L * d]
                 }
                 _ => {
-                    for (r, row) in group.chunks_exact(d).enumerate() {
-                        for (column, v) in scratch.iter_mut().zip(row) {
-                            column[r] = *v;
-                        }
-                    }
+                    by_column(group, d, L, &mut scratch);
                     &scratch
                 }
             };
+            let columns = columns.as_chunks::<L>().0;
             let found = nearest_in_group::<F, L, FUSED, SECOND>(columns, &self.centres.in_fours);
             for (r, values) in group.chunks_exact(d).enumerate() {
                 visit(g * L + r, values, found[r]);
@@ -609,14 +628,19 @@ fn grouped<F: Float>(x: &ArrayView2<'_, F>) -> Vec<F> {
     }
     out.par_chunks_mut(lanes * d)
         .zip(flat(x).par_chunks(lanes * d))
-        .for_each(|(group, rows)| {
-            for (r, row) in rows.chunks_exact(d).enumerate() {
-                for (j, v) in row.iter().enumerate() {
-                    group[j * lanes + r] = *v;
-                }
-            }
-        });
+        .for_each(|(group, rows)| by_column(rows, d, lanes, group));
     out
+}
+
+/// Lays out up to `lanes` rows (row-major, `d` values each) by column:
+/// value `j` of row `r` goes to `out[j * lanes + r]`.
+#[inline(always)]
+fn by_column<F: Copy>(rows: &[F], d: usize, lanes: usize, out: &mut [F]) {
+    for (r, row) in rows.chunks_exact(d).enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            out[j * lanes + r] = *v;
+        }
+    }
 }
 
 /// One block's Lloyd step: each row's nearest centre and squared distance
@@ -801,26 +825,12 @@ fn nearest_in_group<F: Float, const L: usize, const FUSED: bool, const SECOND: b
         for (offset, acc) in acc.iter().enumerate() {
             let j = (chunk * CENTRES_AT_ONCE + offset) as u32;
             for r in 0..L {
-                let closer = acc[r] < best_d[r];
-                if SECOND {
-                    let runner_up = acc[r] < second_d[r];
-                    second_d[r] = if closer {
-                        best_d[r]
-                    } else if runner_up {
-                        acc[r]
-                    } else {
-                        second_d[r]
-                    };
-                    second[r] = if closer {
-                        best[r]
-                    } else if runner_up {
-                        j
-                    } else {
-                        second[r]
-                    };
-                }
-                best_d[r] = if closer { acc[r] } else { best_d[r] };
-                best[r] = if closer { j } else { best[r] };
+                offer::<F, SECOND>(
+                    (&mut best[r], &mut best_d[r]),
+                    (&mut second[r], &mut second_d[r]),
+                    j,
+                    acc[r],
+                );
             }
         }
     }

@@ -25,6 +25,7 @@ use ndarray::{Array2, ArrayView2};
 use object_store::ObjectStoreExt;
 
 pub use explain::profile_schema;
+use features::model_value;
 pub use features::{Features, read_features};
 pub use kmeans::{Assignment, KMeansError, KMeansModel, KMeansParams};
 pub use model::{SavedModel, Scaler, min_cost_matching, stable_ids};
@@ -531,7 +532,7 @@ fn scaled_matrix<F: Float>(
                     let column = &column[b * ROWS..];
                     let slots = block.iter_mut().skip(j).step_by(d);
                     for (slot, v) in slots.zip(column) {
-                        let v = if plan.log1p[j] { v.ln_1p() } else { *v };
+                        let v = model_value(plan.log1p[j], *v);
                         *slot = F::from_f64(scaler.apply(j, v)).unwrap_or_else(F::zero);
                     }
                 }
