@@ -19,7 +19,7 @@ macro_rules! say {
 }
 use crate::demo::{DemoOptions, write_demo_lake};
 use crate::run::{Prepared, StepReport, human_bytes, prepare, run_prepared};
-use crate::spec::{CheckOptions, Diagnostics, FormatSpec, Step, flavor_name};
+use crate::spec::{CheckOptions, Diagnostic, Diagnostics, FormatSpec, Step, flavor_name};
 
 /// civica: load a municipality's exports and logs, transform them with SQL,
 /// segment citizens, publish Parquet.
@@ -55,8 +55,28 @@ pub enum Command {
     Validate(PipelineArgs),
     /// Run a pipeline: sources, transforms, segmentation, outputs.
     Run(PipelineArgs),
+    /// Run a pipeline once per day of a date range, oldest first: each day
+    /// is a whole run with its own publish and manifest. Stops at the first
+    /// day that fails.
+    Backfill(BackfillArgs),
     /// Write a synthetic demo lake for one municipality.
     Demo(DemoArgs),
+}
+
+/// Arguments of `civica backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The pipeline YAML file.
+    pub pipeline: PathBuf,
+    /// Set a variable, overriding the pipeline's `vars`: `--var lake=/data/lake`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// The first run date, `YYYY-MM-DD`.
+    #[arg(long, value_parser = parse_date)]
+    pub from: NaiveDate,
+    /// The last run date, `YYYY-MM-DD` (included).
+    #[arg(long, value_parser = parse_date)]
+    pub to: NaiveDate,
 }
 
 /// Arguments naming a pipeline.
@@ -125,30 +145,8 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }),
-        Command::Run(args) => runtime.block_on(async {
-            let started = std::time::Instant::now();
-            let prepared = prepare_or_report(&args).await?;
-            let mut print = |step: &StepReport| {
-                if !quiet {
-                    print_step(step);
-                }
-            };
-            let summary = run_prepared(prepared, &mut print).await?;
-            tracing::info!(
-                pipeline = %summary.pipeline,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                exit_code = 0,
-                "pipeline finished"
-            );
-            if !quiet {
-                say!(
-                    "pipeline `{}` finished in {:.2} s",
-                    summary.pipeline,
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            Ok(())
-        }),
+        Command::Run(args) => runtime.block_on(run_pipeline(&args, quiet)),
+        Command::Backfill(args) => runtime.block_on(backfill(args, quiet)),
         Command::Demo(args) => {
             let end_date = args.end_date.unwrap_or_else(|| {
                 chrono::Local::now()
@@ -178,6 +176,76 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// `civica run`: prepares, runs, and prints each step as it finishes.
+async fn run_pipeline(args: &PipelineArgs, quiet: bool) -> Result<(), Error> {
+    let started = std::time::Instant::now();
+    let prepared = prepare_or_report(args).await?;
+    let mut print = |step: &StepReport| {
+        if !quiet {
+            print_step(step);
+        }
+    };
+    let summary = run_prepared(prepared, &mut print).await?;
+    tracing::info!(
+        pipeline = %summary.pipeline,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        exit_code = 0,
+        "pipeline finished"
+    );
+    if !quiet {
+        say!(
+            "pipeline `{}` finished in {:.2} s",
+            summary.pipeline,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `civica backfill`: one run per day, oldest first, stopping at the
+/// first failure.
+async fn backfill(args: BackfillArgs, quiet: bool) -> Result<(), Error> {
+    if args.to < args.from {
+        return Err(Error::Invalid(Diagnostics(vec![Diagnostic {
+            file: "command line".to_string(),
+            pos: None,
+            message: format!("`--to {}` is before `--from {}`", args.to, args.from),
+        }])));
+    }
+    let days: Vec<NaiveDate> = args
+        .from
+        .iter_days()
+        .take_while(|d| *d <= args.to)
+        .collect();
+    for (done, day) in days.iter().enumerate() {
+        if !quiet {
+            say!("== {day} ({} of {})", done + 1, days.len());
+        }
+        tracing::info!(ds = %day, "backfill day started");
+        let run = PipelineArgs {
+            pipeline: args.pipeline.clone(),
+            vars: args.vars.clone(),
+            date: Some(*day),
+        };
+        if let Err(err) = run_pipeline(&run, quiet).await {
+            tracing::warn!(
+                "backfill stopped at {day}: {done} day(s) published before it, {} not run",
+                days.len() - done - 1
+            );
+            return Err(err);
+        }
+    }
+    if !quiet {
+        say!(
+            "backfill finished: {} day(s), {} to {}",
+            days.len(),
+            args.from,
+            args.to
+        );
+    }
+    Ok(())
 }
 
 async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {

@@ -6,6 +6,7 @@
 //! as Parquet. [`spec`] reads and checks the YAML into a [`spec::Plan`];
 //! [`run`] prepares and runs it.
 
+pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod run;
@@ -34,10 +35,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code: 2 for an invalid pipeline, 1 for a failed run.
+    /// The process exit code: 2 for an invalid pipeline, 3 for a blocking
+    /// check that failed, 1 for any other failed run.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid(_) => 2,
+            Error::Run(RunFailure::ChecksFailed { .. }) => 3,
             Error::Run(_) | Error::Demo(_) | Error::Runtime(_) => 1,
         }
     }
@@ -129,6 +132,19 @@ pub enum RunFailure {
         /// The source.
         source_name: String,
         /// DataFusion's error.
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// Blocking checks failed; nothing was published.
+    #[error("{} blocking check(s) failed, nothing was published: {}", failed.len(), failed.join("; "))]
+    ChecksFailed {
+        /// Each failed check: table, name and what was found.
+        failed: Vec<String>,
+    },
+    /// A check could not be run.
+    #[error("{}", describe(source))]
+    Check {
+        /// DataFusion's error, naming the check.
         #[source]
         source: datafusion::error::DataFusionError,
     },

@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = civica::cli::Cli::parse();
     let format = cli.log_format;
-    init_logging(format);
+    init_logging(format, cli.quiet);
     match civica::cli::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -20,19 +20,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr. In human format only what `CIVICA_LOG` asks for
-/// (nothing by default), coloured when stderr is a terminal and `NO_COLOR`
-/// is unset; in JSON, from `info` up unless `CIVICA_LOG` says otherwise.
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr. In human format warnings and errors (errors only
+/// with `--quiet`) unless `CIVICA_LOG` says otherwise, coloured when stderr
+/// is a terminal and `NO_COLOR` is unset; in JSON, from `info` up unless
+/// `CIVICA_LOG` says otherwise.
+fn init_logging(format: LogFormat, quiet: bool) {
     let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match format {
         LogFormat::Human => {
             let colour = std::io::stderr().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            builder
-                .with_env_filter(EnvFilter::from_env("CIVICA_LOG"))
-                .with_ansi(colour)
-                .init();
+            let filter = EnvFilter::try_from_env("CIVICA_LOG").unwrap_or_else(|_| {
+                EnvFilter::new(if quiet { "civica=error" } else { "civica=warn" })
+            });
+            builder.with_env_filter(filter).with_ansi(colour).init();
         }
         LogFormat::Json => {
             let filter = EnvFilter::try_from_env("CIVICA_LOG")

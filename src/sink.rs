@@ -10,6 +10,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::OutputPlan;
 use crate::storage::{StorageError, ensure_store, table_url};
@@ -94,11 +95,7 @@ pub async fn stage_output(
         location: output.location.clone(),
         source,
     };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(write_error)?,
-        ))
-        .build();
+    let props = writer_properties().map_err(write_error)?;
     let object_writer = BufWriter::new(Arc::clone(&store), staged.clone());
     let mut writer =
         AsyncArrowWriter::try_new(object_writer, schema, Some(props)).map_err(write_error)?;
@@ -107,6 +104,9 @@ pub async fn stage_output(
         let batch = batch.map_err(read_error)?;
         rows += batch.num_rows();
         writer.write(&batch).await.map_err(write_error)?;
+        if rows == batch.num_rows() {
+            pause_point(&format!("writing:{}", output.table));
+        }
     }
     writer.close().await.map_err(write_error)?;
     let bytes = store
@@ -126,6 +126,28 @@ pub async fn stage_output(
         bytes,
         store,
     })
+}
+
+/// How civica writes Parquet: zstd level 3.
+fn writer_properties() -> Result<WriterProperties, parquet::errors::ParquetError> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .build())
+}
+
+/// A small table as the bytes of a Parquet file.
+pub fn parquet_bytes(
+    batch: &datafusion::arrow::array::RecordBatch,
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let mut bytes = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        &mut bytes,
+        batch.schema(),
+        Some(writer_properties()?),
+    )?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(bytes)
 }
 
 /// Stages a small object (the segment model) to be published with the
@@ -162,9 +184,58 @@ pub async fn stage_object(
     })
 }
 
-/// Moves every staged output into place.
-pub async fn publish_outputs(staged: &[StagedOutput]) -> Result<(), SinkError> {
-    for output in staged {
+/// Where the run records what it is about to publish, so that a run
+/// killed half-way through its renames is completed by the next one.
+const INTENTS: &str = "publishing";
+
+/// One move of a publish, as recorded before it happens.
+#[derive(Debug, Serialize, Deserialize)]
+struct Move {
+    /// The location the store is found by.
+    location: String,
+    /// The staged object.
+    staged: String,
+    /// Where it goes.
+    target: String,
+}
+
+/// Moves every staged output into place. With a runs folder, the moves are
+/// first recorded in `<runs>/publishing/<run_id>.json`, removed once done:
+/// a run killed between two renames is completed by the next run
+/// ([`recover`]), so the outputs end at one run's state, never a mix.
+pub async fn publish_outputs(
+    ctx: &SessionContext,
+    staged: &[StagedOutput],
+    runs: Option<&str>,
+    run_id: &str,
+) -> Result<(), SinkError> {
+    let intent = match runs {
+        Some(runs) => {
+            let moves: Vec<Move> = staged
+                .iter()
+                .map(|s| Move {
+                    location: s.location.clone(),
+                    staged: s.staged.to_string(),
+                    target: s.target.to_string(),
+                })
+                .collect();
+            let body = serde_json::to_vec_pretty(&moves).unwrap_or_default();
+            let (store, path) = object_in(ctx, runs, &format!("{INTENTS}/{run_id}.json"))?;
+            store
+                .put(&path, body.into())
+                .await
+                .map_err(|source| SinkError::Publish {
+                    location: runs.to_string(),
+                    source,
+                })?;
+            Some((store, path))
+        }
+        None => None,
+    };
+    for (done, output) in staged.iter().enumerate() {
+        if done > 0 {
+            pause_point(&format!("publishing:{done}"));
+        }
         output
             .store
             .rename(&output.staged, &output.target)
@@ -175,7 +246,165 @@ pub async fn publish_outputs(staged: &[StagedOutput]) -> Result<(), SinkError> {
             })?;
         remove_staging_folder(output).await;
     }
+    if let Some((store, path)) = intent {
+        let _ = store.delete(&path).await;
+        remove_empty_local_folder(runs.unwrap_or_default(), &path).await;
+    }
     Ok(())
+}
+
+/// The store of `folder` and the path of `name` below it.
+fn object_in(
+    ctx: &SessionContext,
+    folder: &str,
+    name: &str,
+) -> Result<(Arc<dyn ObjectStore>, ObjectPath), StorageError> {
+    let store = ensure_store(ctx, folder)?;
+    let prefix = table_url(folder)?.prefix().clone();
+    let path = ObjectPath::from(format!("{}/{name}", prefix.as_ref().trim_end_matches('/')));
+    Ok((store, path))
+}
+
+/// Whether the run that named a staging folder or intent may still be
+/// running: its process (the run id ends with the pid) is alive on this
+/// machine.
+fn run_alive(run_id: &str) -> bool {
+    let pid = run_id
+        .rsplit('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) if pid == std::process::id() => true,
+        Some(pid) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
+/// Repairs what dead runs left, before a run starts: completes the publish
+/// of a run killed between its renames (from its record in
+/// `<runs>/publishing/`), then removes the `.civica-staging-*` folders of
+/// dead runs beside the outputs. Returns what was done, for the log.
+pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String]) -> Vec<String> {
+    let mut done = Vec::new();
+    if let Some(runs) = runs
+        && let Ok((store, intents)) = object_in(ctx, runs, INTENTS)
+    {
+        let listed: Vec<_> = store
+            .list(Some(&intents))
+            .filter_map(|meta| async move { meta.ok() })
+            .collect()
+            .await;
+        for meta in listed {
+            let run_id = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+                .unwrap_or_default()
+                .to_string();
+            if run_alive(&run_id) {
+                continue;
+            }
+            let moves: Vec<Move> = match store.get(&meta.location).await {
+                Ok(got) => match got.bytes().await {
+                    Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                    Err(_) => continue,
+                },
+                Err(_) => continue,
+            };
+            for step in moves {
+                let Ok(target_store) = ensure_store(ctx, &step.location) else {
+                    continue;
+                };
+                let staged = ObjectPath::from(step.staged.as_str());
+                if target_store.head(&staged).await.is_ok()
+                    && target_store
+                        .rename(&staged, &ObjectPath::from(step.target.as_str()))
+                        .await
+                        .is_ok()
+                {
+                    done.push(format!(
+                        "completed the publish of run {run_id}: {}",
+                        step.target
+                    ));
+                }
+            }
+            let _ = store.delete(&meta.location).await;
+            remove_empty_local_folder(runs, &meta.location).await;
+        }
+    }
+    let mut parents: Vec<&str> = folders.iter().map(|f| parent_of(f)).collect();
+    parents.sort_unstable();
+    parents.dedup();
+    for parent in parents {
+        let Ok(store) = ensure_store(ctx, parent) else {
+            continue;
+        };
+        let Ok(url) = table_url(parent) else {
+            continue;
+        };
+        let Ok(listing) = store.list_with_delimiter(Some(url.prefix())).await else {
+            continue;
+        };
+        for prefix in listing.common_prefixes {
+            let name = prefix.filename().unwrap_or_default();
+            let Some((_, run_id)) = name.split_once("civica-staging-") else {
+                continue;
+            };
+            if run_alive(run_id) {
+                continue;
+            }
+            let objects: Vec<_> = store
+                .list(Some(&prefix))
+                .filter_map(|meta| async move { meta.ok() })
+                .collect()
+                .await;
+            for object in objects {
+                let _ = store.delete(&object.location).await;
+            }
+            if is_local(parent) {
+                let _ = tokio::fs::remove_dir_all(format!("/{prefix}")).await;
+            }
+            done.push(format!(
+                "removed the staging leftovers of run {run_id}: {prefix}"
+            ));
+        }
+    }
+    done
+}
+
+/// On local disk, removes the folder an object was deleted from when it is
+/// left empty, so that the runs folder holds only run records.
+async fn remove_empty_local_folder(location: &str, object: &ObjectPath) {
+    if let (true, Some((folder, _))) = (is_local(location), object.as_ref().rsplit_once('/')) {
+        let _ = tokio::fs::remove_dir(format!("/{folder}")).await;
+    }
+}
+
+/// The folder holding a folder or object location, with its trailing `/`.
+fn parent_of(location: &str) -> &str {
+    let trimmed = location.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(at) => &location[..=at],
+        None => location,
+    }
+}
+
+fn is_local(location: &str) -> bool {
+    location.starts_with('/') || location.starts_with("file://")
+}
+
+/// A pause for tests of killed runs: with `CIVICA_PAUSE_AT=<point>` in the
+/// environment the run stops at that point (`writing:<table>` after the
+/// first batch of an output is written, `publishing:<n>` after `n`
+/// outputs are moved into place), says so on stderr, and waits to be
+/// killed.
+pub fn pause_point(point: &str) {
+    if std::env::var("CIVICA_PAUSE_AT").is_ok_and(|p| p == point) {
+        eprintln!("civica: paused at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
 }
 
 /// Removes staged files after a failure; the published files are untouched.
@@ -189,15 +418,5 @@ pub async fn discard_staged(staged: &[StagedOutput]) {
 /// On local disk the staging folder is a real directory, left empty once
 /// its file moved; object stores have no folders to remove.
 async fn remove_staging_folder(output: &StagedOutput) {
-    let folder = output
-        .staged
-        .as_ref()
-        .rsplit_once('/')
-        .map(|(dir, _)| dir.to_string());
-    if let (Some(folder), true) = (
-        folder,
-        output.location.starts_with('/') || output.location.starts_with("file://"),
-    ) {
-        let _ = tokio::fs::remove_dir(format!("/{folder}")).await;
-    }
+    remove_empty_local_folder(&output.location, &output.staged).await;
 }

@@ -30,6 +30,8 @@ pub struct Journal {
     pub outputs: Vec<OutputRecord>,
     /// The segment step's figures, when it ran.
     pub segment: Option<Value>,
+    /// The data-quality checks' results, when they ran.
+    pub checks: Vec<crate::check::CheckResult>,
 }
 
 /// A published output.
@@ -122,6 +124,7 @@ pub fn manifest(
         "steps": steps,
         "outputs": journal.outputs,
         "segment": journal.segment,
+        "checks": journal.checks,
         "versions": {
             "civica": env!("CARGO_PKG_VERSION"),
             "datafusion": datafusion::DATAFUSION_VERSION,
@@ -158,11 +161,46 @@ pub async fn write_manifest(
     document: &Value,
 ) -> Result<String, String> {
     let name = format!("{}_{pipeline}.json", clock.run_id);
+    let body = serde_json::to_vec_pretty(document).unwrap_or_default();
+    write_record(ctx, folder, &name, body).await
+}
+
+/// Writes the check results as Parquet to `checks/<run_id>_<pipeline>.parquet`
+/// in `folder`; returns its location.
+pub async fn write_check_results(
+    ctx: &SessionContext,
+    folder: &str,
+    pipeline: &str,
+    clock: &RunClock,
+    results: &[crate::check::CheckResult],
+) -> Result<String, String> {
+    let batch = crate::check::results_batch(
+        results,
+        &clock.run_id,
+        pipeline,
+        clock.started.timestamp_millis(),
+    )
+    .map_err(|e| e.to_string())?;
+    let body = crate::sink::parquet_bytes(&batch).map_err(|e| e.to_string())?;
+    let name = format!("checks/{}_{pipeline}.parquet", clock.run_id);
+    write_record(ctx, folder, &name, body).await
+}
+
+/// Writes one object of the run's record (`name` may hold a `/`) under
+/// `folder`; returns its location.
+async fn write_record(
+    ctx: &SessionContext,
+    folder: &str,
+    name: &str,
+    body: Vec<u8>,
+) -> Result<String, String> {
     let location = format!("{folder}{name}");
     let store = ensure_store(ctx, folder).map_err(|e| e.to_string())?;
     let url = table_url(folder).map_err(|e| e.to_string())?;
-    let path = url.prefix().clone().join(name.as_str());
-    let body = serde_json::to_vec_pretty(document).unwrap_or_default();
+    let path = object_store::path::Path::from(format!(
+        "{}/{name}",
+        url.prefix().as_ref().trim_end_matches('/')
+    ));
     store
         .put(&path, body.into())
         .await

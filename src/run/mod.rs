@@ -10,8 +10,11 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::check::CheckStatus;
 use crate::segment::{SegmentError, check_segment_columns, fit_segments, output_schemas};
-use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
+use crate::sink::{
+    StagedOutput, discard_staged, publish_outputs, recover, stage_object, stage_output,
+};
 use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats, register_source};
@@ -24,7 +27,7 @@ use crate::{Error, RunFailure};
 
 pub mod manifest;
 
-use self::manifest::{Journal, OutputRecord, RunClock, write_manifest};
+use self::manifest::{Journal, OutputRecord, RunClock, write_check_results, write_manifest};
 use crate::source::InputObject;
 
 /// A pipeline whose every check passed, with its session ready to run.
@@ -35,12 +38,20 @@ pub struct Prepared {
     pub ctx: SessionContext,
     /// What each source registration found, by source order.
     pub sources: Vec<(String, SourceStats, Duration)>,
+    /// The run's id and start, taken before the pipeline was read: the id
+    /// is `{{ run_id }}`.
+    pub clock: RunClock,
 }
 
 /// Loads, checks and plans a pipeline. Every problem found is returned at once.
 pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, Vec<Diagnostic>> {
+    let clock = RunClock::start();
     let spec = load_spec(pipeline)?;
-    let (plan, mut diags) = check_spec(&spec, pipeline, opts);
+    let opts = CheckOptions {
+        run_id: Some(clock.run_id.clone()),
+        ..opts.clone()
+    };
+    let (plan, mut diags) = check_spec(&spec, pipeline, &opts);
     let ctx = new_session();
     let mut sources = Vec::new();
     // Tables that failed: steps reading them are skipped rather than
@@ -92,8 +103,30 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
             failed.extend(step.produces().into_iter().map(str::to_string));
         }
     }
+    for check in &plan.checks {
+        if failed.contains(&check.table) {
+            continue;
+        }
+        if let Err(err) = crate::check::plan_check(&ctx, check).await {
+            diags.push(Diagnostic::at(
+                &plan.file,
+                check.column_pos,
+                format!(
+                    "check `{}` of `{}`: {}",
+                    check.name,
+                    check.table,
+                    crate::transform::problem_from_error(&err, "").message
+                ),
+            ));
+        }
+    }
     if diags.is_empty() {
-        Ok(Prepared { plan, ctx, sources })
+        Ok(Prepared {
+            plan,
+            ctx,
+            sources,
+            clock,
+        })
     } else {
         Err(diags)
     }
@@ -205,11 +238,11 @@ pub async fn run_prepared(
     prepared: Prepared,
     report: &mut dyn FnMut(&StepReport),
 ) -> Result<RunSummary, Error> {
-    let clock = RunClock::start();
     let Prepared {
         plan,
         ctx,
         mut sources,
+        clock,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
@@ -228,6 +261,12 @@ pub async fn run_prepared(
         match write_manifest(&ctx, folder, &plan.name, &clock, &document).await {
             Ok(location) => tracing::info!(manifest = %location, "run manifest written"),
             Err(err) => tracing::warn!(%err, "run manifest not written"),
+        }
+        if !journal.checks.is_empty() {
+            match write_check_results(&ctx, folder, &plan.name, &clock, &journal.checks).await {
+                Ok(location) => tracing::info!(results = %location, "check results written"),
+                Err(err) => tracing::warn!(%err, "check results not written"),
+            }
         }
     }
     result
@@ -255,6 +294,14 @@ async fn execute(
         report(&step);
         steps.push(step);
     };
+    let mut folders: Vec<String> = plan.outputs.iter().map(|o| o.location.clone()).collect();
+    folders.extend(plan.steps.iter().filter_map(|step| match step {
+        Step::Segment(seg) => seg.model_path.clone(),
+        Step::Sql(_) => None,
+    }));
+    for repair in recover(ctx, plan.runs.as_deref(), &folders).await {
+        tracing::warn!("{repair}");
+    }
     let mut quarantines = Vec::new();
     let mut model_file = None;
     for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
@@ -330,6 +377,54 @@ async fn execute(
         let report = check_quarantine(ctx, source, quarantine).await?;
         record(report, steps);
     }
+    if !plan.checks.is_empty() {
+        let checks_started = Instant::now();
+        let results = crate::check::run_checks(ctx, &plan.checks)
+            .await
+            .map_err(|source| Error::Run(RunFailure::Check { source }))?;
+        let mut failed = Vec::new();
+        for result in &results {
+            let mut what = format!(
+                "`{}` of `{}`: {}",
+                result.check, result.table, result.detail
+            );
+            if !result.failing_keys.is_empty() {
+                what.push_str(&format!(", e.g. {}", result.failing_keys.join(", ")));
+            }
+            match result.status {
+                CheckStatus::Pass => {
+                    tracing::debug!(check = %result.check, table = %result.table, "check passed")
+                }
+                CheckStatus::Warn => {
+                    tracing::warn!(check = %result.check, table = %result.table, "check warned: {what}")
+                }
+                CheckStatus::Fail => {
+                    tracing::warn!(check = %result.check, table = %result.table, "check failed: {what}");
+                    failed.push(what);
+                }
+            }
+        }
+        let count = |status| results.iter().filter(|r| r.status == status).count();
+        record(
+            StepReport {
+                kind: "checks",
+                name: format!("{} check(s)", results.len()),
+                rows: None,
+                elapsed: checks_started.elapsed(),
+                detail: format!(
+                    "{} passed, {} warned, {} failed",
+                    count(CheckStatus::Pass),
+                    count(CheckStatus::Warn),
+                    count(CheckStatus::Fail)
+                ),
+            },
+            steps,
+        );
+        journal.checks = results;
+        if !failed.is_empty() {
+            return Err(Error::Run(RunFailure::ChecksFailed { failed }));
+        }
+    }
     let mut staged: Vec<StagedOutput> = Vec::new();
     for output in &plan.outputs {
         let output_started = Instant::now();
@@ -375,7 +470,7 @@ async fn execute(
             }
         }
     }
-    if let Err(source) = publish_outputs(&staged).await {
+    if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
         discard_staged(&staged).await;
         return Err(Error::Run(RunFailure::Publish { source }));
     }

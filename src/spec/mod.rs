@@ -1,5 +1,6 @@
 //! The pipeline specification: the YAML as written ([`PipelineSpec`]), loading it with located errors, and the checked [`Plan`].
 
+mod checks;
 mod model;
 mod plan;
 pub mod template;
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+pub use checks::*;
 pub use model::*;
 pub use plan::*;
 pub use yaml::Pos;
@@ -87,7 +89,7 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "name",
     "description",
     "runs",
@@ -97,6 +99,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "transforms",
     "segment",
     "outputs",
+    "checks",
 ];
 
 /// Reads a pipeline file into its spec, collecting every problem found in
@@ -208,6 +211,19 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
                     {
                         spec.outputs.push(output);
                     }
+                }
+            }
+            "checks" => {
+                for (table, list) in map_entries(file, value, "checks", &mut diags) {
+                    let section = format!("checks.{}", table.value);
+                    let checks = seq_items(file, list, &section, &mut diags)
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(idx, entry)| {
+                            load_entry(file, entry, &format!("{section}[{idx}]"), &mut diags)
+                        })
+                        .collect();
+                    spec.checks.push((table, checks));
                 }
             }
             other => diags.push(Diagnostic::at(

@@ -22,6 +22,8 @@ pub struct CheckOptions {
     pub today: Option<NaiveDate>,
     /// The directory relative data paths are resolved against. Default: the current directory.
     pub base_dir: Option<PathBuf>,
+    /// The run's id, the value of `{{ run_id }}`. Default: `validate`.
+    pub run_id: Option<String>,
 }
 
 /// A pipeline that passed every check that needs no data: the only form of
@@ -47,6 +49,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Outputs in the order written.
     pub outputs: Vec<OutputPlan>,
+    /// Data-quality checks, by table in the order written.
+    pub checks: Vec<super::CheckPlan>,
     /// Tables that are defined but failed their checks; steps reading them
     /// are not checked further, to avoid repeating the same problem.
     pub unavailable: BTreeSet<String>,
@@ -257,6 +261,7 @@ pub fn check_spec(
         sources: Vec::new(),
         steps: Vec::new(),
         outputs: Vec::new(),
+        checks: Vec::new(),
         unavailable: BTreeSet::new(),
     };
     // Every table name with where it is defined, to catch duplicates.
@@ -384,6 +389,20 @@ pub fn check_spec(
         });
     }
     resolve_model_path(&file, spec, &mut plan, &base_dir, &mut diags);
+    let ds = plan
+        .vars
+        .get("ds")
+        .and_then(|ds| NaiveDate::parse_from_str(ds, "%Y-%m-%d").ok())
+        .unwrap_or_default();
+    let table_names: BTreeSet<String> = tables.keys().cloned().collect();
+    let check_context = super::CheckContext {
+        file: &file,
+        pipeline_dir,
+        tables: &table_names,
+        vars: &plan.vars,
+        ds,
+    };
+    plan.checks = super::check_checks(&check_context, &spec.checks, &mut diags);
     plan.runs = match &spec.runs {
         Some(runs) => render_located(&file, &runs.value, runs.pos, &plan.vars, &mut diags)
             .map(|location| resolve_location(&location, &base_dir, true)),
@@ -440,6 +459,9 @@ fn resolve_model_path(
     }
 }
 
+/// Variables civica sets itself.
+const BUILTIN_VARS: [&str; 3] = ["ds", "ds_nodash", "run_id"];
+
 fn resolve_vars(
     spec: &PipelineSpec,
     file: &str,
@@ -473,8 +495,26 @@ fn resolve_vars(
         }
     }
     let mut vars = builtin_vars(ds);
+    vars.insert(
+        "run_id".to_string(),
+        opts.run_id
+            .clone()
+            .unwrap_or_else(|| "validate".to_string()),
+    );
     for (name, value) in &spec.vars {
-        if name.value == "ds" || name.value == "ds_nodash" {
+        if name.value == "ds" {
+            // Read above: the run date's default.
+            continue;
+        }
+        if BUILTIN_VARS.contains(&name.value.as_str()) {
+            diags.push(Diagnostic::at(
+                file,
+                name.pos,
+                format!(
+                    "variable `{}` is set by civica: `ds_nodash` follows `ds`, `run_id` names the run",
+                    name.value
+                ),
+            ));
             continue;
         }
         if !is_identifier(&name.value) {
@@ -490,7 +530,7 @@ fn resolve_vars(
         vars.insert(name.value.clone(), value.clone());
     }
     for (name, value) in &opts.vars {
-        if name != "ds" {
+        if !BUILTIN_VARS.contains(&name.as_str()) {
             vars.insert(name.clone(), value.clone());
         }
     }

@@ -1,10 +1,12 @@
 //! civica's integration tests: one binary, a module per area.
 
 mod access_logs;
+mod checks;
 mod common;
 mod csv_sources;
 mod operator;
 mod peer;
+mod publish;
 mod quarantine;
 mod quickstart;
 mod run_failures;

@@ -234,3 +234,76 @@ fn date_flag_and_date_arithmetic_choose_what_a_run_reads() {
         "{stderr}"
     );
 }
+
+#[test]
+fn backfill_runs_and_publishes_each_day_with_its_run_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(dir.path().join("in/x.csv"), "n\n1\n2\n").expect("write csv");
+    std::fs::write(
+        dir.path().join("day.sql"),
+        "SELECT '{{ ds }}' AS ds, '{{ run_id }}' AS run_id, count(*) AS n FROM x",
+    )
+    .expect("write sql");
+    let yaml = "name: daily\nruns: out/_runs/\nsources:\n  x:\n    path: in/\n    format: { type: csv }\ntransforms:\n  - { name: day, sql: day.sql }\noutputs:\n  - { table: day, path: \"out/day/ds={{ ds_nodash }}/\" }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let out = civica(
+        dir.path(),
+        &[
+            "backfill",
+            "pipeline.yaml",
+            "--from",
+            "2026-11-19",
+            "--to",
+            "2026-11-21",
+        ],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("== 2026-11-21 (3 of 3)"), "{stdout}");
+    assert!(stdout.contains("backfill finished: 3 day(s)"), "{stdout}");
+    // One publish and one manifest per day, each run's id in its output.
+    let manifests: Vec<Value> = {
+        let mut paths: Vec<_> = std::fs::read_dir(dir.path().join("out/_runs"))
+            .expect("runs")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("JSON"))
+            .collect()
+    };
+    assert_eq!(manifests.len(), 3);
+    for (manifest, (ds, nodash)) in manifests.iter().zip([
+        ("2026-11-19", "20261119"),
+        ("2026-11-20", "20261120"),
+        ("2026-11-21", "20261121"),
+    ]) {
+        assert_eq!(manifest["vars"]["ds"], ds);
+        let run_id = manifest["run_id"].as_str().expect("run id");
+        assert_eq!(manifest["vars"]["run_id"], run_id);
+        let folder = dir.path().join(format!("out/day/ds={nodash}"));
+        let batches = crate::common::read_parquet(&folder);
+        assert_eq!(crate::common::strings(&batches[0], 0), [ds]);
+        assert_eq!(crate::common::strings(&batches[0], 1), [run_id]);
+    }
+    // A range the wrong way round is a usage error.
+    let out = civica(
+        dir.path(),
+        &[
+            "backfill",
+            "pipeline.yaml",
+            "--from",
+            "2026-11-21",
+            "--to",
+            "2026-11-19",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("`--to 2026-11-19` is before `--from 2026-11-21`")
+    );
+}

@@ -1,0 +1,491 @@
+//! The `checks` section checked into [`CheckPlan`]s: which keys each kind of
+//! check needs, the query that finds its failing rows, and the freshness
+//! cutoff of the run date.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{NaiveDate, NaiveTime, TimeDelta};
+
+use super::template::{pos_of_offset, render};
+use super::{CheckKind, CheckSpec, Diagnostic, Located, Pos, Severity, display_path};
+
+/// A check ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckPlan {
+    /// The table checked.
+    pub table: String,
+    /// The check's name, unique within its table.
+    pub name: String,
+    /// What kind of check.
+    pub kind: CheckKind,
+    /// The column (or columns, comma-separated) checked, for reports.
+    pub column: Option<String>,
+    /// How it is evaluated.
+    pub rule: CheckRule,
+    /// `error` blocks the publish.
+    pub severity: Severity,
+    /// Failing rows tolerated, as a share of the table's rows.
+    pub max_failing_ratio: f64,
+    /// Where the check is written, and where its column is.
+    pub pos: Pos,
+    /// Where its column (or query) is written, for planning errors.
+    pub column_pos: Pos,
+}
+
+/// How a check is evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckRule {
+    /// A query whose rows are the failing rows; its `failing_key` column
+    /// (text, possibly null) identifies them in reports.
+    Rows {
+        /// The query.
+        sql: String,
+    },
+    /// A query written by the user whose rows are the failing rows.
+    Query {
+        /// The query, placeholders filled.
+        sql: String,
+        /// The column identifying failing rows. Default: the first.
+        key: Option<String>,
+    },
+    /// The table's row count within bounds.
+    RowCount {
+        /// At least this many rows.
+        min: Option<u64>,
+        /// At most this many rows.
+        max: Option<u64>,
+    },
+    /// The newest value of a column at or after a cutoff.
+    Freshness {
+        /// The timestamp or date column.
+        column: String,
+        /// The oldest newest value allowed, `YYYY-MM-DD HH:MM:SS`.
+        cutoff: String,
+        /// `max_age` as written.
+        max_age: String,
+    },
+}
+
+/// The name of the column a failing-rows query identifies rows with.
+pub const FAILING_KEY: &str = "failing_key";
+
+/// A column name quoted for SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The keys each kind of check accepts besides `type`, `name`,
+/// `severity`; the first group is required.
+fn keys_of(kind: CheckKind) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        CheckKind::NotNull => (&["column"], &["key", "max_failing_ratio"]),
+        CheckKind::Unique => (&[], &["column", "columns", "key", "max_failing_ratio"]),
+        CheckKind::AcceptedValues => (&["column", "values"], &["key", "max_failing_ratio"]),
+        CheckKind::Range => (&["column"], &["min", "max", "key", "max_failing_ratio"]),
+        CheckKind::RowCount => (&[], &["min", "max"]),
+        CheckKind::Freshness => (&["column", "max_age"], &[]),
+        CheckKind::Relationship => (
+            &["column", "to"],
+            &["to_column", "key", "max_failing_ratio"],
+        ),
+        CheckKind::Sql => (&[], &["query", "file", "key", "max_failing_ratio"]),
+    }
+}
+
+/// Which optional keys of a check are set.
+fn keys_set(spec: &CheckSpec) -> Vec<&'static str> {
+    [
+        ("column", spec.column.is_some()),
+        ("columns", spec.columns.is_some()),
+        ("values", spec.values.is_some()),
+        ("min", spec.min.is_some()),
+        ("max", spec.max.is_some()),
+        ("max_age", spec.max_age.is_some()),
+        ("to", spec.to.is_some()),
+        ("to_column", spec.to_column.is_some()),
+        ("query", spec.query.is_some()),
+        ("file", spec.file.is_some()),
+        ("key", spec.key.is_some()),
+        ("max_failing_ratio", spec.max_failing_ratio.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect()
+}
+
+/// What the checks of a pipeline need from the rest of the plan.
+pub struct CheckContext<'a> {
+    /// The pipeline file, for diagnostics.
+    pub file: &'a str,
+    /// Its folder, which SQL files are relative to.
+    pub pipeline_dir: &'a Path,
+    /// Every table the pipeline defines.
+    pub tables: &'a BTreeSet<String>,
+    /// The variables, for placeholders in check queries.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The run date (`ds`): freshness is measured from its end.
+    pub ds: NaiveDate,
+}
+
+/// Checks the `checks` section; every problem is added to `diags`.
+pub fn check_checks(
+    cx: &CheckContext,
+    checks: &[(Located<String>, Vec<Located<CheckSpec>>)],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<CheckPlan> {
+    let mut plans = Vec::new();
+    for (table, list) in checks {
+        if !cx.tables.contains(&table.value) {
+            diags.push(Diagnostic::at(
+                cx.file,
+                table.pos,
+                format!(
+                    "`checks.{}`: no source, transform or segment table is called `{}`",
+                    table.value, table.value
+                ),
+            ));
+            continue;
+        }
+        let mut names: BTreeMap<String, Pos> = BTreeMap::new();
+        for (idx, check) in list.iter().enumerate() {
+            let at = format!("checks.{}[{idx}]", table.value);
+            let Some(plan) = check_one(cx, &table.value, check, &at, diags) else {
+                continue;
+            };
+            if let Some(first) = names.insert(plan.name.clone(), check.pos) {
+                diags.push(Diagnostic::at(
+                    cx.file,
+                    check.pos,
+                    format!(
+                        "in `{at}`: table `{}` already has a check named `{}` (at {}:{first}); give one a `name`",
+                        table.value, plan.name, cx.file
+                    ),
+                ));
+                continue;
+            }
+            plans.push(plan);
+        }
+    }
+    plans
+}
+
+fn check_one(
+    cx: &CheckContext,
+    table: &str,
+    check: &Located<CheckSpec>,
+    at: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<CheckPlan> {
+    let spec = &check.value;
+    let kind = spec.kind;
+    let before = diags.len();
+    let problem = |key: &str, message: String, diags: &mut Vec<Diagnostic>| {
+        diags.push(Diagnostic::at(
+            cx.file,
+            check.pos_of(key),
+            format!("in `{at}`: {message}"),
+        ));
+    };
+    let (required, optional) = keys_of(kind);
+    for key in keys_set(spec) {
+        if !required.contains(&key) && !optional.contains(&key) {
+            problem(
+                key,
+                format!("`{key}` does not apply to `{}` checks", kind.name()),
+                diags,
+            );
+        }
+    }
+    for key in required {
+        if !keys_set(spec).contains(key) {
+            problem(
+                "type",
+                format!("`{}` checks need `{key}`", kind.name()),
+                diags,
+            );
+        }
+    }
+    let ratio = spec.max_failing_ratio.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&ratio) {
+        problem(
+            "max_failing_ratio",
+            format!("`max_failing_ratio` must be between 0 and 1, found {ratio}"),
+            diags,
+        );
+    }
+    let t = quote_ident(table);
+    let column = spec.column.as_deref().unwrap_or_default();
+    let c = quote_ident(column);
+    let key = |default: &str| match &spec.key {
+        Some(key) => format!("CAST({} AS VARCHAR)", quote_ident(key)),
+        None => default.to_string(),
+    };
+    let as_text = format!("CAST({c} AS VARCHAR)");
+    let rows = |sql: String| CheckRule::Rows { sql };
+    let mut reported = spec.column.clone();
+    let rule = match kind {
+        CheckKind::NotNull => rows(format!(
+            "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {c} IS NULL",
+            key("CAST(NULL AS VARCHAR)")
+        )),
+        CheckKind::Unique => {
+            let columns = match (&spec.column, &spec.columns) {
+                (Some(one), None) => vec![one.clone()],
+                (None, Some(many)) if !many.is_empty() => many.clone(),
+                _ => {
+                    problem(
+                        "type",
+                        "`unique` checks need either `column` or a non-empty `columns`".into(),
+                        diags,
+                    );
+                    Vec::new()
+                }
+            };
+            reported = Some(columns.join(", "));
+            let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+            let texts: Vec<String> = quoted
+                .iter()
+                .map(|c| format!("CAST({c} AS VARCHAR)"))
+                .collect();
+            let default_key = match texts.len() {
+                1 => texts[0].clone(),
+                _ => format!("concat_ws('|', {})", texts.join(", ")),
+            };
+            let not_null: Vec<String> = quoted.iter().map(|c| format!("{c} IS NOT NULL")).collect();
+            rows(format!(
+                "SELECT {FAILING_KEY} FROM (SELECT {} AS {FAILING_KEY}, count(*) OVER (PARTITION BY {}) AS civica_copies FROM {t} WHERE {}) WHERE civica_copies > 1",
+                key(&default_key),
+                quoted.join(", "),
+                not_null.join(" AND "),
+            ))
+        }
+        CheckKind::AcceptedValues => {
+            let values = spec.values.clone().unwrap_or_default();
+            if spec.values.as_ref().is_some_and(Vec::is_empty) {
+                problem("values", "`values` is empty".into(), diags);
+            }
+            let list: Vec<String> = values
+                .iter()
+                .map(|v| super::Literal::Text(v.text()).sql())
+                .collect();
+            rows(format!(
+                "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {c} IS NOT NULL AND {as_text} NOT IN ({})",
+                key(&as_text),
+                list.join(", ")
+            ))
+        }
+        CheckKind::Range => {
+            let mut outside = Vec::new();
+            if let Some(min) = &spec.min {
+                outside.push(format!("{c} < {}", min.sql()));
+            }
+            if let Some(max) = &spec.max {
+                outside.push(format!("{c} > {}", max.sql()));
+            }
+            if outside.is_empty() {
+                problem(
+                    "type",
+                    "`range` checks need `min`, `max` or both".into(),
+                    diags,
+                );
+            }
+            rows(format!(
+                "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {}",
+                key(&as_text),
+                outside.join(" OR ")
+            ))
+        }
+        CheckKind::RowCount => {
+            let mut bound = |key: &str, value: &Option<super::Literal>| match value {
+                None => None,
+                Some(super::Literal::Number(x)) if *x >= 0.0 && x.fract() == 0.0 => Some(*x as u64),
+                Some(other) => {
+                    problem(
+                        key,
+                        format!(
+                            "`{key}` of a `row_count` check must be a whole number of rows, found `{}`",
+                            other.text()
+                        ),
+                        diags,
+                    );
+                    None
+                }
+            };
+            let (min, max) = (bound("min", &spec.min), bound("max", &spec.max));
+            if spec.min.is_none() && spec.max.is_none() {
+                problem(
+                    "type",
+                    "`row_count` checks need `min`, `max` or both".into(),
+                    diags,
+                );
+            }
+            CheckRule::RowCount { min, max }
+        }
+        CheckKind::Freshness => {
+            let max_age = spec.max_age.clone().unwrap_or_default();
+            let end = cx.ds.succ_opt().unwrap_or(cx.ds).and_time(NaiveTime::MIN);
+            let cutoff = match parse_age(&max_age) {
+                Some(age) => end - age,
+                None => {
+                    if spec.max_age.is_some() {
+                        problem(
+                            "max_age",
+                            format!(
+                                "`max_age` must be a number followed by `m`, `h` or `d` (`36h`, `2d`), found `{max_age}`"
+                            ),
+                            diags,
+                        );
+                    }
+                    end
+                }
+            };
+            CheckRule::Freshness {
+                column: column.to_string(),
+                cutoff: cutoff.format("%Y-%m-%d %H:%M:%S").to_string(),
+                max_age,
+            }
+        }
+        CheckKind::Relationship => {
+            let to = spec.to.clone().unwrap_or_default();
+            if spec.to.is_some() && !cx.tables.contains(&to) {
+                problem(
+                    "to",
+                    format!("`to`: no source, transform or segment table is called `{to}`"),
+                    diags,
+                );
+            }
+            let to_column = quote_ident(spec.to_column.as_deref().unwrap_or(column));
+            rows(format!(
+                "SELECT {} AS {FAILING_KEY} FROM {t} AS civica_child WHERE {c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} AS civica_parent WHERE civica_parent.{to_column} = civica_child.{c})",
+                key(&as_text),
+                quote_ident(&to),
+            ))
+        }
+        CheckKind::Sql => {
+            let query = sql_query(cx, check, at, diags);
+            if spec.name.is_none() && spec.file.is_none() {
+                problem(
+                    "type",
+                    "`sql` checks with a `query` need a `name`".into(),
+                    diags,
+                );
+            }
+            CheckRule::Query {
+                sql: query.unwrap_or_default(),
+                key: spec.key.clone(),
+            }
+        }
+    };
+    if diags.len() > before {
+        return None;
+    }
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| match (&reported, &spec.file) {
+            (_, Some(file)) if kind == CheckKind::Sql => Path::new(file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "sql".into()),
+            (Some(columns), _) => format!("{}({columns})", kind.name()),
+            (None, _) => kind.name().to_string(),
+        });
+    let column_pos = ["column", "columns", "query", "file"]
+        .iter()
+        .find_map(|key| check.fields.get(*key).copied())
+        .unwrap_or(check.pos);
+    Some(CheckPlan {
+        table: table.to_string(),
+        name,
+        kind,
+        column: reported,
+        rule,
+        severity: spec.severity,
+        max_failing_ratio: ratio,
+        pos: check.pos,
+        column_pos,
+    })
+}
+
+/// The query of an `sql` check, inline or from its file, with its
+/// placeholders filled.
+fn sql_query(
+    cx: &CheckContext,
+    check: &Located<CheckSpec>,
+    at: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    let spec = &check.value;
+    let (template, file, pos) = match (&spec.query, &spec.file) {
+        (Some(query), None) => (query.clone(), cx.file.to_string(), check.pos_of("query")),
+        (None, Some(file)) => {
+            let path = cx.pipeline_dir.join(file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => (text, display_path(&path), Pos { line: 1, col: 1 }),
+                Err(err) => {
+                    diags.push(Diagnostic::at(
+                        cx.file,
+                        check.pos_of("file"),
+                        format!(
+                            "in `{at}`: cannot read SQL file `{}`: {err} (paths are relative to the pipeline file's directory)",
+                            display_path(&path)
+                        ),
+                    ));
+                    return None;
+                }
+            }
+        }
+        _ => {
+            diags.push(Diagnostic::at(
+                cx.file,
+                check.pos_of("type"),
+                format!("in `{at}`: `sql` checks need either `query` or `file`"),
+            ));
+            return None;
+        }
+    };
+    match render(&template, cx.vars) {
+        Ok(rendered) => Some(rendered.text.trim().trim_end_matches(';').to_string()),
+        Err(errors) => {
+            for err in errors {
+                let pos = match spec.file {
+                    Some(_) => pos_of_offset(&template, err.offset),
+                    None => pos,
+                };
+                diags.push(Diagnostic::at(&file, pos, err.message));
+            }
+            None
+        }
+    }
+}
+
+/// `90m`, `36h`, `2d` as a duration.
+fn parse_age(text: &str) -> Option<TimeDelta> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let number: f64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;
+    let minutes = match unit {
+        'm' => number,
+        'h' => number * 60.0,
+        'd' => number * 1440.0,
+        _ => return None,
+    };
+    (minutes.is_finite() && minutes >= 0.0)
+        .then(|| TimeDelta::seconds((minutes * 60.0).round() as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse_in_minutes_hours_and_days() {
+        assert_eq!(parse_age("90m"), Some(TimeDelta::minutes(90)));
+        assert_eq!(parse_age("36h"), Some(TimeDelta::hours(36)));
+        assert_eq!(parse_age("1.5d"), Some(TimeDelta::hours(36)));
+        assert_eq!(parse_age("2w"), None);
+        assert_eq!(parse_age("h"), None);
+        assert_eq!(parse_age("-1h"), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! The publish guarantees on local disk: a run killed with SIGKILL while
+//! writing or between its renames never leaves the outputs at a mix of two
+//! runs, the next run repairs what it left, and two runs with the same
+//! inputs publish the same bytes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::common::{civica, civica_command, describe, published};
+
+const PIPELINE: &str = "name: killed\nsources:\n  citizens:\n    path: raw/crm/\n    format: { type: csv, delimiter: \";\" }\n  calls:\n    path: raw/calls/\n    format: { type: csv, delimiter: \";\", decimal: \",\", timestamp_format: \"%d/%m/%Y %H:%M:%S\" }\ntransforms:\n  - name: people\n    sql: people.sql\noutputs:\n  - { table: people, path: out/people/ }\n  - { table: calls, path: out/calls/ }\n";
+const PEOPLE_SQL: &str = "SELECT citizen_id, upper(name) AS name FROM citizens";
+
+/// Writes the pipeline and the inputs of day `day` (1 or 2: day 2 has one
+/// more citizen and one more call).
+fn write_inputs(dir: &Path, day: u32) {
+    let mut citizens = "citizen_id;name\n1;Mario Rossi\n2;Anna Bianchi\n".to_string();
+    let mut calls =
+        "call_id;caller_number;started_at;wait_s\n1;+393471234567;20/11/2026 09:05:33;35,4\n"
+            .to_string();
+    if day == 2 {
+        citizens.push_str("3;Luca Verdi\n");
+        calls.push_str("2;+393351112223;21/11/2026 10:10:00;120,0\n");
+    }
+    for (folder, file, text) in [
+        ("raw/crm", "citizens.csv", citizens),
+        ("raw/calls", "calls.csv", calls),
+    ] {
+        std::fs::create_dir_all(dir.join(folder)).expect("mkdir");
+        std::fs::write(dir.join(folder).join(file), text).expect("write input");
+    }
+    std::fs::write(dir.join("pipeline.yaml"), PIPELINE).expect("write pipeline");
+    std::fs::write(dir.join("people.sql"), PEOPLE_SQL).expect("write sql");
+}
+
+/// Every published output file and its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    ["people", "calls"]
+        .iter()
+        .map(|table| {
+            let path = dir.join("out").join(table).join("part-00000.parquet");
+            (
+                table.to_string(),
+                std::fs::read(&path).expect("published output"),
+            )
+        })
+        .collect()
+}
+
+fn run(dir: &Path) -> std::process::Output {
+    civica(dir, &["run", "pipeline.yaml"])
+}
+
+/// Starts a run that pauses at `point`, waits until it says so, and kills
+/// it with SIGKILL.
+fn kill_at(dir: &Path, point: &str) {
+    let mut child = civica_command(dir, &["run", "pipeline.yaml"])
+        .env("CIVICA_PAUSE_AT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("civica starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("stderr line");
+        if line.contains(&format!("civica: paused at {point}")) {
+            child.kill().expect("SIGKILL");
+            let status = child.wait().expect("killed child");
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(9),
+                "killed by SIGKILL"
+            );
+            return;
+        }
+        seen.push(line);
+    }
+    panic!(
+        "the run never reached {point}: {:?}\n{}",
+        child.wait(),
+        seen.join("\n")
+    );
+}
+
+#[test]
+fn a_run_killed_while_writing_changes_nothing_and_the_next_run_cleans_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), 1);
+    let first = run(dir.path());
+    assert!(first.status.success(), "{}", describe(&first));
+    let yesterday = snapshot(dir.path());
+
+    write_inputs(dir.path(), 2);
+    kill_at(dir.path(), "writing:calls");
+    assert_eq!(
+        snapshot(dir.path()),
+        yesterday,
+        "outputs changed by a killed run"
+    );
+    let left = published(&dir.path().join("out"));
+    assert!(
+        left.iter()
+            .any(|name| name.starts_with("people.civica-staging-")),
+        "the killed run had staged `people`: {left:?}"
+    );
+
+    let next = run(dir.path());
+    assert!(next.status.success(), "{}", describe(&next));
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(
+        stderr.contains("removed the staging leftovers of run"),
+        "{stderr}"
+    );
+    assert_eq!(published(&dir.path().join("out")), ["calls", "people"]);
+    let today = snapshot(dir.path());
+    assert_ne!(today, yesterday);
+
+    // The same inputs and vars publish the same bytes.
+    let again = run(dir.path());
+    assert!(again.status.success(), "{}", describe(&again));
+    assert_eq!(snapshot(dir.path()), today, "a re-run changed the outputs");
+}
+
+#[test]
+fn a_run_killed_between_renames_is_completed_by_the_next_run() {
+    // What day 2 publishes, from a run that was not killed.
+    let reference = tempfile::tempdir().expect("temp dir");
+    write_inputs(reference.path(), 2);
+    let clean = run(reference.path());
+    assert!(clean.status.success(), "{}", describe(&clean));
+    let day2 = snapshot(reference.path());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), 1);
+    let first = run(dir.path());
+    assert!(first.status.success(), "{}", describe(&first));
+    let day1 = snapshot(dir.path());
+
+    write_inputs(dir.path(), 2);
+    kill_at(dir.path(), "publishing:1");
+    // Killed after its first rename: `people` is day 2, `calls` still day 1.
+    let torn = snapshot(dir.path());
+    assert_eq!(torn["people"], day2["people"]);
+    assert_eq!(torn["calls"], day1["calls"]);
+    let intents = std::fs::read_dir(dir.path().join("out/_runs/publishing"))
+        .expect("publish record")
+        .count();
+    assert_eq!(intents, 1);
+
+    // The next run fails in its transform, yet first completes the publish
+    // the killed run had started.
+    std::fs::write(
+        dir.path().join("people.sql"),
+        "SELECT citizen_id, CAST(name AS INT) AS name FROM citizens",
+    )
+    .expect("write sql");
+    let failing = run(dir.path());
+    assert_eq!(failing.status.code(), Some(1), "{}", describe(&failing));
+    let stderr = String::from_utf8_lossy(&failing.stderr);
+    assert!(stderr.contains("completed the publish of run"), "{stderr}");
+    assert_eq!(snapshot(dir.path()), day2, "outputs not at one run's state");
+    assert_eq!(published(&dir.path().join("out")), ["calls", "people"]);
+    let intents = std::fs::read_dir(dir.path().join("out/_runs/publishing"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(intents, 0, "the publish record is removed once completed");
+}
