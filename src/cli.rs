@@ -18,8 +18,10 @@ macro_rules! say {
     }};
 }
 use crate::demo::{DemoOptions, write_demo_lake};
-use crate::run::{Prepared, StepReport, human_bytes, prepare, run_prepared};
-use crate::spec::{CheckOptions, Diagnostic, Diagnostics, FormatSpec, Step, flavor_name};
+use crate::run::{Prepared, RunEvent, StepReport, human_bytes, prepare, run_prepared};
+use crate::spec::{
+    CheckOptions, Diagnostic, Diagnostics, FormatSpec, ResourcesSpec, Step, flavor_name,
+};
 
 /// civica: load a municipality's exports and logs, transform them with SQL,
 /// segment citizens, publish Parquet.
@@ -66,11 +68,9 @@ pub enum Command {
 /// Arguments of `civica backfill`.
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
-    /// The pipeline YAML file.
-    pub pipeline: PathBuf,
-    /// Set a variable, overriding the pipeline's `vars`: `--var lake=/data/lake`.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<(String, String)>,
+    /// The pipeline and what the command line adds to it.
+    #[command(flatten)]
+    pub target: PipelineTarget,
     /// The first run date, `YYYY-MM-DD`.
     #[arg(long, value_parser = parse_date)]
     pub from: NaiveDate,
@@ -79,14 +79,33 @@ pub struct BackfillArgs {
     pub to: NaiveDate,
 }
 
-/// Arguments naming a pipeline.
-#[derive(Debug, Args)]
-pub struct PipelineArgs {
+/// A pipeline and what the command line adds to it.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineTarget {
     /// The pipeline YAML file.
     pub pipeline: PathBuf,
     /// Set a variable, overriding the pipeline's `vars`: `--var lake=/data/lake`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Memory for DataFusion's operators (`512MiB`, `2GiB`); sorts,
+    /// aggregations and joins spill to disk beyond it. Wins over the
+    /// pipeline's `resources.memory_limit`.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    /// Where spilled data goes (default: the system's temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// Partitions each query is split into (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub target_partitions: Option<usize>,
+}
+
+/// Arguments naming a pipeline.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// The pipeline and what the command line adds to it.
+    #[command(flatten)]
+    pub target: PipelineTarget,
     /// The run date, `YYYY-MM-DD` (default: yesterday): `{{ ds }}` in
     /// paths and SQL. The same as `--var ds=DATE`, and wins over it.
     #[arg(long, value_parser = parse_date)]
@@ -182,12 +201,25 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
 async fn run_pipeline(args: &PipelineArgs, quiet: bool) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let prepared = prepare_or_report(args).await?;
-    let mut print = |step: &StepReport| {
-        if !quiet {
-            print_step(step);
+    let spinner = (!quiet).then(Spinner::start).flatten();
+    let mut print = |event: RunEvent| match event {
+        RunEvent::Started(kind, name) => {
+            if let Some(spinner) = &spinner {
+                spinner.show(format!("{kind} {name}"));
+            }
+        }
+        RunEvent::Finished(step) => {
+            if let Some(spinner) = &spinner {
+                spinner.clear();
+            }
+            if !quiet {
+                print_step(step);
+            }
         }
     };
-    let summary = run_prepared(prepared, &mut print).await?;
+    let result = run_prepared(prepared, &mut print).await;
+    drop(spinner);
+    let summary = result?;
     tracing::info!(
         pipeline = %summary.pipeline,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -225,8 +257,7 @@ async fn backfill(args: BackfillArgs, quiet: bool) -> Result<(), Error> {
         }
         tracing::info!(ds = %day, "backfill day started");
         let run = PipelineArgs {
-            pipeline: args.pipeline.clone(),
-            vars: args.vars.clone(),
+            target: args.target.clone(),
             date: Some(*day),
         };
         if let Err(err) = run_pipeline(&run, quiet).await {
@@ -249,18 +280,106 @@ async fn backfill(args: BackfillArgs, quiet: bool) -> Result<(), Error> {
 }
 
 async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {
-    let mut vars = args.vars.clone();
+    let target = &args.target;
+    let mut vars = target.vars.clone();
     if let Some(date) = args.date {
         // The last `ds` given is the one used.
         vars.push(("ds".to_string(), date.format("%Y-%m-%d").to_string()));
     }
     let opts = CheckOptions {
         vars,
+        resources: ResourcesSpec {
+            memory_limit: target.memory_limit.clone(),
+            spill_dir: target.spill_dir.as_ref().map(|d| d.display().to_string()),
+            target_partitions: target.target_partitions,
+        },
         ..CheckOptions::default()
     };
-    prepare(&args.pipeline, &opts)
+    prepare(&target.pipeline, &opts)
         .await
         .map_err(|diags| Error::Invalid(Diagnostics(diags)))
+}
+
+/// A live line on stderr naming the running step and its elapsed time,
+/// redrawn ten times a second; only when stderr is a terminal.
+struct Spinner {
+    state: std::sync::Arc<std::sync::Mutex<SpinnerState>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct SpinnerState {
+    /// The running step and when it started.
+    current: Option<(String, std::time::Instant)>,
+    /// Whether a line is drawn that must be erased.
+    drawn: bool,
+    stop: bool,
+}
+
+impl Spinner {
+    /// A spinner, when stderr is a terminal.
+    fn start() -> Option<Spinner> {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let state = std::sync::Arc::new(std::sync::Mutex::new(SpinnerState::default()));
+        let shared = std::sync::Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            for frame in FRAMES.iter().cycle() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let Ok(mut state) = shared.lock() else {
+                    return;
+                };
+                if state.stop {
+                    return;
+                }
+                if let Some((label, since)) = &state.current {
+                    let line = format!("{frame} {label}  {:.1} s", since.elapsed().as_secs_f64());
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r\x1b[2K{line}");
+                    let _ = err.flush();
+                    state.drawn = true;
+                }
+            }
+        });
+        Some(Spinner {
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    /// Shows `label` as the running step.
+    fn show(&self, label: String) {
+        if let Ok(mut state) = self.state.lock() {
+            state.current = Some((label, std::time::Instant::now()));
+        }
+    }
+
+    /// Erases the line, before a step's line is printed.
+    fn clear(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.current = None;
+            if std::mem::take(&mut state.drawn) {
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K");
+                let _ = err.flush();
+            }
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.clear();
+        if let Ok(mut state) = self.state.lock() {
+            state.stop = true;
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn print_step(step: &StepReport) {

@@ -88,7 +88,17 @@ pub async fn stage_output(
         table: output.table.clone(),
         source,
     };
-    let frame = ctx.table(output.table.as_str()).await.map_err(read_error)?;
+    // Read as one partition: the table's rows are written in the order the
+    // step produced them (an `ORDER BY` holds), and a re-run writes the
+    // same bytes; several partitions would interleave as they finish.
+    let mut state = ctx.state();
+    state.config_mut().options_mut().execution.target_partitions = 1;
+    let plan = ctx
+        .table(output.table.as_str())
+        .await
+        .map_err(read_error)?
+        .into_unoptimized_plan();
+    let frame = datafusion::dataframe::DataFrame::new(state, plan);
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let mut stream = frame.execute_stream().await.map_err(read_error)?;
     let write_error = |source| SinkError::Write {

@@ -133,6 +133,14 @@ pub fn manifest(
     })
 }
 
+/// The process's peak resident memory so far (`VmHWM` on Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// SHA-256 of the pipeline file and of each SQL step as run (placeholders
 /// filled), in step order: the same hash means the same job.
 pub fn content_hash(plan: &Plan) -> String {

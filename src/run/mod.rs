@@ -1,6 +1,7 @@
 //! The orchestrator: preparing a pipeline (everything `validate` checks, including planning SQL against the sources' schemas) and running it step by step.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::check::CheckStatus;
@@ -19,7 +22,8 @@ use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats, register_source};
 use crate::spec::{
-    CheckOptions, Diagnostic, OnError, Plan, SegmentPlan, SourcePlan, Step, check_spec, load_spec,
+    CheckOptions, Diagnostic, OnError, Plan, ResourcesPlan, SegmentPlan, SourcePlan, Step,
+    check_spec, load_spec,
 };
 use crate::storage::configure_store;
 use crate::transform::{plan_step, run_step};
@@ -52,7 +56,17 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
         ..opts.clone()
     };
     let (plan, mut diags) = check_spec(&spec, pipeline, &opts);
-    let ctx = new_session();
+    let ctx = match new_session(&plan.resources) {
+        Ok(ctx) => ctx,
+        Err(message) => {
+            diags.push(Diagnostic {
+                file: plan.file.clone(),
+                pos: None,
+                message,
+            });
+            return Err(diags);
+        }
+    };
     let mut sources = Vec::new();
     // Tables that failed: steps reading them are skipped rather than
     // reported again as reading an unknown table.
@@ -132,19 +146,47 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     }
 }
 
-/// A session with one partition per core, unless the environment says otherwise.
-fn new_session() -> SessionContext {
-    // `DATAFUSION_*` environment variables tune the session
-    // (`DATAFUSION_EXECUTION_TARGET_PARTITIONS`, …).
-    let config = SessionConfig::from_env()
+/// A session with the plan's resources: one partition per core unless the
+/// plan or the environment (`DATAFUSION_*` variables) says otherwise, a
+/// spilling memory pool when a memory limit is set, and spill files in the
+/// plan's folder.
+fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, String> {
+    let mut config = SessionConfig::from_env()
         .unwrap_or_else(|err| {
             tracing::warn!(%err, "ignoring DATAFUSION_* settings");
             SessionConfig::new()
         })
         .with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    if let Some(partitions) = resources.target_partitions {
+        config = config.with_target_partitions(partitions);
+    }
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = resources.memory_limit {
+        // Each sorting partition sets memory aside for merging what it
+        // spilled (10 MB by default): under a small limit, a quarter of a
+        // fair share, so that the merge itself fits.
+        let partitions = config.target_partitions().max(1);
+        let execution = &mut config.options_mut().execution;
+        execution.sort_spill_reservation_bytes = execution
+            .sort_spill_reservation_bytes
+            .min(limit / (4 * partitions));
+        // Fair shares between the operators that can spill (sorts,
+        // aggregations, joins), with the largest consumers named in the
+        // error when even spilling is not enough.
+        runtime = runtime.with_memory_pool(Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            NonZeroUsize::new(5).expect("five"),
+        )));
+    }
+    if let Some(dir) = &resources.spill_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| format!("cannot create the spill folder `{}`: {err}", dir.display()))?;
+        runtime = runtime.with_temp_file_path(dir);
+    }
+    let runtime = runtime.build_arc().map_err(|err| err.to_string())?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
-    ctx
+    Ok(ctx)
 }
 
 /// Checks the segment step's columns and registers empty tables with the
@@ -219,6 +261,40 @@ pub struct StepReport {
     pub detail: String,
 }
 
+/// What a run tells its caller as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum RunEvent<'a> {
+    /// A step started: its kind and table.
+    Started(&'static str, &'a str),
+    /// A step finished.
+    Finished(&'a StepReport),
+}
+
+/// Passes a run's events to its caller and keeps the finished steps.
+struct Reporter<'a> {
+    report: &'a mut dyn FnMut(RunEvent),
+    steps: &'a mut Vec<StepReport>,
+}
+
+impl Reporter<'_> {
+    fn start(&mut self, kind: &'static str, name: &str) {
+        (self.report)(RunEvent::Started(kind, name));
+    }
+
+    fn finish(&mut self, step: StepReport) {
+        tracing::info!(
+            kind = step.kind,
+            table = %step.name,
+            rows = step.rows,
+            elapsed_ms = step.elapsed.as_millis() as u64,
+            detail = %step.detail,
+            "step finished"
+        );
+        (self.report)(RunEvent::Finished(&step));
+        self.steps.push(step);
+    }
+}
+
 /// The account of a finished run.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -236,7 +312,7 @@ pub struct RunSummary {
 /// folder (see [`manifest`]).
 pub async fn run_prepared(
     prepared: Prepared,
-    report: &mut dyn FnMut(&StepReport),
+    report: &mut dyn FnMut(RunEvent),
 ) -> Result<RunSummary, Error> {
     let Prepared {
         plan,
@@ -254,8 +330,14 @@ pub async fn run_prepared(
     let result = execute(&plan, &ctx, sources, report, &clock.run_id, &mut journal).await;
     if let Some(folder) = &plan.runs {
         let outcome = result.as_ref().map(|_| ());
-        let document =
+        let mut document =
             manifest::manifest(&plan, &pipeline_hash, &clock, &inputs, &journal, outcome);
+        document["resources"] = serde_json::json!({
+            "memory_limit_bytes": plan.resources.memory_limit,
+            "spill_dir": plan.resources.spill_dir,
+            "target_partitions": ctx.copied_config().target_partitions(),
+            "peak_rss_bytes": manifest::peak_rss_bytes(),
+        });
         // The outputs are already published or kept: a manifest that
         // cannot be written is reported, and does not change the outcome.
         match write_manifest(&ctx, folder, &plan.name, &clock, &document).await {
@@ -276,23 +358,14 @@ async fn execute(
     plan: &Plan,
     ctx: &SessionContext,
     sources: Vec<(String, SourceStats, Duration)>,
-    report: &mut dyn FnMut(&StepReport),
+    report: &mut dyn FnMut(RunEvent),
     run_id: &str,
     journal: &mut Journal,
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
-    let steps = &mut journal.steps;
-    let mut record = |step: StepReport, steps: &mut Vec<StepReport>| {
-        tracing::info!(
-            kind = step.kind,
-            table = %step.name,
-            rows = step.rows,
-            elapsed_ms = step.elapsed.as_millis() as u64,
-            detail = %step.detail,
-            "step finished"
-        );
-        report(&step);
-        steps.push(step);
+    let mut out = Reporter {
+        report,
+        steps: &mut journal.steps,
     };
     let mut folders: Vec<String> = plan.outputs.iter().map(|o| o.location.clone()).collect();
     folders.extend(plan.steps.iter().filter_map(|step| match step {
@@ -305,22 +378,23 @@ async fn execute(
     let mut quarantines = Vec::new();
     let mut model_file = None;
     for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
-        record(
-            StepReport {
-                kind: "source",
-                name,
-                rows: None,
-                elapsed,
-                detail: format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
-            },
-            steps,
-        );
+        out.finish(StepReport {
+            kind: "source",
+            name,
+            rows: None,
+            elapsed,
+            detail: format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
+        });
         if let Some(quarantine) = stats.quarantine {
             quarantines.push((source, quarantine));
         }
     }
     for step in &plan.steps {
         let step_started = Instant::now();
+        match step {
+            Step::Sql(sql) => out.start("transform", &sql.name),
+            Step::Segment(seg) => out.start("segment", &seg.name),
+        }
         match step {
             Step::Sql(sql) => {
                 let rows = run_step(ctx, sql).await.map_err(|source| {
@@ -330,17 +404,14 @@ async fn execute(
                         source,
                     })
                 })?;
-                record(
-                    StepReport {
-                        kind: "transform",
-                        name: sql.name.clone(),
-                        rows: Some(rows),
-                        elapsed: step_started.elapsed(),
-                        detail: sql.file.clone(),
-                        ..StepReport::default()
-                    },
-                    steps,
-                );
+                out.finish(StepReport {
+                    kind: "transform",
+                    name: sql.name.clone(),
+                    rows: Some(rows),
+                    elapsed: step_started.elapsed(),
+                    detail: sql.file.clone(),
+                    ..StepReport::default()
+                });
             }
             Step::Segment(seg) => {
                 let result = fit_segments(ctx, seg).await.map_err(|source| {
@@ -360,25 +431,24 @@ async fn execute(
                     "summary": result.summary,
                     "quality": result.model.as_ref().map(|(_, m)| m.quality.clone()),
                 }));
-                record(
-                    StepReport {
-                        kind: "segment",
-                        name: seg.name.clone(),
-                        rows: Some(result.rows),
-                        elapsed: step_started.elapsed(),
-                        detail: result.summary.clone(),
-                    },
-                    steps,
-                );
+                out.finish(StepReport {
+                    kind: "segment",
+                    name: seg.name.clone(),
+                    rows: Some(result.rows),
+                    elapsed: step_started.elapsed(),
+                    detail: result.summary.clone(),
+                });
             }
         }
     }
     for (source, quarantine) in &quarantines {
+        out.start("lines", &source.name);
         let report = check_quarantine(ctx, source, quarantine).await?;
-        record(report, steps);
+        out.finish(report);
     }
     if !plan.checks.is_empty() {
         let checks_started = Instant::now();
+        out.start("checks", "");
         let results = crate::check::run_checks(ctx, &plan.checks)
             .await
             .map_err(|source| Error::Run(RunFailure::Check { source }))?;
@@ -405,21 +475,18 @@ async fn execute(
             }
         }
         let count = |status| results.iter().filter(|r| r.status == status).count();
-        record(
-            StepReport {
-                kind: "checks",
-                name: format!("{} check(s)", results.len()),
-                rows: None,
-                elapsed: checks_started.elapsed(),
-                detail: format!(
-                    "{} passed, {} warned, {} failed",
-                    count(CheckStatus::Pass),
-                    count(CheckStatus::Warn),
-                    count(CheckStatus::Fail)
-                ),
-            },
-            steps,
-        );
+        out.finish(StepReport {
+            kind: "checks",
+            name: format!("{} check(s)", results.len()),
+            rows: None,
+            elapsed: checks_started.elapsed(),
+            detail: format!(
+                "{} passed, {} warned, {} failed",
+                count(CheckStatus::Pass),
+                count(CheckStatus::Warn),
+                count(CheckStatus::Fail)
+            ),
+        });
         journal.checks = results;
         if !failed.is_empty() {
             return Err(Error::Run(RunFailure::ChecksFailed { failed }));
@@ -428,24 +495,22 @@ async fn execute(
     let mut staged: Vec<StagedOutput> = Vec::new();
     for output in &plan.outputs {
         let output_started = Instant::now();
+        out.start("output", &output.table);
         match stage_output(ctx, output, run_id).await {
             Ok(done) => {
-                record(
-                    StepReport {
-                        kind: "output",
-                        name: done.table.clone(),
-                        rows: Some(done.rows),
-                        elapsed: output_started.elapsed(),
-                        detail: format!(
-                            "{}{} ({})",
-                            done.location,
-                            crate::sink::OUTPUT_FILE,
-                            human_bytes(done.bytes)
-                        ),
-                        ..StepReport::default()
-                    },
-                    steps,
-                );
+                out.finish(StepReport {
+                    kind: "output",
+                    name: done.table.clone(),
+                    rows: Some(done.rows),
+                    elapsed: output_started.elapsed(),
+                    detail: format!(
+                        "{}{} ({})",
+                        done.location,
+                        crate::sink::OUTPUT_FILE,
+                        human_bytes(done.bytes)
+                    ),
+                    ..StepReport::default()
+                });
                 staged.push(done);
             }
             Err(source) => {
@@ -485,7 +550,7 @@ async fn execute(
         .collect();
     Ok(RunSummary {
         pipeline: plan.name.clone(),
-        steps: steps.clone(),
+        steps: out.steps.clone(),
         elapsed: started.elapsed(),
     })
 }

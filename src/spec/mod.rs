@@ -89,12 +89,13 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "name",
     "description",
     "runs",
     "vars",
     "storage",
+    "resources",
     "sources",
     "transforms",
     "segment",
@@ -213,6 +214,7 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
                     }
                 }
             }
+            "resources" => spec.resources = load_entry(file, value, "resources", &mut diags),
             "checks" => {
                 for (table, list) in map_entries(file, value, "checks", &mut diags) {
                     let section = format!("checks.{}", table.value);

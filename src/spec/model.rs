@@ -60,6 +60,8 @@ pub struct PipelineSpec {
     pub segment: Option<Located<SegmentSpec>>,
     /// `outputs`: tables written as Parquet.
     pub outputs: Vec<Located<OutputSpec>>,
+    /// `resources`: memory, spill folder and parallelism.
+    pub resources: Option<Located<ResourcesSpec>>,
     /// `checks`: data-quality checks by table.
     pub checks: Vec<(Located<String>, Vec<Located<CheckSpec>>)>,
 }
@@ -559,6 +561,19 @@ pub enum ModelMode {
     Refit,
     /// Assign citizens to the saved model's segments without fitting.
     Assign,
+}
+
+/// The `resources` section: what a run may use. The command line's
+/// `--memory-limit`, `--spill-dir` and `--target-partitions` win.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesSpec {
+    /// Memory for DataFusion's operators: `512MiB`, `2GiB`, `1.5GB`.
+    pub memory_limit: Option<String>,
+    /// Where operators spill when the limit is reached.
+    pub spill_dir: Option<String>,
+    /// Partitions per query. Default: the number of cores.
+    pub target_partitions: Option<usize>,
 }
 
 /// One entry of `outputs`.

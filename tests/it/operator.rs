@@ -307,3 +307,139 @@ fn backfill_runs_and_publishes_each_day_with_its_run_id() {
             .contains("`--to 2026-11-19` is before `--from 2026-11-21`")
     );
 }
+
+#[test]
+fn resources_bound_datafusion_memory_and_reach_the_session() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    // 3 million numbers, about 24 MB as Int64: more than the 16 MiB limit.
+    let mut csv = String::with_capacity(30_000_000);
+    csv.push_str("n\n");
+    for i in 0..3_000_000u64 {
+        csv.push_str(&((i * 7_919) % 3_000_017).to_string());
+        csv.push('\n');
+    }
+    std::fs::write(dir.path().join("in/n.csv"), csv).expect("write csv");
+    let write = |sql: &str, resources: &str| {
+        std::fs::write(dir.path().join("step.sql"), sql).expect("write sql");
+        let yaml = format!(
+            "name: bounded\n{resources}sources:\n  numbers:\n    path: in/\n    format: {{ type: csv }}\ntransforms:\n  - {{ name: step, sql: step.sql }}\noutputs:\n  - {{ table: step, path: out/step/ }}\n"
+        );
+        std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    };
+    let resources = "resources:\n  memory_limit: 16MiB\n  spill_dir: spill/\n";
+
+    // A sort larger than the limit spills and completes, in order.
+    write("SELECT n FROM numbers ORDER BY n DESC", resources);
+    let out = civica(
+        dir.path(),
+        &["run", "pipeline.yaml", "--target-partitions", "3"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    // Off a terminal, no live progress line.
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains('\r'),
+        "{}",
+        describe(&out)
+    );
+    // Read in file order (DataFusion would read row groups in parallel).
+    let file = std::fs::File::open(dir.path().join("out/step/part-00000.parquet")).expect("open");
+    let batches: Vec<_> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader")
+            .collect::<Result<_, _>>()
+            .expect("batches");
+    let sorted: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            use datafusion::arrow::array::AsArray;
+            use datafusion::arrow::datatypes::Int64Type;
+            b.column(0).as_primitive::<Int64Type>().values().to_vec()
+        })
+        .collect();
+    assert_eq!(sorted.len(), 3_000_000);
+    assert!(sorted.windows(2).all(|w| w[0] >= w[1]), "not in order");
+    let manifest: Value = {
+        let runs: Vec<_> = std::fs::read_dir(dir.path().join("out/_runs"))
+            .expect("runs")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .collect();
+        serde_json::from_slice(&std::fs::read(runs[0].path()).expect("read")).expect("JSON")
+    };
+    assert_eq!(manifest["resources"]["memory_limit_bytes"], 16 << 20);
+    assert_eq!(manifest["resources"]["target_partitions"], 3);
+    assert!(
+        manifest["resources"]["peak_rss_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 0)
+    );
+    assert!(dir.path().join("spill").is_dir(), "spill folder created");
+
+    // On a terminal (a pseudo-terminal from `script`), the running step is
+    // shown live on stderr and erased before its line is printed.
+    let command = format!(
+        "{} run pipeline.yaml --target-partitions 3",
+        env!("CARGO_BIN_EXE_civica")
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{shown}");
+    let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    assert!(
+        frames
+            .iter()
+            .any(|f| shown.contains(&format!("{f} transform step  "))),
+        "no live line: {shown:?}"
+    );
+    assert!(shown.contains("\r\x1b[2Ktransform step"), "{shown:?}");
+
+    // What cannot spill (one list of every value) fails at the limit.
+    write("SELECT array_agg(n) AS all_n FROM numbers", resources);
+    let out = civica(dir.path(), &["run", "pipeline.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.to_lowercase().contains("resources exhausted"),
+        "{stderr}"
+    );
+    // Without the limit it runs.
+    let out = civica(
+        dir.path(),
+        &["run", "pipeline.yaml", "--memory-limit", "1GiB"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+
+    // A size that is not one, in the YAML and on the command line.
+    write(
+        "SELECT n FROM numbers",
+        "resources:\n  memory_limit: lots\n",
+    );
+    let out = civica(dir.path(), &["validate", "pipeline.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "pipeline.yaml:3:17: `resources.memory_limit` must be a size such as `512MiB`"
+        ),
+        "{stderr}"
+    );
+    let out = civica(
+        dir.path(),
+        &["validate", "pipeline.yaml", "--memory-limit", "1KiB"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("command line: `--memory-limit` must be at least 16MiB"),
+        "{}",
+        describe(&out)
+    );
+}
