@@ -98,6 +98,10 @@ pub struct PipelineTarget {
     /// Partitions each query is split into (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub target_partitions: Option<usize>,
+    /// Start over: incremental sources read every file, and `append`
+    /// outputs are replaced by this run's file.
+    #[arg(long)]
+    pub full_refresh: bool,
 }
 
 /// Arguments naming a pipeline.
@@ -293,6 +297,7 @@ async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {
             spill_dir: target.spill_dir.as_ref().map(|d| d.display().to_string()),
             target_partitions: target.target_partitions,
         },
+        full_refresh: target.full_refresh,
         ..CheckOptions::default()
     };
     prepare(&target.pipeline, &opts)

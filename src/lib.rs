@@ -135,6 +135,15 @@ pub enum RunFailure {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// The folder for step results on disk could not be made.
+    #[error("cannot create the folder for step results `{folder}`: {source}")]
+    Scratch {
+        /// The folder.
+        folder: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Blocking checks failed; nothing was published.
     #[error("{} blocking check(s) failed, nothing was published: {}", failed.len(), failed.join("; "))]
     ChecksFailed {

@@ -12,7 +12,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::OutputPlan;
+use crate::spec::{OutputMode, OutputPlan};
 use crate::storage::{StorageError, ensure_store, table_url};
 
 /// The file name of an output table inside its folder.
@@ -68,20 +68,28 @@ pub struct StagedOutput {
     pub rows: usize,
     /// Size of the Parquet file.
     pub bytes: u64,
+    /// Whether publishing removes the folder's other `part-*.parquet` files.
+    pub replace: bool,
     store: Arc<dyn ObjectStore>,
 }
 
 /// Writes a table to a staging object beside its output folder.
+/// `full_refresh` makes an `append` output replace its folder's files.
 pub async fn stage_output(
     ctx: &SessionContext,
     output: &OutputPlan,
     run_id: &str,
+    full_refresh: bool,
 ) -> Result<StagedOutput, SinkError> {
     let store = ensure_store(ctx, &output.location)?;
     let folder = table_url(&output.location)?.prefix().clone();
-    let target = folder.clone().join(OUTPUT_FILE);
+    let (file, replace) = match output.mode {
+        OutputMode::Overwrite => (OUTPUT_FILE.to_string(), true),
+        OutputMode::Append => (format!("part-{run_id}.parquet"), full_refresh),
+    };
+    let target = folder.clone().join(file.as_str());
     let staged = ObjectPath::from(format!(
-        "{}.civica-staging-{run_id}/{OUTPUT_FILE}",
+        "{}.civica-staging-{run_id}/{file}",
         folder.as_ref().trim_end_matches('/')
     ));
     let read_error = |source| SinkError::Read {
@@ -134,6 +142,7 @@ pub async fn stage_output(
         location: output.location.clone(),
         rows,
         bytes,
+        replace,
         store,
     })
 }
@@ -190,6 +199,7 @@ pub async fn stage_object(
         location: location.to_string(),
         rows: 0,
         bytes: size,
+        replace: false,
         store,
     })
 }
@@ -207,6 +217,9 @@ struct Move {
     staged: String,
     /// Where it goes.
     target: String,
+    /// Whether the folder's other `part-*.parquet` files go.
+    #[serde(default)]
+    replace: bool,
 }
 
 /// Moves every staged output into place. With a runs folder, the moves are
@@ -227,6 +240,7 @@ pub async fn publish_outputs(
                     location: s.location.clone(),
                     staged: s.staged.to_string(),
                     target: s.target.to_string(),
+                    replace: s.replace,
                 })
                 .collect();
             let body = serde_json::to_vec_pretty(&moves).unwrap_or_default();
@@ -255,12 +269,35 @@ pub async fn publish_outputs(
                 source,
             })?;
         remove_staging_folder(output).await;
+        if output.replace {
+            remove_other_parts(output.store.as_ref(), &output.target).await;
+        }
     }
     if let Some((store, path)) = intent {
         let _ = store.delete(&path).await;
         remove_empty_local_folder(runs.unwrap_or_default(), &path).await;
     }
     Ok(())
+}
+
+/// Removes the `part-*.parquet` files beside `kept` in its folder: what an
+/// output replaces.
+async fn remove_other_parts(store: &dyn ObjectStore, kept: &ObjectPath) {
+    let Some((folder, _)) = kept.as_ref().rsplit_once('/') else {
+        return;
+    };
+    let Ok(listing) = store
+        .list_with_delimiter(Some(&ObjectPath::from(folder)))
+        .await
+    else {
+        return;
+    };
+    for object in listing.objects {
+        let name = object.location.filename().unwrap_or_default();
+        if object.location != *kept && name.starts_with("part-") && name.ends_with(".parquet") {
+            let _ = store.delete(&object.location).await;
+        }
+    }
 }
 
 /// The store of `folder` and the path of `name` below it.

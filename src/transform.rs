@@ -2,6 +2,15 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::catalog::TableProvider;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
@@ -186,15 +195,39 @@ pub async fn plan_step(ctx: &SessionContext, step: &SqlStep) -> Result<(), Diagn
     Ok(())
 }
 
-/// Runs a step and keeps its result in memory as the table named after the
-/// step, so that later steps read it once. Returns the row count.
-pub async fn run_step(ctx: &SessionContext, step: &SqlStep) -> Result<usize, DataFusionError> {
+/// Runs a step and keeps its result as the table named after the step, so
+/// that later steps read it once: in memory, or, with `on_disk` (a run
+/// with a memory limit), as a Parquet file in that folder, so that a large
+/// intermediate table does not have to fit in memory. Returns the row count.
+pub async fn run_step(
+    ctx: &SessionContext,
+    step: &SqlStep,
+    on_disk: Option<&std::path::Path>,
+) -> Result<usize, DataFusionError> {
     let frame = ctx.sql(&step.sql.text).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
-    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let (table, rows): (Arc<dyn TableProvider>, usize) = match on_disk {
+        None => {
+            let batches = frame.collect().await?;
+            let rows = batches.iter().map(|b| b.num_rows()).sum();
+            (Arc::new(MemTable::try_new(schema, vec![batches])?), rows)
+        }
+        Some(folder) => {
+            let path = folder.join(format!("{}.parquet", step.name));
+            let path = path.display().to_string();
+            let options = DataFrameWriteOptions::new().with_single_file_output(true);
+            let counts = frame.write_parquet(&path, options, None).await?;
+            let rows = counts
+                .first()
+                .and_then(|b| b.column(0).as_primitive_opt::<UInt64Type>())
+                .map_or(0, |c| c.value(0) as usize);
+            let config = ListingTableConfig::new(ListingTableUrl::parse(&path)?)
+                .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
+                .with_schema(schema);
+            (Arc::new(ListingTable::try_new(config)?), rows)
+        }
+    };
     ctx.deregister_table(step.name.as_str())?;
-    let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
-    ctx.register_table(step.name.as_str(), Arc::new(table))?;
+    ctx.register_table(step.name.as_str(), table)?;
     Ok(rows)
 }

@@ -30,8 +30,10 @@ use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
 
 pub mod manifest;
+pub mod state;
 
 use self::manifest::{Journal, OutputRecord, RunClock, write_check_results, write_manifest};
+use self::state::{LoadState, state_location};
 use crate::source::InputObject;
 
 /// A pipeline whose every check passed, with its session ready to run.
@@ -45,6 +47,8 @@ pub struct Prepared {
     /// The run's id and start, taken before the pipeline was read: the id
     /// is `{{ run_id }}`.
     pub clock: RunClock,
+    /// What the incremental sources had read before this run.
+    pub load_state: LoadState,
 }
 
 /// Loads, checks and plans a pipeline. Every problem found is returned at once.
@@ -82,9 +86,33 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
             diags.push(Diagnostic::at(&plan.file, pos, err.to_string()));
         }
     }
+    // What incremental sources read before, unless this run starts over.
+    let mut load_state = LoadState::default();
+    if plan.sources.iter().any(|s| s.incremental) && !plan.full_refresh {
+        match &plan.runs {
+            Some(runs) => match state::load_state(&ctx, &state_location(runs, &plan.name)).await {
+                Ok(loaded) => load_state = loaded,
+                Err(message) => diags.push(Diagnostic {
+                    file: plan.file.clone(),
+                    pos: None,
+                    message,
+                }),
+            },
+            None => diags.push(Diagnostic {
+                file: plan.file.clone(),
+                pos: None,
+                message: "incremental sources keep their state in the `runs` folder: set `runs`"
+                    .to_string(),
+            }),
+        }
+    }
     for source in &plan.sources {
         let started = Instant::now();
-        match register_source(&ctx, source).await {
+        let processed = load_state
+            .sources
+            .get(&source.name)
+            .filter(|_| source.incremental);
+        match register_source(&ctx, source, processed).await {
             Ok(stats) => {
                 tracing::debug!(source = %source.name, location = %source.location, files = stats.files, "source registered");
                 sources.push((source.name.clone(), stats, started.elapsed()));
@@ -140,6 +168,7 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
             ctx,
             sources,
             clock,
+            load_state,
         })
     } else {
         Err(diags)
@@ -319,6 +348,7 @@ pub async fn run_prepared(
         ctx,
         mut sources,
         clock,
+        load_state,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
@@ -326,8 +356,31 @@ pub async fn run_prepared(
         .iter_mut()
         .map(|(name, stats, _)| (name.clone(), std::mem::take(&mut stats.inputs)))
         .collect();
+    // The state after this run, published with the outputs.
+    let next_state = match &plan.runs {
+        Some(runs) if plan.sources.iter().any(|s| s.incremental) => {
+            let mut next = load_state;
+            for (source, (name, objects)) in plan.sources.iter().zip(&inputs) {
+                if source.incremental {
+                    next.record(name, objects);
+                }
+            }
+            let body = serde_json::to_vec_pretty(&next).unwrap_or_default();
+            Some((state_location(runs, &plan.name), body))
+        }
+        _ => None,
+    };
     let mut journal = Journal::default();
-    let result = execute(&plan, &ctx, sources, report, &clock.run_id, &mut journal).await;
+    let result = execute(
+        &plan,
+        &ctx,
+        sources,
+        report,
+        &clock.run_id,
+        next_state,
+        &mut journal,
+    )
+    .await;
     if let Some(folder) = &plan.runs {
         let outcome = result.as_ref().map(|_| ());
         let mut document =
@@ -360,6 +413,7 @@ async fn execute(
     sources: Vec<(String, SourceStats, Duration)>,
     report: &mut dyn FnMut(RunEvent),
     run_id: &str,
+    next_state: Option<(String, Vec<u8>)>,
     journal: &mut Journal,
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
@@ -372,9 +426,34 @@ async fn execute(
         Step::Segment(seg) => seg.model_path.clone(),
         Step::Sql(_) => None,
     }));
+    folders.extend(
+        plan.runs
+            .iter()
+            .map(|runs| state_location(runs, &plan.name)),
+    );
     for repair in recover(ctx, plan.runs.as_deref(), &folders).await {
         tracing::warn!("{repair}");
     }
+    // With a memory limit, step results go to disk, in a folder of this run
+    // removed when it ends.
+    let results = match plan.resources.memory_limit {
+        Some(_) => {
+            let base = plan
+                .resources
+                .spill_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir);
+            let folder = base.join(format!("civica-results-{run_id}"));
+            std::fs::create_dir_all(&folder).map_err(|source| {
+                Error::Run(RunFailure::Scratch {
+                    folder: folder.display().to_string(),
+                    source,
+                })
+            })?;
+            Some(ScratchFolder(folder))
+        }
+        None => None,
+    };
     let mut quarantines = Vec::new();
     let mut model_file = None;
     for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
@@ -383,7 +462,14 @@ async fn execute(
             name,
             rows: None,
             elapsed,
-            detail: format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
+            detail: match stats.skipped {
+                0 => format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
+                skipped => format!(
+                    "{} new file(s), {} ({skipped} read by earlier runs)",
+                    stats.files,
+                    human_bytes(stats.bytes)
+                ),
+            },
         });
         if let Some(quarantine) = stats.quarantine {
             quarantines.push((source, quarantine));
@@ -397,13 +483,15 @@ async fn execute(
         }
         match step {
             Step::Sql(sql) => {
-                let rows = run_step(ctx, sql).await.map_err(|source| {
-                    Error::Run(RunFailure::Transform {
-                        step: sql.name.clone(),
-                        file: sql.file.clone(),
-                        source,
-                    })
-                })?;
+                let rows = run_step(ctx, sql, results.as_deref())
+                    .await
+                    .map_err(|source| {
+                        Error::Run(RunFailure::Transform {
+                            step: sql.name.clone(),
+                            file: sql.file.clone(),
+                            source,
+                        })
+                    })?;
                 out.finish(StepReport {
                     kind: "transform",
                     name: sql.name.clone(),
@@ -496,19 +584,14 @@ async fn execute(
     for output in &plan.outputs {
         let output_started = Instant::now();
         out.start("output", &output.table);
-        match stage_output(ctx, output, run_id).await {
+        match stage_output(ctx, output, run_id, plan.full_refresh).await {
             Ok(done) => {
                 out.finish(StepReport {
                     kind: "output",
                     name: done.table.clone(),
                     rows: Some(done.rows),
                     elapsed: output_started.elapsed(),
-                    detail: format!(
-                        "{}{} ({})",
-                        done.location,
-                        crate::sink::OUTPUT_FILE,
-                        human_bytes(done.bytes)
-                    ),
+                    detail: format!("{} ({})", published_path(&done), human_bytes(done.bytes)),
                     ..StepReport::default()
                 });
                 staged.push(done);
@@ -535,6 +618,18 @@ async fn execute(
             }
         }
     }
+    if let Some((location, body)) = next_state {
+        match stage_object(ctx, &location, body.into(), run_id).await {
+            Ok(done) => staged.push(done),
+            Err(source) => {
+                discard_staged(&staged).await;
+                return Err(Error::Run(RunFailure::Output {
+                    table: format!("{} incremental state", plan.name),
+                    source,
+                }));
+            }
+        }
+    }
     if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
         discard_staged(&staged).await;
         return Err(Error::Run(RunFailure::Publish { source }));
@@ -553,6 +648,22 @@ async fn execute(
         steps: out.steps.clone(),
         elapsed: started.elapsed(),
     })
+}
+
+/// A folder removed when dropped: where a run keeps its step results on disk.
+struct ScratchFolder(std::path::PathBuf);
+
+impl std::ops::Deref for ScratchFolder {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Where a staged object was published: its folder and file name (an

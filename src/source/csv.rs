@@ -41,6 +41,7 @@ pub(super) async fn register_csv(
     source: &SourcePlan,
     csv: &CsvFormatSpec,
     objects: Vec<ObjectMeta>,
+    subset: bool,
 ) -> Result<Quarantine, SourceError> {
     let store = ensure_store(ctx, &source.location)?;
     let encoding = match csv.encoding {
@@ -167,6 +168,7 @@ pub(super) async fn register_csv(
         settings,
         &csv.extension,
         objects,
+        subset,
     )
     .await
 }

@@ -7,6 +7,7 @@ pub mod functions;
 pub mod lines;
 pub mod log_pattern;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
@@ -14,8 +15,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::col;
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext};
@@ -27,14 +31,18 @@ use self::lines::{
     rejected_schema,
 };
 use self::log_pattern::LogPattern;
+use crate::run::state::Seen;
 use crate::spec::{FormatSpec, OnError, SchemaDrift, SchemaSpec, SourcePlan, arrow_type};
 use crate::storage::{StorageError, display_object, ensure_store, list_objects, table_url};
+use datafusion::datasource::MemTable;
 
 /// What registering a source found.
 #[derive(Debug, Clone, Default)]
 pub struct SourceStats {
-    /// Files found.
+    /// Files read.
     pub files: usize,
+    /// Files an incremental source skipped, read by an earlier run.
+    pub skipped: usize,
     /// Their total size in bytes (compressed where compressed).
     pub bytes: u64,
     /// Each file, for the run manifest.
@@ -177,6 +185,7 @@ pub enum SourceError {
 pub async fn register_source(
     ctx: &SessionContext,
     source: &SourcePlan,
+    processed: Option<&BTreeMap<String, Seen>>,
 ) -> Result<SourceStats, SourceError> {
     let extension = match &source.format {
         FormatSpec::Csv(csv) => csv.extension.clone(),
@@ -184,21 +193,35 @@ pub async fn register_source(
         FormatSpec::Parquet(parquet) => parquet.extension.clone(),
         FormatSpec::AccessLog(log) => log.extension.clone().unwrap_or_default(),
     };
-    let objects = list_objects(ctx, &source.location, &extension).await?;
-    if objects.is_empty() {
+    let listed = list_objects(ctx, &source.location, &extension).await?;
+    if listed.is_empty() {
         return Err(SourceError::NoFiles {
             location: source.location.clone(),
             extension,
         });
     }
     let store_url = table_url(&source.location)?.object_store();
+    let url_of = |o: &ObjectMeta| format!("{}{}", store_url.as_str(), o.location);
+    // An incremental source skips what a successful run read, unless it
+    // was rewritten since (another size or entity tag).
+    let (objects, skipped): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
+        listed.into_iter().partition(|o| {
+            !processed
+                .and_then(|seen| seen.get(&url_of(o)))
+                .is_some_and(|seen| seen.bytes == o.size && seen.etag == o.e_tag)
+        });
+    if objects.is_empty() {
+        return register_empty(ctx, source, skipped).await;
+    }
+    let subset = !skipped.is_empty();
     let mut stats = SourceStats {
         files: objects.len(),
+        skipped: skipped.len(),
         bytes: objects.iter().map(|o| o.size).sum(),
         inputs: objects
             .iter()
             .map(|o| InputObject {
-                path: format!("{}{}", store_url.as_str(), o.location),
+                path: url_of(o),
                 bytes: o.size,
                 last_modified: o.last_modified.to_rfc3339(),
                 etag: o.e_tag.clone(),
@@ -209,26 +232,24 @@ pub async fn register_source(
     let schema = source.schema.as_ref().map(explicit_schema);
     match &source.format {
         FormatSpec::Csv(csv) => {
-            let quarantine = csv::register_csv(ctx, source, csv, objects).await?;
+            let quarantine = csv::register_csv(ctx, source, csv, objects, subset).await?;
             stats.quarantine = Some(Arc::new(quarantine));
         }
         FormatSpec::Ndjson(json) => {
-            let mut options = JsonReadOptions::default().file_extension(&json.extension);
             let drift = check_drift(ctx, source, &JsonFormat::default(), &objects).await?;
-            if let Some(schema) = schema.as_ref().or(drift.as_deref()) {
-                options = options.schema(schema);
-            }
-            ctx.register_json(&source.name, &source.location, options)
-                .await?;
+            let options = JsonReadOptions::default()
+                .file_extension(&json.extension)
+                .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+            let fixed = schema.clone().map(Arc::new).or(drift);
+            register_files(ctx, source, &objects, subset, options, fixed).await?;
         }
         FormatSpec::Parquet(parquet) => {
-            let mut options = ParquetReadOptions::default().file_extension(&parquet.extension);
             let drift = check_drift(ctx, source, &ParquetFormat::default(), &objects).await?;
-            if let Some(schema) = schema.as_ref().or(drift.as_deref()) {
-                options = options.schema(schema);
-            }
-            ctx.register_parquet(&source.name, &source.location, options)
-                .await?;
+            let options = ParquetReadOptions::default()
+                .file_extension(&parquet.extension)
+                .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+            let fixed = schema.clone().map(Arc::new).or(drift);
+            register_files(ctx, source, &objects, subset, options, fixed).await?;
         }
         FormatSpec::AccessLog(log) => {
             let parser = match &log.pattern {
@@ -249,7 +270,7 @@ pub async fn register_source(
                 header: false,
             };
             let quarantine =
-                register_lines(ctx, source, layout, settings, &extension, objects).await?;
+                register_lines(ctx, source, layout, settings, &extension, objects, subset).await?;
             stats.quarantine = Some(Arc::new(quarantine));
         }
     }
@@ -323,6 +344,7 @@ async fn register_lines(
     settings: LineOptions,
     extension: &str,
     objects: Vec<ObjectMeta>,
+    subset: bool,
 ) -> Result<Quarantine, SourceError> {
     let settings = Arc::new(settings);
     let tally = Arc::new(ScanTally::default());
@@ -343,11 +365,12 @@ async fn register_lines(
         .into_iter()
         .map(|name| (name, DataType::Utf8))
         .collect();
+    let paths = table_paths(source, &objects, subset, !partitions.is_empty())?;
     let table = |mode: ScanMode, schema: SchemaRef| {
         let options = ListingOptions::new(Arc::new(format(mode)))
             .with_file_extension(extension)
             .with_table_partition_cols(partitions.clone());
-        let config = ListingTableConfig::new(url.clone())
+        let config = ListingTableConfig::new_with_multi_paths(paths.clone())
             .with_listing_options(options)
             .with_schema(schema);
         ListingTable::try_new(config).map(|t| Arc::new(t) as Arc<dyn TableProvider>)
@@ -365,6 +388,82 @@ async fn register_lines(
         rows,
         rejected,
     })
+}
+
+/// Registers an NDJSON or Parquet source as its table: every file of its
+/// location, or, for `subset`, those in `objects`. Without a `schema`, the
+/// files' own is inferred.
+async fn register_files(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+    objects: &[ObjectMeta],
+    subset: bool,
+    options: ListingOptions,
+    schema: Option<SchemaRef>,
+) -> Result<(), SourceError> {
+    let paths = table_paths(source, objects, subset, false)?;
+    let config = ListingTableConfig::new_with_multi_paths(paths).with_listing_options(options);
+    let config = match schema {
+        Some(schema) => config.with_schema(schema),
+        None => config.infer_schema(&ctx.state()).await?,
+    };
+    ctx.register_table(
+        source.name.as_str(),
+        Arc::new(ListingTable::try_new(config)?),
+    )?;
+    Ok(())
+}
+
+/// Registers an incremental source with no new file: its table (and its
+/// rejected lines' table) with the columns its files have, and no rows.
+async fn register_empty(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+    skipped: Vec<ObjectMeta>,
+) -> Result<SourceStats, SourceError> {
+    let files = skipped.len();
+    let full = SourcePlan {
+        incremental: false,
+        ..source.clone()
+    };
+    Box::pin(register_source(ctx, &full, None)).await?;
+    let mut names = vec![source.name.clone()];
+    names.extend(source.rejected_table());
+    for name in names {
+        let schema = ctx.table(name.as_str()).await?.schema().as_arrow().clone();
+        ctx.deregister_table(name.as_str())?;
+        let empty = MemTable::try_new(Arc::new(schema), vec![vec![]])?;
+        ctx.register_table(name.as_str(), Arc::new(empty))?;
+    }
+    Ok(SourceStats {
+        files: 0,
+        skipped: files,
+        ..SourceStats::default()
+    })
+}
+
+/// What a table reads: the source's location, or, when an incremental
+/// source reads only some of its files, each of those files.
+fn table_paths(
+    source: &SourcePlan,
+    objects: &[ObjectMeta],
+    subset: bool,
+    hive_folders: bool,
+) -> Result<Vec<ListingTableUrl>, SourceError> {
+    if !subset {
+        return Ok(vec![table_url(&source.location)?]);
+    }
+    if hive_folders {
+        return Err(SourceError::File {
+            file: source.location.clone(),
+            reason: "`incremental: true` does not read Hive-style folders (`name=value/`) yet; name the files directly or use a full read".to_string(),
+        });
+    }
+    let store = table_url(&source.location)?.object_store();
+    objects
+        .iter()
+        .map(|o| Ok(table_url(&format!("{}{}", store.as_str(), o.location))?))
+        .collect()
 }
 
 /// The Arrow schema of an explicit `schema`; every column may be null.

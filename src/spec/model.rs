@@ -127,6 +127,10 @@ pub struct SourceSpec {
     /// `fail`, `union` or `ignore_new`. Default `fail`.
     #[serde(default)]
     pub schema_drift: SchemaDrift,
+    /// Read only the files no successful run has read yet (state kept in
+    /// the runs folder). Default `false`.
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 /// What a file whose columns differ from the source's first file does.
@@ -584,6 +588,21 @@ pub struct OutputSpec {
     pub table: String,
     /// The folder the Parquet file goes to; placeholders allowed.
     pub path: String,
+    /// `overwrite` (default): the folder holds this run's file only;
+    /// `append`: this run's file is added beside the earlier ones.
+    #[serde(default)]
+    pub mode: OutputMode,
+}
+
+/// How an output's folder changes when a run publishes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputMode {
+    /// This run's file replaces the folder's files.
+    #[default]
+    Overwrite,
+    /// This run's file is added as `part-<run_id>.parquet`.
+    Append,
 }
 
 /// One data-quality check of a table, as written under `checks.<table>`.

@@ -27,6 +27,9 @@ pub struct CheckOptions {
     /// `--memory-limit`, `--spill-dir`, `--target-partitions`: win over
     /// the pipeline's `resources`.
     pub resources: super::ResourcesSpec,
+    /// `--full-refresh`: incremental sources read every file, append
+    /// outputs are replaced.
+    pub full_refresh: bool,
 }
 
 /// What a run may use, resolved.
@@ -67,6 +70,8 @@ pub struct Plan {
     pub checks: Vec<super::CheckPlan>,
     /// Memory, spill folder and parallelism.
     pub resources: ResourcesPlan,
+    /// Incremental sources read every file and append outputs are replaced.
+    pub full_refresh: bool,
     /// Tables that are defined but failed their checks; steps reading them
     /// are not checked further, to avoid repeating the same problem.
     pub unavailable: BTreeSet<String>,
@@ -89,6 +94,8 @@ pub struct SourcePlan {
     pub max_rejected_ratio: f64,
     /// What a file with other columns does.
     pub schema_drift: SchemaDrift,
+    /// Read only files no successful run has read.
+    pub incremental: bool,
     /// Where the source is defined in the pipeline file.
     pub pos: Pos,
 }
@@ -243,6 +250,8 @@ pub struct OutputPlan {
     pub table: String,
     /// An absolute local folder or a URL, always ending in `/`.
     pub location: String,
+    /// Replace the folder's files or add to them.
+    pub mode: super::OutputMode,
     /// Where the output is defined in the pipeline file.
     pub pos: Pos,
 }
@@ -279,6 +288,7 @@ pub fn check_spec(
         outputs: Vec::new(),
         checks: Vec::new(),
         resources: ResourcesPlan::default(),
+        full_refresh: opts.full_refresh,
         unavailable: BTreeSet::new(),
     };
     // Every table name with where it is defined, to catch duplicates.
@@ -338,6 +348,7 @@ pub fn check_spec(
                 on_error: source.value.on_error,
                 max_rejected_ratio: ratio,
                 schema_drift: source.value.schema_drift,
+                incremental: source.value.incremental,
                 pos: name.pos,
             }),
             None => {
@@ -402,6 +413,7 @@ pub fn check_spec(
         plan.outputs.push(OutputPlan {
             table: table.clone(),
             location,
+            mode: output.value.mode,
             pos: output.pos,
         });
     }

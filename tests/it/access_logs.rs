@@ -214,7 +214,7 @@ async fn large_files_split_into_byte_ranges_lose_and_repeat_no_line() {
         file.display()
     );
     let ctx = SessionContext::new_with_config(config.clone());
-    let stats = civica::source::register_source(&ctx, &plan_source(dir.path(), &source))
+    let stats = civica::source::register_source(&ctx, &plan_source(dir.path(), &source), None)
         .await
         .expect("registers");
     let explain = sql(&ctx, "EXPLAIN SELECT count(*) FROM web")
@@ -251,6 +251,7 @@ async fn large_files_split_into_byte_ranges_lose_and_repeat_no_line() {
     civica::source::register_source(
         &ctx,
         &plan_source(dir.path(), &format!("{source}    on_error: fail\n")),
+        None,
     )
     .await
     .expect("registers");

@@ -170,17 +170,7 @@ fn check_mistakes_are_reported_at_their_line() {
 }
 
 fn manifests(dir: &Path) -> Vec<serde_json::Value> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir.join("out/_runs"))
-        .expect("runs folder")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("manifest")).expect("JSON"))
-        .collect()
+    crate::common::manifests(&dir.join("out/_runs"))
 }
 
 fn only_manifest(dir: &Path) -> serde_json::Value {

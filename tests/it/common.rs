@@ -184,3 +184,18 @@ pub fn published(out: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The run manifests in a runs folder, oldest first.
+pub fn manifests(runs: &Path) -> Vec<serde_json::Value> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(runs)
+        .expect("runs folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("manifest")).expect("JSON"))
+        .collect()
+}

@@ -4,6 +4,7 @@ mod access_logs;
 mod checks;
 mod common;
 mod csv_sources;
+mod incremental;
 mod operator;
 mod peer;
 mod publish;
