@@ -56,7 +56,13 @@ fn run(dir: &Path) -> std::process::Output {
 /// Starts a run that pauses at `point`, waits until it says so, and kills
 /// it with SIGKILL.
 fn kill_at(dir: &Path, point: &str) {
-    let mut child = civica_command(dir, &["run", "pipeline.yaml"])
+    kill_command_at(civica_command(dir, &["run", "pipeline.yaml"]), point);
+}
+
+/// Starts `command` (a civica run) pausing at `point`, waits until it says
+/// so, and kills it with SIGKILL.
+pub fn kill_command_at(mut command: std::process::Command, point: &str) {
+    let mut child = command
         .env("CIVICA_PAUSE_AT", point)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

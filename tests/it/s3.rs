@@ -50,15 +50,21 @@ impl S3Server {
     }
 
     /// Runs `command` with the S3 settings in its environment, as a user would set them.
-    fn run(&self, mut command: Command, secret: &str) -> Output {
+    fn run(&self, command: Command, secret: &str) -> Output {
+        self.configure(command, secret)
+            .output()
+            .expect("the civica binary runs")
+    }
+
+    /// `command` with the S3 settings in its environment.
+    fn configure(&self, mut command: Command, secret: &str) -> Command {
         command
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port))
-            .env("AWS_ALLOW_HTTP", "true")
-            .output()
-            .expect("the civica binary runs")
+            .env("AWS_ALLOW_HTTP", "true");
+        command
     }
 }
 
@@ -209,4 +215,112 @@ fn storage_settings_in_the_yaml_reach_the_client() {
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read `s3://logs/web/`"), "{stderr}");
+}
+
+/// The publish guarantees on the S3 server: a failing blocking check, a
+/// run killed while writing and a run killed between its renames leave the
+/// published objects as they were (or complete them), and the next run
+/// cleans up.
+#[test]
+fn publish_guarantees_hold_on_a_bucket() {
+    let server = S3Server::start();
+    let lake = server.bucket_dir("lake");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write_people = |rows: &str| {
+        std::fs::create_dir_all(lake.join("raw/people")).expect("mkdir");
+        std::fs::write(
+            lake.join("raw/people/people.csv"),
+            format!("id;name\n{rows}"),
+        )
+        .expect("write people");
+    };
+    let yaml = "name: bucket\nruns: s3://lake/out/_runs/\nsources:\n  people:\n    path: s3://lake/raw/people/\n    format: { type: csv, delimiter: \";\" }\ntransforms:\n  - { name: names, sql: names.sql }\noutputs:\n  - { table: people, path: s3://lake/out/people/ }\n  - { table: names, path: s3://lake/out/names/ }\nchecks:\n  people:\n    - { type: unique, column: id }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("pipeline");
+    std::fs::write(
+        dir.path().join("names.sql"),
+        "SELECT upper(name) AS name FROM people ORDER BY name",
+    )
+    .expect("sql");
+    let run = || {
+        server.run(
+            crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
+            SECRET_KEY,
+        )
+    };
+    let snapshot = || {
+        ["people", "names"].map(|t| {
+            std::fs::read(lake.join(format!("out/{t}/part-00000.parquet"))).expect("published")
+        })
+    };
+    // Staged objects still in the bucket (the server keeps the emptied
+    // folders on its disk; S3 has no folders, so only files count).
+    let leftovers = || {
+        std::fs::read_dir(lake.join("out"))
+            .expect("out")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("civica-staging"))
+            .map(|e| {
+                std::fs::read_dir(e.path())
+                    .map(|files| {
+                        files
+                            .filter_map(Result::ok)
+                            .filter(|f| f.path().is_file())
+                            .count()
+                    })
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    write_people("1;anna\n2;luca\n");
+    let first = run();
+    assert!(first.status.success(), "{}", describe(&first));
+    let day1 = snapshot();
+
+    // A duplicate id fails the blocking check: exit 3, nothing published.
+    write_people("1;anna\n2;luca\n2;mario\n");
+    let failed = run();
+    assert_eq!(failed.status.code(), Some(3), "{}", describe(&failed));
+    assert_eq!(snapshot(), day1);
+    assert_eq!(leftovers(), 0);
+
+    // Killed while writing: the published objects stay, the next run
+    // removes what it staged.
+    write_people("1;anna\n2;luca\n3;mario\n");
+    crate::publish::kill_command_at(
+        server.configure(
+            crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
+            SECRET_KEY,
+        ),
+        "writing:names",
+    );
+    assert_eq!(snapshot(), day1);
+    assert!(leftovers() > 0, "the killed run had staged `people`");
+    let next = run();
+    assert!(next.status.success(), "{}", describe(&next));
+    assert_eq!(leftovers(), 0);
+    let day2 = snapshot();
+    assert_ne!(day2, day1);
+
+    // Killed between its two renames: the next run, failing, completes them.
+    write_people("1;anna\n2;luca\n3;mario\n4;sara\n");
+    crate::publish::kill_command_at(
+        server.configure(
+            crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
+            SECRET_KEY,
+        ),
+        "publishing:1",
+    );
+    let torn = snapshot();
+    assert_ne!(torn[0], day2[0], "`people` was moved");
+    assert_eq!(torn[1], day2[1], "`names` was not");
+    write_people("1;anna\n1;anna\n");
+    let failing = run();
+    assert_eq!(failing.status.code(), Some(3), "{}", describe(&failing));
+    let repaired = snapshot();
+    assert_eq!(repaired[0], torn[0]);
+    assert_ne!(
+        repaired[1], day2[1],
+        "`names` completed from the killed run"
+    );
+    assert_eq!(leftovers(), 0);
 }
