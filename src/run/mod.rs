@@ -605,26 +605,23 @@ async fn execute(
             }
         }
     }
+    // The segment model and the incremental state are published with the
+    // outputs.
+    let mut objects: Vec<(String, Vec<u8>, &str)> = Vec::new();
     if let Some((path, model)) = &model_file {
         let json = serde_json::to_vec_pretty(model).unwrap_or_default();
-        match stage_object(ctx, path, json.into(), run_id).await {
-            Ok(done) => staged.push(done),
-            Err(source) => {
-                discard_staged(&staged).await;
-                return Err(Error::Run(RunFailure::Output {
-                    table: format!("{} model", plan.name),
-                    source,
-                }));
-            }
-        }
+        objects.push((path.clone(), json, "model"));
     }
     if let Some((location, body)) = next_state {
+        objects.push((location, body, "incremental state"));
+    }
+    for (location, body, what) in objects {
         match stage_object(ctx, &location, body.into(), run_id).await {
             Ok(done) => staged.push(done),
             Err(source) => {
                 discard_staged(&staged).await;
                 return Err(Error::Run(RunFailure::Output {
-                    table: format!("{} incremental state", plan.name),
+                    table: format!("{} {what}", plan.name),
                     source,
                 }));
             }
