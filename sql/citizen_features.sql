@@ -4,12 +4,11 @@
 -- local time without a zone, and web-log times are UTC instants with the
 -- server's offset, so both are turned into seconds of local wall-clock time.
 -- `page_views` (sql/page_views.sql) holds the portal pages each citizen saw.
+-- The window is the 90 days ending on {{ ds }}: from
+-- to_unixtime('{{ ds }}') - 89 days to the end of {{ ds }}, written as
+-- constants (a join with a one-row table of bounds would be a nested-loop
+-- join, holding memory of its own).
 WITH
-bounds AS (
-    SELECT
-        to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - 89 * 86400 AS start_s,
-        to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400 AS end_s
-),
 -- A session is a citizen's page views within one clock hour.
 web_sessions AS (
     SELECT codice_fiscale, COUNT(DISTINCT CAST(local_s / 3600 AS BIGINT)) AS sessions
@@ -18,9 +17,9 @@ web_sessions AS (
 ),
 calls_in_window AS (
     SELECT c.call_id, c.caller_number, c.queue, to_unixtime(c.started_at) AS local_s
-    FROM calls c, bounds b
-    WHERE to_unixtime(c.started_at) >= b.start_s
-      AND to_unixtime(c.started_at) < b.end_s
+    FROM calls c
+    WHERE to_unixtime(c.started_at) >= to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - 89 * 86400
+      AND to_unixtime(c.started_at) < to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400
 ),
 calls_per_number AS (
     SELECT caller_number, COUNT(*) AS calls
@@ -44,9 +43,9 @@ requests AS (
         r.citizen_id,
         COUNT(*) AS requests,
         SUM(CASE WHEN r.service = 'scuola' THEN 1 ELSE 0 END) AS school_requests
-    FROM service_requests r, bounds b
-    WHERE to_unixtime(r.opened_at) >= b.start_s
-      AND to_unixtime(r.opened_at) < b.end_s
+    FROM service_requests r
+    WHERE to_unixtime(r.opened_at) >= to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - 89 * 86400
+      AND to_unixtime(r.opened_at) < to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400
     GROUP BY r.citizen_id
 )
 SELECT

@@ -2,20 +2,18 @@
 -- TINIT-<codice fiscale>) over the 90 days ending on {{ ds }}; static assets,
 -- automated clients and errors are not page views. A step of its own, so the
 -- web logs are read once even though citizen_features uses it twice.
-WITH
-bounds AS (
-    SELECT
-        to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - 89 * 86400 AS start_s,
-        to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400 AS end_s
-)
+-- The window's bounds are constants, not a joined table: a join with a
+-- one-row table is a nested-loop join, which needs memory of its own.
 SELECT
     substr(w."user", 7) AS codice_fiscale,
     to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 AS local_s,
     CASE WHEN w.path LIKE '/servizi/%' THEN split_part(w.path, '/', 3) END AS service
-FROM web w, bounds b
+FROM web w
 WHERE w."user" LIKE 'TINIT-%'
   AND w.status < 400
   AND NOT is_static_asset(w.path)
   AND NOT is_bot(w.user_agent)
-  AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 >= b.start_s
-  AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60 < b.end_s
+  AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60
+      >= to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) - 89 * 86400
+  AND to_unixtime(w."timestamp") + w.utc_offset_minutes * 60
+      < to_unixtime(CAST('{{ ds }}' AS TIMESTAMP)) + 86400

@@ -170,3 +170,43 @@ fn same_seed_and_data_give_identical_outputs() {
     );
     let _ = DS;
 }
+
+/// A memory limit changes how DataFusion works (spilling, step results on
+/// disk), never what the outputs hold. At 20,000 citizens a 16 MiB limit
+/// makes DataFusion spill; an earlier version of the quickstart SQL, which
+/// joined the log lines with a one-row table of window bounds, lost rows
+/// there.
+#[test]
+fn a_memory_limit_changes_nothing_in_the_outputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (free, bounded) = (dir.path().join("free"), dir.path().join("bounded"));
+    write_demo(&free, 20_000, 30, 3);
+    write_demo(&bounded, 20_000, 30, 3);
+    let out = run_quickstart(&free);
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = crate::common::quickstart_command(&bounded.display().to_string(), "run")
+        .args(["--memory-limit", "16MiB", "--spill-dir"])
+        .arg(dir.path().join("spill"))
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    // The features' SQL has no ORDER BY: their rows are compared sorted.
+    let features = |lake: &std::path::Path| {
+        let batches = query(
+            &[("f", &lake.join("marts/citizen_features"))],
+            "SELECT * FROM f ORDER BY citizen_id",
+        );
+        datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string()
+    };
+    let (left, right) = (features(&free), features(&bounded));
+    assert_eq!(left.lines().count(), 20_000 + 4, "every citizen has features");
+    assert!(left == right, "`citizen_features` differs under a 16 MiB memory limit");
+    for table in ["segments", "segment_profiles"] {
+        let file = format!("marts/{table}/part-00000.parquet");
+        let left = std::fs::read(free.join(&file)).expect("output without a limit");
+        let right = std::fs::read(bounded.join(&file)).expect("output with a limit");
+        assert!(left == right, "`{table}` differs under a 16 MiB memory limit");
+    }
+}
