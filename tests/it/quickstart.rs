@@ -201,12 +201,22 @@ fn a_memory_limit_changes_nothing_in_the_outputs() {
             .to_string()
     };
     let (left, right) = (features(&free), features(&bounded));
-    assert_eq!(left.lines().count(), 20_000 + 4, "every citizen has features");
-    assert!(left == right, "`citizen_features` differs under a 16 MiB memory limit");
+    assert_eq!(
+        left.lines().count(),
+        20_000 + 4,
+        "every citizen has features"
+    );
+    assert!(
+        left == right,
+        "`citizen_features` differs under a 16 MiB memory limit"
+    );
     for table in ["segments", "segment_profiles"] {
         let file = format!("marts/{table}/part-00000.parquet");
         let left = std::fs::read(free.join(&file)).expect("output without a limit");
         let right = std::fs::read(bounded.join(&file)).expect("output with a limit");
-        assert!(left == right, "`{table}` differs under a 16 MiB memory limit");
+        assert!(
+            left == right,
+            "`{table}` differs under a 16 MiB memory limit"
+        );
     }
 }
