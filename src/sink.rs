@@ -13,7 +13,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{OutputMode, OutputPlan};
-use crate::storage::{StorageError, ensure_store, table_url};
+use crate::storage::{StorageError, ensure_store, object_at, object_in, table_url};
 
 /// The file name of an output table inside its folder.
 pub const OUTPUT_FILE: &str = "part-00000.parquet";
@@ -177,8 +177,7 @@ pub async fn stage_object(
     bytes: bytes::Bytes,
     run_id: &str,
 ) -> Result<StagedOutput, SinkError> {
-    let store = ensure_store(ctx, location)?;
-    let target = table_url(location)?.prefix().clone();
+    let (store, target) = object_at(ctx, location)?;
     let (folder, name) = target
         .as_ref()
         .rsplit_once('/')
@@ -298,18 +297,6 @@ async fn remove_other_parts(store: &dyn ObjectStore, kept: &ObjectPath) {
             let _ = store.delete(&object.location).await;
         }
     }
-}
-
-/// The store of `folder` and the path of `name` below it.
-fn object_in(
-    ctx: &SessionContext,
-    folder: &str,
-    name: &str,
-) -> Result<(Arc<dyn ObjectStore>, ObjectPath), StorageError> {
-    let store = ensure_store(ctx, folder)?;
-    let prefix = table_url(folder)?.prefix().clone();
-    let path = ObjectPath::from(format!("{}/{name}", prefix.as_ref().trim_end_matches('/')));
-    Ok((store, path))
 }
 
 /// Whether the run that named a staging folder or intent may still be

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
@@ -217,6 +218,38 @@ pub async fn list_objects(
     let mut objects: Vec<ObjectMeta> = stream.try_collect().await.map_err(read_error)?;
     objects.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(objects)
+}
+
+/// The store of an object's location (a path or URL) and the object's
+/// path in it.
+pub fn object_at(
+    ctx: &SessionContext,
+    location: &str,
+) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path), StorageError> {
+    Ok((
+        ensure_store(ctx, location)?,
+        table_url(location)?.prefix().clone(),
+    ))
+}
+
+/// The store of `folder` and the path of `name` (which may hold a `/`)
+/// below it.
+pub fn object_in(
+    ctx: &SessionContext,
+    folder: &str,
+    name: &str,
+) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path), StorageError> {
+    let store = ensure_store(ctx, folder)?;
+    let prefix = table_url(folder)?.prefix().clone();
+    let path =
+        object_store::path::Path::from(format!("{}/{name}", prefix.as_ref().trim_end_matches('/')));
+    Ok((store, path))
+}
+
+/// An object's URL (`file:///…`, `s3://bucket/…`): how the run manifest
+/// and the incremental state name it, and how a table reads it alone.
+pub fn object_url(store: &ObjectStoreUrl, object: &ObjectMeta) -> String {
+    format!("{}{}", store.as_str(), object.location)
 }
 
 /// How an object is named to users: `/abs/path` on local disk, the full URL elsewhere.

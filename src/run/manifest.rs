@@ -14,7 +14,7 @@ use super::StepReport;
 use crate::Error;
 use crate::source::InputObject;
 use crate::spec::{Plan, Step};
-use crate::storage::{ensure_store, table_url};
+use crate::storage::object_in;
 
 /// The linfa release civica is built with (checked against `Cargo.lock`
 /// by a test).
@@ -203,12 +203,7 @@ async fn write_record(
     body: Vec<u8>,
 ) -> Result<String, String> {
     let location = format!("{folder}{name}");
-    let store = ensure_store(ctx, folder).map_err(|e| e.to_string())?;
-    let url = table_url(folder).map_err(|e| e.to_string())?;
-    let path = object_store::path::Path::from(format!(
-        "{}/{name}",
-        url.prefix().as_ref().trim_end_matches('/')
-    ));
+    let (store, path) = object_in(ctx, folder, name).map_err(|e| e.to_string())?;
     store
         .put(&path, body.into())
         .await

@@ -9,7 +9,7 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use crate::source::InputObject;
-use crate::storage::{ensure_store, table_url};
+use crate::storage::object_at;
 
 /// What an object looked like when it was read: a rewritten object (other
 /// size or entity tag) is read again.
@@ -51,11 +51,7 @@ pub fn state_location(runs: &str, pipeline: &str) -> String {
 
 /// Reads a pipeline's state; none yet is an empty state.
 pub async fn load_state(ctx: &SessionContext, location: &str) -> Result<LoadState, String> {
-    let store = ensure_store(ctx, location).map_err(|e| e.to_string())?;
-    let path = table_url(location)
-        .map_err(|e| e.to_string())?
-        .prefix()
-        .clone();
+    let (store, path) = object_at(ctx, location).map_err(|e| e.to_string())?;
     match store.get(&path).await {
         Ok(found) => {
             let bytes = found

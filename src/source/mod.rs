@@ -33,7 +33,9 @@ use self::lines::{
 use self::log_pattern::LogPattern;
 use crate::run::state::Seen;
 use crate::spec::{FormatSpec, OnError, SchemaDrift, SchemaSpec, SourcePlan, arrow_type};
-use crate::storage::{StorageError, display_object, ensure_store, list_objects, table_url};
+use crate::storage::{
+    StorageError, display_object, ensure_store, list_objects, object_url, table_url,
+};
 use datafusion::datasource::MemTable;
 
 /// What registering a source found.
@@ -201,7 +203,7 @@ pub async fn register_source(
         });
     }
     let store_url = table_url(&source.location)?.object_store();
-    let url_of = |o: &ObjectMeta| format!("{}{}", store_url.as_str(), o.location);
+    let url_of = |o: &ObjectMeta| object_url(&store_url, o);
     // An incremental source skips what a successful run read, unless it
     // was rewritten since (another size or entity tag).
     let (objects, skipped): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
@@ -462,7 +464,7 @@ fn table_paths(
     let store = table_url(&source.location)?.object_store();
     objects
         .iter()
-        .map(|o| Ok(table_url(&format!("{}{}", store.as_str(), o.location))?))
+        .map(|o| Ok(table_url(&object_url(&store, o))?))
         .collect()
 }
 
