@@ -350,16 +350,19 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
                     continue;
                 };
                 let staged = ObjectPath::from(step.staged.as_str());
+                let target = ObjectPath::from(step.target.as_str());
                 if target_store.head(&staged).await.is_ok()
-                    && target_store
-                        .rename(&staged, &ObjectPath::from(step.target.as_str()))
-                        .await
-                        .is_ok()
+                    && target_store.rename(&staged, &target).await.is_ok()
                 {
                     done.push(format!(
                         "completed the publish of run {run_id}: {}",
                         step.target
                     ));
+                }
+                // A replacing output also drops the files it replaces, as
+                // its publish would have.
+                if step.replace && target_store.head(&target).await.is_ok() {
+                    remove_other_parts(target_store.as_ref(), &target).await;
                 }
             }
             let _ = store.delete(&meta.location).await;

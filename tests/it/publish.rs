@@ -174,3 +174,44 @@ fn a_run_killed_between_renames_is_completed_by_the_next_run() {
         .unwrap_or(0);
     assert_eq!(intents, 0, "the publish record is removed once completed");
 }
+
+#[test]
+fn a_completed_publish_also_removes_what_a_replacing_output_replaces() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), 1);
+    let appending = PIPELINE.replace(
+        "{ table: calls, path: out/calls/ }",
+        "{ table: calls, path: out/calls/, mode: append }",
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), &appending).expect("pipeline");
+    let parts = || {
+        std::fs::read_dir(dir.path().join("out/calls"))
+            .expect("calls folder")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+            .count()
+    };
+    for _ in 0..2 {
+        let out = run(dir.path());
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    assert_eq!(parts(), 2, "two appended files");
+
+    // A full refresh replaces the appended files; killed after moving
+    // `people`, before `calls`.
+    kill_command_at(
+        civica_command(dir.path(), &["run", "pipeline.yaml", "--full-refresh"]),
+        "publishing:1",
+    );
+    assert_eq!(parts(), 2, "`calls` not moved yet");
+
+    // The next run fails, but first completes the refresh: one file left.
+    std::fs::write(
+        dir.path().join("people.sql"),
+        "SELECT citizen_id, CAST(name AS INT) AS name FROM citizens",
+    )
+    .expect("write sql");
+    let failing = run(dir.path());
+    assert_eq!(failing.status.code(), Some(1), "{}", describe(&failing));
+    assert_eq!(parts(), 1, "the refreshed file only");
+}
