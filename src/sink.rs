@@ -1,10 +1,25 @@
-//! Writing output tables as Parquet (zstd): each output is first written to a staging object, and all are moved into place only once every one has been written, so a failed run leaves the published files as they were.
+//! Writing output tables as Parquet (zstd) and publishing them together.
+//!
+//! Every output is first written where no reader looks. On local disk that
+//! is a staging folder beside the output, moved into place by renames once
+//! every output is written. Object stores have no rename: there an output
+//! is written as a new version, `<output>/_versions/<run_id>/`, and made
+//! current by rewriting the output's `_CURRENT` pointer object, which
+//! readers (and civica's own sources) follow. Either way a failed run
+//! leaves the published outputs as they were, and a run killed half-way
+//! through publishing is completed by the next one ([`recover`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::prelude::SessionContext;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
@@ -15,8 +30,18 @@ use serde::{Deserialize, Serialize};
 use crate::spec::{OutputMode, OutputPlan};
 use crate::storage::{StorageError, ensure_store, object_at, object_in, table_url};
 
-/// The file name of an output table inside its folder.
+/// The file name of an output table inside its folder (or partition).
 pub const OUTPUT_FILE: &str = "part-00000.parquet";
+
+/// The pointer object of a versioned output: it holds the folder of the
+/// current version, relative to the output's folder (`_versions/<run_id>/`).
+pub const POINTER: &str = "_CURRENT";
+
+/// The folder of a versioned output's versions, one per run.
+pub const VERSIONS: &str = "_versions";
+
+/// The folder name of a null partition value, as Hive, Spark and Arrow write it.
+const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// A problem writing or publishing an output.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +67,16 @@ pub enum SinkError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// A partition value cannot name a folder.
+    #[error("cannot partition `{table}` by `{column}`: {reason}")]
+    Partition {
+        /// The table.
+        table: String,
+        /// The partition column.
+        column: String,
+        /// Why.
+        reason: String,
+    },
     /// Moving the staged file into place failed.
     #[error("cannot publish `{location}`: {source}")]
     Publish {
@@ -53,28 +88,132 @@ pub enum SinkError {
     },
 }
 
-/// An output written to staging, waiting to be published.
+/// How a run's files reach an output folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Layout {
+    /// Written to a staging folder beside the output, then renamed into it.
+    Renamed,
+    /// Written to `<output>/_versions/<run_id>/`, then named by `_CURRENT`.
+    Versioned,
+}
+
+/// Which files already in an output a publish removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replace {
+    /// None: the run's files are added (`append`).
+    #[default]
+    Nothing,
+    /// Every `part-*.parquet` file (`overwrite`, or a full refresh).
+    Everything,
+    /// The files of the partition folders the run wrote
+    /// (`overwrite_partition`), as `col=value/` paths.
+    Partitions(Vec<String>),
+}
+
+impl Replace {
+    /// Whether the file at `relative` (below the output folder) goes.
+    fn removes(&self, relative: &str) -> bool {
+        match self {
+            Replace::Nothing => false,
+            Replace::Everything => true,
+            Replace::Partitions(folders) => folders.iter().any(|f| relative.starts_with(f)),
+        }
+    }
+}
+
+/// One output's publish, as recorded in the intent record before it
+/// happens, so that the next run can complete it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Publication {
+    /// The location the store is found by.
+    location: String,
+    /// The output folder (or, for a single object, its folder), in the store.
+    folder: String,
+    /// Where the run's files were written, in the store.
+    staging: String,
+    /// The files written, relative to `staging` and to `folder`.
+    files: Vec<String>,
+    /// What the publish removes.
+    replace: Replace,
+    /// Renames or a new version.
+    layout: Layout,
+}
+
+/// An output written where readers do not look, waiting to be published.
 #[derive(Debug, Clone)]
 pub struct StagedOutput {
     /// The table.
     pub table: String,
-    /// The final object.
-    pub target: ObjectPath,
-    /// The staged object.
-    pub staged: ObjectPath,
-    /// The folder URL, for messages.
+    /// The output folder (or the object) as the pipeline names it.
     pub location: String,
     /// Rows written.
     pub rows: usize,
-    /// Size of the Parquet file.
+    /// Size of the Parquet files written.
     pub bytes: u64,
-    /// Whether publishing removes the folder's other `part-*.parquet` files.
-    pub replace: bool,
+    /// Partitions written (0 when the output is not partitioned).
+    pub partitions: usize,
+    /// Run id of the version written, for a versioned output.
+    version: Option<String>,
+    publication: Publication,
     store: Arc<dyn ObjectStore>,
 }
 
-/// Writes a table to a staging object beside its output folder.
-/// `full_refresh` makes an `append` output replace its folder's files.
+impl StagedOutput {
+    /// Where this run's data is read once published: the file of an
+    /// unpartitioned output, else the folder (the version's folder for a
+    /// versioned output).
+    pub fn published_path(&self) -> String {
+        if !self.location.ends_with('/') {
+            return self.location.clone();
+        }
+        let folder = match &self.version {
+            Some(run_id) => format!("{}{VERSIONS}/{run_id}/", self.location),
+            None => self.location.clone(),
+        };
+        match (self.partitions, self.publication.files.as_slice()) {
+            (0, [file]) => format!("{folder}{file}"),
+            _ => folder,
+        }
+    }
+
+    /// The files written, with the published folder before each, when the
+    /// output is partitioned (an unpartitioned output's one file is its
+    /// [`published_path`](Self::published_path)).
+    pub fn partition_files(&self) -> Vec<String> {
+        if self.partitions == 0 {
+            return Vec::new();
+        }
+        let folder = self.published_path();
+        self.publication
+            .files
+            .iter()
+            .map(|file| format!("{folder}{file}"))
+            .collect()
+    }
+}
+
+/// How outputs are published at `location`: by renames on local disk, as
+/// versions elsewhere (object stores cannot rename).
+fn layout_of(location: &str) -> Layout {
+    match is_local(location) {
+        true => Layout::Renamed,
+        false => Layout::Versioned,
+    }
+}
+
+/// A path below `base` (a store path) from a relative path in the store's
+/// own encoding.
+fn below(base: &str, relative: &str) -> ObjectPath {
+    let joined = format!("{}/{relative}", base.trim_end_matches('/'));
+    ObjectPath::parse(&joined).unwrap_or_else(|_| ObjectPath::from(joined.as_str()))
+}
+
+/// Writes a table where no reader looks: a staging folder beside its
+/// output folder, or a new version below it on object stores. With
+/// `partition_by`, one file per partition folder. `full_refresh` makes an
+/// `append` or `overwrite_partition` output replace all its files.
 pub async fn stage_output(
     ctx: &SessionContext,
     output: &OutputPlan,
@@ -82,39 +221,223 @@ pub async fn stage_output(
     full_refresh: bool,
 ) -> Result<StagedOutput, SinkError> {
     let store = ensure_store(ctx, &output.location)?;
-    let folder = table_url(&output.location)?.prefix().clone();
-    let (file, replace) = match output.mode {
-        OutputMode::Overwrite => (OUTPUT_FILE.to_string(), true),
-        OutputMode::Append => (format!("part-{run_id}.parquet"), full_refresh),
+    let folder = table_url(&output.location)?.prefix().to_string();
+    let layout = layout_of(&output.location);
+    let staging = match layout {
+        Layout::Renamed => format!("{folder}.civica-staging-{run_id}"),
+        Layout::Versioned => format!("{folder}/{VERSIONS}/{run_id}"),
     };
-    let target = folder.clone().join(file.as_str());
-    let staged = ObjectPath::from(format!(
-        "{}.civica-staging-{run_id}/{file}",
-        folder.as_ref().trim_end_matches('/')
-    ));
-    let read_error = |source| SinkError::Read {
-        table: output.table.clone(),
-        source,
+    let file = match output.mode {
+        OutputMode::Append => format!("part-{run_id}.parquet"),
+        OutputMode::Overwrite | OutputMode::OverwritePartition => OUTPUT_FILE.to_string(),
     };
     // Read as one partition: the table's rows are written in the order the
     // step produced them (an `ORDER BY` holds), and a re-run writes the
     // same bytes; several partitions would interleave as they finish.
     let mut state = ctx.state();
     state.config_mut().options_mut().execution.target_partitions = 1;
+    let read_error = |source| SinkError::Read {
+        table: output.table.clone(),
+        source,
+    };
     let plan = ctx
         .table(output.table.as_str())
         .await
         .map_err(read_error)?
         .into_unoptimized_plan();
-    let frame = datafusion::dataframe::DataFrame::new(state, plan);
-    let schema = Arc::new(frame.schema().as_arrow().clone());
-    let mut stream = frame.execute_stream().await.map_err(read_error)?;
+    let frame = DataFrame::new(state, plan);
+    let parts = partitions(&frame, output).await?;
+    let partitioned = !output.partition_by.is_empty();
+    let mut staged = StagedOutput {
+        table: output.table.clone(),
+        location: output.location.clone(),
+        rows: 0,
+        bytes: 0,
+        partitions: if partitioned { parts.len() } else { 0 },
+        version: (layout == Layout::Versioned).then(|| run_id.to_string()),
+        publication: Publication {
+            location: output.location.clone(),
+            folder,
+            staging,
+            files: Vec::new(),
+            replace: Replace::Nothing,
+            layout,
+        },
+        store: Arc::clone(&store),
+    };
+    match write_parts(&mut staged, &frame, parts, output, &file, full_refresh).await {
+        Ok(()) => Ok(staged),
+        Err(err) => {
+            discard_staged(std::slice::from_ref(&staged)).await;
+            Err(err)
+        }
+    }
+}
+
+/// Writes an output's partitions to its staging folder or version, and,
+/// for a version, copies in what it keeps of the current one.
+async fn write_parts(
+    staged: &mut StagedOutput,
+    frame: &DataFrame,
+    parts: Vec<Part>,
+    output: &OutputPlan,
+    file: &str,
+    full_refresh: bool,
+) -> Result<(), SinkError> {
+    let read_error = |source| SinkError::Read {
+        table: output.table.clone(),
+        source,
+    };
+    let store = Arc::clone(&staged.store);
+    let mut folders = Vec::new();
+    for (at, part) in parts.into_iter().enumerate() {
+        let relative = format!("{}{file}", part.folder);
+        let path = ObjectPath::from(format!("{}/{relative}", staged.publication.staging));
+        let relative = path
+            .as_ref()
+            .strip_prefix(&format!("{}/", staged.publication.staging))
+            .unwrap_or(&relative)
+            .to_string();
+        let data = match part.filter {
+            Some(filter) => frame
+                .clone()
+                .filter(filter)
+                .and_then(|f| {
+                    let columns: Vec<&str> =
+                        output.partition_by.iter().map(String::as_str).collect();
+                    f.drop_columns(&columns)
+                })
+                .map_err(read_error)?,
+            None => frame.clone(),
+        };
+        let (rows, bytes) = write_parquet(data, &store, &path, output, at == 0).await?;
+        staged.rows += rows;
+        staged.bytes += bytes;
+        if let Some((partition, _)) = relative.rsplit_once('/') {
+            folders.push(format!("{partition}/"));
+        }
+        staged.publication.files.push(relative);
+    }
+    staged.publication.replace = match (output.mode, full_refresh) {
+        (OutputMode::Overwrite, _) | (_, true) => Replace::Everything,
+        (OutputMode::Append, false) => Replace::Nothing,
+        (OutputMode::OverwritePartition, false) => Replace::Partitions(folders),
+    };
+    if staged.publication.layout == Layout::Versioned {
+        carry_over(staged)
+            .await
+            .map_err(|source| SinkError::Publish {
+                location: output.location.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// One partition of an output: its folder (`col=value/…/`, empty when the
+/// output is not partitioned) and the rows that go there.
+struct Part {
+    folder: String,
+    filter: Option<datafusion::prelude::Expr>,
+}
+
+/// The partitions of an output, in the order of their values: one with
+/// every row when it has no `partition_by`.
+async fn partitions(frame: &DataFrame, output: &OutputPlan) -> Result<Vec<Part>, SinkError> {
+    if output.partition_by.is_empty() {
+        return Ok(vec![Part {
+            folder: String::new(),
+            filter: None,
+        }]);
+    }
+    let read_error = |source| SinkError::Read {
+        table: output.table.clone(),
+        source,
+    };
+    let columns: Vec<&str> = output.partition_by.iter().map(String::as_str).collect();
+    let order = columns
+        .iter()
+        .map(|c| col(format!("\"{}\"", c.replace('"', "\"\""))).sort(true, false))
+        .collect();
+    let values: Vec<RecordBatch> = frame
+        .clone()
+        .select_columns(&columns)
+        .and_then(DataFrame::distinct)
+        .and_then(|f| f.sort(order))
+        .map_err(read_error)?
+        .collect()
+        .await
+        .map_err(read_error)?;
+    let mut parts = Vec::new();
+    for batch in &values {
+        for row in 0..batch.num_rows() {
+            let mut folder = String::new();
+            let mut filter: Option<datafusion::prelude::Expr> = None;
+            for (i, name) in columns.iter().enumerate() {
+                let array = batch.column(i);
+                let column = col(format!("\"{}\"", name.replace('"', "\"\"")));
+                let (text, matches) = if array.is_null(row) {
+                    (NULL_PARTITION.to_string(), column.is_null())
+                } else {
+                    let value = ScalarValue::try_from_array(array, row).map_err(read_error)?;
+                    let text = array_value_to_string(array, row).map_err(|err| {
+                        read_error(datafusion::error::DataFusionError::ArrowError(
+                            Box::new(err),
+                            None,
+                        ))
+                    })?;
+                    (text, column.eq(lit(value)))
+                };
+                if let Some(bad) = text
+                    .chars()
+                    .find(|c| !(c.is_alphanumeric() || " ._-+:".contains(*c)))
+                    .or_else(|| text.is_empty().then_some(' '))
+                {
+                    return Err(SinkError::Partition {
+                        table: output.table.clone(),
+                        column: name.to_string(),
+                        reason: match text.is_empty() {
+                            true => "an empty value cannot name a folder".to_string(),
+                            false => format!(
+                                "the value `{text}` has `{bad}`, which cannot be part of a folder name (partition values may hold letters, digits, spaces and `._-+:`)"
+                            ),
+                        },
+                    });
+                }
+                folder.push_str(&format!("{name}={text}/"));
+                filter = Some(match filter {
+                    Some(before) => before.and(matches),
+                    None => matches,
+                });
+            }
+            parts.push(Part { folder, filter });
+        }
+    }
+    Ok(parts)
+}
+
+/// Writes a frame's rows to one Parquet object; returns its rows and size.
+/// `first` marks an output's first file, where the `writing:<table>` test
+/// pause is.
+async fn write_parquet(
+    frame: DataFrame,
+    store: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    output: &OutputPlan,
+    first: bool,
+) -> Result<(usize, u64), SinkError> {
+    let read_error = |source| SinkError::Read {
+        table: output.table.clone(),
+        source,
+    };
     let write_error = |source| SinkError::Write {
         location: output.location.clone(),
         source,
     };
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let mut stream = frame.execute_stream().await.map_err(read_error)?;
     let props = writer_properties().map_err(write_error)?;
-    let object_writer = BufWriter::new(Arc::clone(&store), staged.clone());
+    let object_writer = BufWriter::new(Arc::clone(store), path.clone());
     let mut writer =
         AsyncArrowWriter::try_new(object_writer, schema, Some(props)).map_err(write_error)?;
     let mut rows = 0;
@@ -122,29 +445,139 @@ pub async fn stage_output(
         let batch = batch.map_err(read_error)?;
         rows += batch.num_rows();
         writer.write(&batch).await.map_err(write_error)?;
-        if rows == batch.num_rows() {
+        if first && rows == batch.num_rows() {
             pause_point(&format!("writing:{}", output.table));
         }
     }
     writer.close().await.map_err(write_error)?;
     let bytes = store
-        .head(&staged)
+        .head(path)
         .await
         .map(|meta| meta.size)
         .map_err(|source| SinkError::Publish {
             location: output.location.clone(),
             source,
         })?;
-    Ok(StagedOutput {
-        table: output.table.clone(),
-        target,
-        staged,
-        location: output.location.clone(),
-        rows,
-        bytes,
-        replace,
-        store,
-    })
+    Ok((rows, bytes))
+}
+
+/// Copies into a new version the files of the current one that this run
+/// keeps (an `append`, or the partitions an `overwrite_partition` did not
+/// write), server-side. Without a current version, the files at the
+/// folder's top (published before it was versioned) are the current ones.
+async fn carry_over(staged: &StagedOutput) -> Result<(), object_store::Error> {
+    let publication = &staged.publication;
+    if publication.replace == Replace::Everything {
+        return Ok(());
+    }
+    let store = staged.store.as_ref();
+    let current = read_pointer(store, &publication.folder).await?;
+    let base = match &current {
+        Some(version) => format!("{}/{}", publication.folder, version.trim_end_matches('/')),
+        None => publication.folder.clone(),
+    };
+    for (object, relative) in part_files(store, &base).await? {
+        if publication.replace.removes(&relative) || publication.files.contains(&relative) {
+            continue;
+        }
+        store
+            .copy(&object, &below(&publication.staging, &relative))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The `part-*.parquet` files of `base` and of its partition folders
+/// (`col=value/`), with their paths relative to it.
+async fn part_files(
+    store: &dyn ObjectStore,
+    base: &str,
+) -> Result<Vec<(ObjectPath, String)>, object_store::Error> {
+    let prefix = ObjectPath::parse(base).unwrap_or_else(|_| ObjectPath::from(base));
+    let listed: Vec<_> = store.list(Some(&prefix)).collect().await;
+    let mut files = Vec::new();
+    for object in listed {
+        let object = match object {
+            Ok(object) => object,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(err) => return Err(err),
+        };
+        let name = object.location.filename().unwrap_or_default();
+        let relative = object
+            .location
+            .as_ref()
+            .strip_prefix(&format!("{}/", prefix.as_ref()))
+            .unwrap_or_default()
+            .to_string();
+        // Only the folder's own files and its partition folders': not
+        // `_versions/`, nor another output's folder inside this one.
+        let in_partitions = relative
+            .rsplit_once('/')
+            .is_none_or(|(folders, _)| folders.split('/').all(|f| f.contains('=')));
+        if name.starts_with("part-") && name.ends_with(".parquet") && in_partitions {
+            files.push((object.location, relative));
+        }
+    }
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(files)
+}
+
+/// The current version a versioned output's pointer names
+/// (`_versions/<run_id>/`), or `None` when the folder has no pointer.
+async fn read_pointer(
+    store: &dyn ObjectStore,
+    folder: &str,
+) -> Result<Option<String>, object_store::Error> {
+    match store.get(&below(folder, POINTER)).await {
+        Ok(got) => {
+            let bytes = got.bytes().await?;
+            let text = String::from_utf8_lossy(&bytes).trim().to_string();
+            match parse_pointer(&text) {
+                Some(_) => Ok(Some(text)),
+                None => Err(object_store::Error::Generic {
+                    store: "civica",
+                    source: format!(
+                        "the pointer `{folder}/{POINTER}` holds `{text}`, not `{VERSIONS}/<run id>/`"
+                    )
+                    .into(),
+                }),
+            }
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// The run id a pointer's text names, when it is `_versions/<run id>/`.
+fn parse_pointer(text: &str) -> Option<&str> {
+    let run_id = text
+        .strip_prefix(&format!("{VERSIONS}/"))?
+        .strip_suffix('/')?;
+    let plain = !run_id.is_empty()
+        && !run_id.starts_with('.')
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    plain.then_some(run_id)
+}
+
+/// The folder to read for a folder `location`: the version its `_CURRENT`
+/// pointer names when it has one (an output civica published to an object
+/// store), else the folder itself.
+pub async fn current_folder(ctx: &SessionContext, location: &str) -> Result<String, StorageError> {
+    if !location.ends_with('/') {
+        return Ok(location.to_string());
+    }
+    let store = ensure_store(ctx, location)?;
+    let folder = table_url(location)?.prefix().to_string();
+    match read_pointer(store.as_ref(), &folder).await {
+        Ok(Some(version)) => Ok(format!("{location}{version}")),
+        Ok(None) => Ok(location.to_string()),
+        Err(err) => Err(StorageError::Read {
+            location: format!("{location}{POINTER}"),
+            source: Box::new(err),
+        }),
+    }
 }
 
 /// How civica writes Parquet: zstd level 3.
@@ -155,9 +588,7 @@ fn writer_properties() -> Result<WriterProperties, parquet::errors::ParquetError
 }
 
 /// A small table as the bytes of a Parquet file.
-pub fn parquet_bytes(
-    batch: &datafusion::arrow::array::RecordBatch,
-) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+pub fn parquet_bytes(batch: &RecordBatch) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let mut bytes = Vec::new();
     let mut writer = parquet::arrow::ArrowWriter::try_new(
         &mut bytes,
@@ -169,8 +600,10 @@ pub fn parquet_bytes(
     Ok(bytes)
 }
 
-/// Stages a small object (the segment model) to be published with the
-/// outputs: `location` is the final object's path or URL.
+/// Stages a small object (the segment model, the incremental state) to be
+/// published with the outputs: `location` is the final object's path or
+/// URL. One object is replaced whole, even by an object store's copy, so
+/// it is renamed into place everywhere.
 pub async fn stage_object(
     ctx: &SessionContext,
     location: &str,
@@ -182,10 +615,10 @@ pub async fn stage_object(
         .as_ref()
         .rsplit_once('/')
         .unwrap_or(("", target.as_ref()));
-    let staged = ObjectPath::from(format!("{folder}/.civica-staging-{run_id}/{name}"));
+    let staging = format!("{folder}/.civica-staging-{run_id}");
     let size = bytes.len() as u64;
     store
-        .put(&staged, bytes.into())
+        .put(&below(&staging, name), bytes.into())
         .await
         .map_err(|source| SinkError::Publish {
             location: location.to_string(),
@@ -193,38 +626,31 @@ pub async fn stage_object(
         })?;
     Ok(StagedOutput {
         table: name.to_string(),
-        target,
-        staged,
         location: location.to_string(),
         rows: 0,
         bytes: size,
-        replace: false,
+        partitions: 0,
+        version: None,
+        publication: Publication {
+            location: location.to_string(),
+            folder: folder.to_string(),
+            staging,
+            files: vec![name.to_string()],
+            replace: Replace::Nothing,
+            layout: Layout::Renamed,
+        },
         store,
     })
 }
 
 /// Where the run records what it is about to publish, so that a run
-/// killed half-way through its renames is completed by the next one.
+/// killed half-way through publishing is completed by the next one.
 const INTENTS: &str = "publishing";
 
-/// One move of a publish, as recorded before it happens.
-#[derive(Debug, Serialize, Deserialize)]
-struct Move {
-    /// The location the store is found by.
-    location: String,
-    /// The staged object.
-    staged: String,
-    /// Where it goes.
-    target: String,
-    /// Whether the folder's other `part-*.parquet` files go.
-    #[serde(default)]
-    replace: bool,
-}
-
-/// Moves every staged output into place. With a runs folder, the moves are
+/// Publishes every staged output. With a runs folder, the publications are
 /// first recorded in `<runs>/publishing/<run_id>.json`, removed once done:
-/// a run killed between two renames is completed by the next run
-/// ([`recover`]), so the outputs end at one run's state, never a mix.
+/// a run killed half-way is completed by the next run ([`recover`]), so the
+/// outputs end at one run's state, never a mix.
 pub async fn publish_outputs(
     ctx: &SessionContext,
     staged: &[StagedOutput],
@@ -233,16 +659,8 @@ pub async fn publish_outputs(
 ) -> Result<(), SinkError> {
     let intent = match runs {
         Some(runs) => {
-            let moves: Vec<Move> = staged
-                .iter()
-                .map(|s| Move {
-                    location: s.location.clone(),
-                    staged: s.staged.to_string(),
-                    target: s.target.to_string(),
-                    replace: s.replace,
-                })
-                .collect();
-            let body = serde_json::to_vec_pretty(&moves).unwrap_or_default();
+            let publications: Vec<&Publication> = staged.iter().map(|s| &s.publication).collect();
+            let body = serde_json::to_vec_pretty(&publications).unwrap_or_default();
             let (store, path) = object_in(ctx, runs, &format!("{INTENTS}/{run_id}.json"))?;
             store
                 .put(&path, body.into())
@@ -259,18 +677,12 @@ pub async fn publish_outputs(
         if done > 0 {
             pause_point(&format!("publishing:{done}"));
         }
-        output
-            .store
-            .rename(&output.staged, &output.target)
+        complete(output.store.as_ref(), &output.publication)
             .await
             .map_err(|source| SinkError::Publish {
                 location: output.location.clone(),
                 source,
             })?;
-        remove_staging_folder(output).await;
-        if output.replace {
-            remove_other_parts(output.store.as_ref(), &output.target).await;
-        }
     }
     if let Some((store, path)) = intent {
         let _ = store.delete(&path).await;
@@ -279,29 +691,126 @@ pub async fn publish_outputs(
     Ok(())
 }
 
-/// Removes the `part-*.parquet` files beside `kept` in its folder: what an
-/// output replaces.
-async fn remove_other_parts(store: &dyn ObjectStore, kept: &ObjectPath) {
-    let Some((folder, _)) = kept.as_ref().rsplit_once('/') else {
-        return;
-    };
-    let Ok(listing) = store
-        .list_with_delimiter(Some(&ObjectPath::from(folder)))
-        .await
-    else {
-        return;
-    };
-    for object in listing.objects {
-        let name = object.location.filename().unwrap_or_default();
-        if object.location != *kept && name.starts_with("part-") && name.ends_with(".parquet") {
-            let _ = store.delete(&object.location).await;
+/// Publishes one output, or completes its publish: renames the staged
+/// files not yet moved and removes what they replace, or points the
+/// output at its new version and removes the versions no reader needs.
+async fn complete(
+    store: &dyn ObjectStore,
+    publication: &Publication,
+) -> Result<(), object_store::Error> {
+    let Publication {
+        folder,
+        staging,
+        files,
+        ..
+    } = publication;
+    match publication.layout {
+        Layout::Renamed => {
+            for file in files {
+                let from = below(staging, file);
+                if store.head(&from).await.is_ok() {
+                    store.rename(&from, &below(folder, file)).await?;
+                }
+            }
+            if publication.replace != Replace::Nothing {
+                for (object, relative) in part_files(store, folder).await? {
+                    if publication.replace.removes(&relative) && !files.contains(&relative) {
+                        store.delete(&object).await?;
+                    }
+                }
+            }
+            let location = &publication.location;
+            if location.ends_with('/') {
+                prune_local(location, folder, false);
+            }
+            prune_local(location, staging, true);
         }
+        Layout::Versioned => {
+            let Some(run_id) = staging.rsplit('/').next() else {
+                return Ok(());
+            };
+            let before = read_pointer(store, folder).await.ok().flatten();
+            let previous = before.as_deref().and_then(parse_pointer);
+            if previous == Some(run_id) {
+                // Completed already (a recorded publish done again).
+                return Ok(());
+            }
+            store
+                .put(
+                    &below(folder, POINTER),
+                    format!("{VERSIONS}/{run_id}/").into(),
+                )
+                .await?;
+            remove_old_versions(
+                store,
+                &publication.location,
+                folder,
+                &[Some(run_id), previous],
+            )
+            .await;
+            if previous.is_some() {
+                // The files published before the folder was versioned: the
+                // run before this one stopped pointing at them.
+                for (object, _) in part_files(store, folder).await.unwrap_or_default() {
+                    let _ = store.delete(&object).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes every version of a versioned output but those in `keep` and
+/// those of runs still running. The version a pointer named until now is
+/// kept, for readers that followed it just before it moved.
+async fn remove_old_versions(
+    store: &dyn ObjectStore,
+    location: &str,
+    folder: &str,
+    keep: &[Option<&str>],
+) {
+    for (run_id, prefix) in versions(store, folder).await {
+        if keep.contains(&Some(run_id.as_str())) || run_alive(&run_id) {
+            continue;
+        }
+        remove_all(store, location, &prefix).await;
     }
 }
 
-/// Whether the run that named a staging folder or intent may still be
-/// running: its process (the run id ends with the pid) is alive on this
-/// machine.
+/// The versions below a versioned output, by run id.
+async fn versions(store: &dyn ObjectStore, folder: &str) -> Vec<(String, ObjectPath)> {
+    let Ok(listing) = store
+        .list_with_delimiter(Some(&below(folder, VERSIONS)))
+        .await
+    else {
+        return Vec::new();
+    };
+    listing
+        .common_prefixes
+        .into_iter()
+        .map(|prefix| (prefix.filename().unwrap_or_default().to_string(), prefix))
+        .collect()
+}
+
+/// Deletes every object below a prefix, and its folder when `location` is
+/// on local disk.
+async fn remove_all(store: &dyn ObjectStore, location: &str, prefix: &ObjectPath) {
+    let objects: Vec<_> = store
+        .list(Some(prefix))
+        .filter_map(|meta| async move { meta.ok() })
+        .collect()
+        .await;
+    for object in objects {
+        let _ = store.delete(&object.location).await;
+    }
+    if let Some(path) = local_path(location, prefix.as_ref()) {
+        let _ = tokio::fs::remove_dir_all(path).await;
+    }
+}
+
+/// Whether the run that named a staging folder, a version or an intent may
+/// still be running: its process (the run id ends with the pid) is alive
+/// on this machine.
 fn run_alive(run_id: &str) -> bool {
     let pid = run_id
         .rsplit('-')
@@ -315,9 +824,10 @@ fn run_alive(run_id: &str) -> bool {
 }
 
 /// Repairs what dead runs left, before a run starts: completes the publish
-/// of a run killed between its renames (from its record in
-/// `<runs>/publishing/`), then removes the `.civica-staging-*` folders of
-/// dead runs beside the outputs. Returns what was done, for the log.
+/// of a run killed half-way (from its record in `<runs>/publishing/`), then
+/// removes the staging folders beside `folders` and the never-published
+/// versions below them that dead runs left. Returns what was done, for the
+/// log.
 pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String]) -> Vec<String> {
     let mut done = Vec::new();
     if let Some(runs) = runs
@@ -338,31 +848,25 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
             if run_alive(&run_id) {
                 continue;
             }
-            let moves: Vec<Move> = match store.get(&meta.location).await {
+            let publications: Vec<Publication> = match store.get(&meta.location).await {
                 Ok(got) => match got.bytes().await {
                     Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
                     Err(_) => continue,
                 },
                 Err(_) => continue,
             };
-            for step in moves {
-                let Ok(target_store) = ensure_store(ctx, &step.location) else {
+            for publication in publications {
+                let Ok(target_store) = ensure_store(ctx, &publication.location) else {
                     continue;
                 };
-                let staged = ObjectPath::from(step.staged.as_str());
-                let target = ObjectPath::from(step.target.as_str());
-                if target_store.head(&staged).await.is_ok()
-                    && target_store.rename(&staged, &target).await.is_ok()
-                {
+                if !staged_files_present(target_store.as_ref(), &publication).await {
+                    continue;
+                }
+                if complete(target_store.as_ref(), &publication).await.is_ok() {
                     done.push(format!(
                         "completed the publish of run {run_id}: {}",
-                        step.target
+                        publication.location
                     ));
-                }
-                // A replacing output also drops the files it replaces, as
-                // its publish would have.
-                if step.replace && target_store.head(&target).await.is_ok() {
-                    remove_other_parts(target_store.as_ref(), &target).await;
                 }
             }
             let _ = store.delete(&meta.location).await;
@@ -390,30 +894,93 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
             if run_alive(run_id) {
                 continue;
             }
-            let objects: Vec<_> = store
-                .list(Some(&prefix))
-                .filter_map(|meta| async move { meta.ok() })
-                .collect()
-                .await;
-            for object in objects {
-                let _ = store.delete(&object.location).await;
-            }
-            if is_local(parent) {
-                let _ = tokio::fs::remove_dir_all(format!("/{prefix}")).await;
-            }
+            remove_all(store.as_ref(), parent, &prefix).await;
             done.push(format!(
                 "removed the staging leftovers of run {run_id}: {prefix}"
             ));
         }
     }
+    for location in folders.iter().filter(|f| f.ends_with('/')) {
+        let (Ok(store), Ok(url)) = (ensure_store(ctx, location), table_url(location)) else {
+            continue;
+        };
+        let folder = url.prefix().to_string();
+        let Ok(current) = read_pointer(store.as_ref(), &folder).await else {
+            continue;
+        };
+        let current = current
+            .as_deref()
+            .and_then(parse_pointer)
+            .unwrap_or_default();
+        for (run_id, prefix) in versions(store.as_ref(), &folder).await {
+            // A version newer than the current one was never published.
+            if run_id.as_str() > current && !run_alive(&run_id) {
+                remove_all(store.as_ref(), location, &prefix).await;
+                done.push(format!(
+                    "removed the unpublished version of run {run_id}: {prefix}"
+                ));
+            }
+        }
+    }
     done
+}
+
+/// Whether a recorded publish can still be completed: every staged file
+/// is still staged or already moved (a publish is recorded only once all
+/// are written, so this fails only if someone removed them since).
+async fn staged_files_present(store: &dyn ObjectStore, publication: &Publication) -> bool {
+    for file in &publication.files {
+        let staged = store.head(&below(&publication.staging, file)).await.is_ok();
+        let moved = publication.layout == Layout::Renamed
+            && store.head(&below(&publication.folder, file)).await.is_ok();
+        if !staged && !moved {
+            return false;
+        }
+    }
+    true
+}
+
+/// The local file system path of a store path when `location` is on
+/// local disk, `None` elsewhere.
+fn local_path(location: &str, path: &str) -> Option<PathBuf> {
+    if !is_local(location) {
+        return None;
+    }
+    let path = ObjectPath::parse(path).ok()?;
+    LocalFileSystem::new()
+        .path_to_filesystem(&path)
+        .ok()
+        .filter(|p| p.exists())
+}
+
+/// On local disk, removes the empty folders below `path` (partition
+/// folders a replace emptied, a staging folder whose files moved), and
+/// `path` itself too when `itself` and it is left empty.
+fn prune_local(location: &str, path: &str, itself: bool) {
+    fn prune(dir: &std::path::Path, itself: bool) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.filter_map(Result::ok) {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    prune(&entry.path(), true);
+                }
+            }
+        }
+        if itself {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    if let Some(dir) = local_path(location, path) {
+        prune(&dir, itself);
+    }
 }
 
 /// On local disk, removes the folder an object was deleted from when it is
 /// left empty, so that the runs folder holds only run records.
 async fn remove_empty_local_folder(location: &str, object: &ObjectPath) {
-    if let (true, Some((folder, _))) = (is_local(location), object.as_ref().rsplit_once('/')) {
-        let _ = tokio::fs::remove_dir(format!("/{folder}")).await;
+    if let Some((folder, _)) = object.as_ref().rsplit_once('/')
+        && let Some(path) = local_path(location, folder)
+    {
+        let _ = tokio::fs::remove_dir(path).await;
     }
 }
 
@@ -433,8 +1000,7 @@ fn is_local(location: &str) -> bool {
 /// A pause for tests of killed runs: with `CIVICA_PAUSE_AT=<point>` in the
 /// environment the run stops at that point (`writing:<table>` after the
 /// first batch of an output is written, `publishing:<n>` after `n`
-/// outputs are moved into place), says so on stderr, and waits to be
-/// killed.
+/// outputs are published), says so on stderr, and waits to be killed.
 pub fn pause_point(point: &str) {
     if std::env::var("CIVICA_PAUSE_AT").is_ok_and(|p| p == point) {
         eprintln!("civica: paused at {point}");
@@ -444,16 +1010,45 @@ pub fn pause_point(point: &str) {
     }
 }
 
-/// Removes staged files after a failure; the published files are untouched.
+/// Removes what a failed run staged; the published files are untouched.
 pub async fn discard_staged(staged: &[StagedOutput]) {
     for output in staged {
-        let _ = output.store.delete(&output.staged).await;
-        remove_staging_folder(output).await;
+        let publication = &output.publication;
+        let prefix = ObjectPath::parse(&publication.staging)
+            .unwrap_or_else(|_| ObjectPath::from(publication.staging.as_str()));
+        remove_all(output.store.as_ref(), &publication.location, &prefix).await;
     }
 }
 
-/// On local disk the staging folder is a real directory, left empty once
-/// its file moved; object stores have no folders to remove.
-async fn remove_staging_folder(output: &StagedOutput) {
-    remove_empty_local_folder(&output.location, &output.staged).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pointer_names_one_version_folder() {
+        assert_eq!(
+            parse_pointer("_versions/20261121T010203.004Z-77/"),
+            Some("20261121T010203.004Z-77")
+        );
+        for bad in [
+            "",
+            "_versions/",
+            "_versions/../x/",
+            "_versions/a/b/",
+            "versions/a/",
+            "_versions/a",
+            "s3://b/x/",
+        ] {
+            assert_eq!(parse_pointer(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_replace_removes_what_it_names() {
+        let partitions = Replace::Partitions(vec!["ds=2026-11-21/".into()]);
+        assert!(partitions.removes("ds=2026-11-21/part-00000.parquet"));
+        assert!(!partitions.removes("ds=2026-11-20/part-00000.parquet"));
+        assert!(Replace::Everything.removes("part-1.parquet"));
+        assert!(!Replace::Nothing.removes("part-1.parquet"));
+    }
 }

@@ -39,11 +39,14 @@ pub struct Journal {
 pub struct OutputRecord {
     /// The table.
     pub table: String,
-    /// The object written.
+    /// The object written, or the folder of a partitioned output.
     pub path: String,
+    /// The files of a partitioned output, one per partition.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
     /// Rows.
     pub rows: usize,
-    /// Bytes of the Parquet file.
+    /// Bytes of the Parquet files.
     pub bytes: u64,
 }
 

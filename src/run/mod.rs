@@ -22,8 +22,8 @@ use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats, register_source};
 use crate::spec::{
-    CheckOptions, Diagnostic, OnError, Plan, ResourcesPlan, SegmentPlan, SourcePlan, Step,
-    check_spec, load_spec,
+    CheckOptions, Diagnostic, OnError, OutputPlan, Plan, ResourcesPlan, SegmentPlan, SourcePlan,
+    Step, check_spec, load_spec,
 };
 use crate::storage::configure_store;
 use crate::transform::{plan_step, run_step};
@@ -162,6 +162,14 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
             ));
         }
     }
+    for output in plan.outputs.iter().filter(|o| !o.partition_by.is_empty()) {
+        if failed.contains(&output.table) {
+            continue;
+        }
+        if let Err(message) = check_partition_columns(&ctx, output).await {
+            diags.push(Diagnostic::at(&plan.file, output.partition_pos, message));
+        }
+    }
     if diags.is_empty() {
         Ok(Prepared {
             plan,
@@ -173,6 +181,35 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     } else {
         Err(diags)
     }
+}
+
+/// Whether an output's partition columns are columns of its table, and
+/// leave at least one column for the files.
+async fn check_partition_columns(ctx: &SessionContext, output: &OutputPlan) -> Result<(), String> {
+    let table = ctx
+        .table(output.table.as_str())
+        .await
+        .map_err(|err| err.to_string())?;
+    let schema = table.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    if let Some(missing) = output
+        .partition_by
+        .iter()
+        .find(|c| !names.contains(&c.as_str()))
+    {
+        return Err(format!(
+            "`partition_by` names `{missing}`, which is not a column of `{}` (columns: {})",
+            output.table,
+            names.join(", ")
+        ));
+    }
+    if output.partition_by.len() >= names.len() {
+        return Err(format!(
+            "`partition_by` takes every column of `{}`: the files would have none",
+            output.table
+        ));
+    }
+    Ok(())
 }
 
 /// A session with the plan's resources: one partition per core unless the
@@ -591,7 +628,14 @@ async fn execute(
                     name: done.table.clone(),
                     rows: Some(done.rows),
                     elapsed: output_started.elapsed(),
-                    detail: format!("{} ({})", published_path(&done), human_bytes(done.bytes)),
+                    detail: match done.partitions {
+                        0 => format!("{} ({})", done.published_path(), human_bytes(done.bytes)),
+                        n => format!(
+                            "{} ({n} partition(s), {})",
+                            done.published_path(),
+                            human_bytes(done.bytes)
+                        ),
+                    },
                     ..StepReport::default()
                 });
                 staged.push(done);
@@ -635,7 +679,8 @@ async fn execute(
         .iter()
         .map(|done| OutputRecord {
             table: done.table.clone(),
-            path: published_path(done),
+            path: done.published_path(),
+            files: done.partition_files(),
             rows: done.rows,
             bytes: done.bytes,
         })
@@ -660,19 +705,6 @@ impl std::ops::Deref for ScratchFolder {
 impl Drop for ScratchFolder {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a staged object was published: its folder and file name (an
-/// output), or its own path (the segment model).
-fn published_path(done: &StagedOutput) -> String {
-    match done.location.ends_with('/') {
-        true => format!(
-            "{}{}",
-            done.location,
-            done.target.filename().unwrap_or_default()
-        ),
-        false => done.location.clone(),
     }
 }
 

@@ -792,6 +792,7 @@ async fn migrations(
     let Some(folder) = &plan.published else {
         return Ok(empty);
     };
+    let folder = &crate::sink::current_folder(ctx, folder).await?;
     let store = ensure_store(ctx, folder)?;
     let prefix = table_url(folder)?.prefix().clone();
     let file = prefix.clone().join(crate::sink::OUTPUT_FILE);

@@ -195,7 +195,23 @@ pub async fn register_source(
         FormatSpec::Parquet(parquet) => parquet.extension.clone(),
         FormatSpec::AccessLog(log) => log.extension.clone().unwrap_or_default(),
     };
-    let listed = list_objects(ctx, &source.location, &extension).await?;
+    let mut listed = list_objects(ctx, &source.location, &extension).await?;
+    // An output civica published to an object store is read at the version
+    // its `_CURRENT` pointer names, not every version it keeps (asked after
+    // the listing, whose errors explain a store's problems best).
+    let current = crate::sink::current_folder(ctx, &source.location).await?;
+    let followed;
+    let source = if current == source.location {
+        source
+    } else {
+        tracing::debug!(source = %source.name, version = %current, "following the folder's pointer");
+        listed = list_objects(ctx, &current, &extension).await?;
+        followed = SourcePlan {
+            location: current,
+            ..source.clone()
+        };
+        &followed
+    };
     if listed.is_empty() {
         return Err(SourceError::NoFiles {
             location: source.location.clone(),

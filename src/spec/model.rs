@@ -589,9 +589,16 @@ pub struct OutputSpec {
     /// The folder the Parquet file goes to; placeholders allowed.
     pub path: String,
     /// `overwrite` (default): the folder holds this run's file only;
-    /// `append`: this run's file is added beside the earlier ones.
+    /// `append`: this run's file is added beside the earlier ones;
+    /// `overwrite_partition`: the partitions this run writes are replaced,
+    /// the others kept.
     #[serde(default)]
     pub mode: OutputMode,
+    /// Columns that split the output into Hive-style folders
+    /// (`ds=2026-11-21/part-00000.parquet`), in order; the files do not
+    /// repeat them.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
 }
 
 /// How an output's folder changes when a run publishes.
@@ -603,6 +610,9 @@ pub enum OutputMode {
     Overwrite,
     /// This run's file is added as `part-<run_id>.parquet`.
     Append,
+    /// The partitions this run writes replace the same partitions; the
+    /// others are kept. Needs `partition_by`.
+    OverwritePartition,
 }
 
 /// One data-quality check of a table, as written under `checks.<table>`.

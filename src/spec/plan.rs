@@ -56,7 +56,8 @@ pub struct Plan {
     /// The pipeline file, as the user named it.
     pub file: String,
     /// The folder each run's manifest is written to: `runs`, else `_runs/`
-    /// beside the first output's folder; `None` without either.
+    /// beside the first output's folder (in the part of its path that no
+    /// run date changes); `None` without either.
     pub runs: Option<String>,
     /// Every variable with its final value (built-ins, `vars`, `--var`).
     pub vars: BTreeMap<String, String>,
@@ -252,6 +253,10 @@ pub struct OutputPlan {
     pub location: String,
     /// Replace the folder's files or add to them.
     pub mode: super::OutputMode,
+    /// Hive partition columns, in folder order.
+    pub partition_by: Vec<String>,
+    /// Where `partition_by` is written.
+    pub partition_pos: Pos,
     /// Where the output is defined in the pipeline file.
     pub pos: Pos,
 }
@@ -410,10 +415,32 @@ pub fn check_spec(
             ));
             continue;
         }
+        let partition_pos = output.pos_of("partition_by");
+        let partition_by = &output.value.partition_by;
+        if output.value.mode == super::OutputMode::OverwritePartition && partition_by.is_empty() {
+            diags.push(Diagnostic::at(
+                &file,
+                output.pos_of("mode"),
+                "`mode: overwrite_partition` needs `partition_by`: the columns whose values name the partitions".to_string(),
+            ));
+        }
+        if let Some(twice) = partition_by
+            .iter()
+            .enumerate()
+            .find(|(i, c)| partition_by[..*i].contains(c))
+        {
+            diags.push(Diagnostic::at(
+                &file,
+                partition_pos,
+                format!("`partition_by` names `{}` twice", twice.1),
+            ));
+        }
         plan.outputs.push(OutputPlan {
             table: table.clone(),
             location,
             mode: output.value.mode,
+            partition_by: partition_by.clone(),
+            partition_pos,
             pos: output.pos,
         });
     }
@@ -436,10 +463,25 @@ pub fn check_spec(
     plan.runs = match &spec.runs {
         Some(runs) => render_located(&file, &runs.value, runs.pos, &plan.vars, &mut diags)
             .map(|location| resolve_location(&location, &base_dir, true)),
-        None => plan
-            .outputs
-            .first()
-            .map(|o| format!("{}_runs/", parent_folder(&o.location))),
+        None => plan.outputs.first().map(|first| {
+            let template = spec
+                .outputs
+                .iter()
+                .find(|o| o.value.table == first.table)
+                .map(|o| o.value.path.as_str())
+                .unwrap_or_default();
+            match stable_folder(template) {
+                // A dated folder: the runs folder sits in the part of the
+                // path every run shares, so each run finds the same state.
+                Some(stable) => {
+                    let rendered = render(stable, &plan.vars)
+                        .map(|r| r.text)
+                        .unwrap_or_else(|_| stable.to_string());
+                    format!("{}_runs/", resolve_location(&rendered, &base_dir, true))
+                }
+                None => format!("{}_runs/", parent_folder(&first.location)),
+            }
+        }),
     };
     (plan, diags)
 }
@@ -679,6 +721,29 @@ fn render_located(
             None
         }
     }
+}
+
+/// The part of a path template before its first run-dependent placeholder
+/// (`{{ ds }}`, `{{ ds_nodash }}`, `{{ run_id }}`, with or without
+/// filters), cut back to a folder: `{{ lake }}/daily/{{ ds }}/` →
+/// `{{ lake }}/daily/`. `None` when no such placeholder is in the path.
+fn stable_folder(template: &str) -> Option<&str> {
+    let mut from = 0;
+    while let Some(open) = template[from..].find("{{").map(|i| i + from) {
+        let inner = template[open + 2..].trim_start();
+        let name: String = inner
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if ["ds", "ds_nodash", "run_id"].contains(&name.as_str()) {
+            let folder = template[..open]
+                .rfind('/')
+                .map_or("", |at| &template[..=at]);
+            return Some(if folder.is_empty() { "./" } else { folder });
+        }
+        from = open + 2;
+    }
+    None
 }
 
 /// The folder holding a folder location (`…/marts/segments/` →
@@ -1216,5 +1281,26 @@ pub fn flavor_name(flavor: LogFlavor) -> &'static str {
     match flavor {
         LogFlavor::Common => "common",
         LogFlavor::Combined => "combined",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_folder;
+
+    #[test]
+    fn a_dated_output_path_keeps_its_runs_folder_in_the_shared_part() {
+        assert_eq!(
+            stable_folder("{{ lake }}/daily/{{ ds }}/calls/"),
+            Some("{{ lake }}/daily/")
+        );
+        assert_eq!(
+            stable_folder("out/day/ds={{ ds_nodash }}/"),
+            Some("out/day/")
+        );
+        assert_eq!(stable_folder("out/{{ ds | add_days(-1) }}/"), Some("out/"));
+        assert_eq!(stable_folder("{{ run_id }}/x/"), Some("./"));
+        assert_eq!(stable_folder("{{ lake }}/marts/segments/"), None);
+        assert_eq!(stable_folder("{{ dsn }}/x/"), None);
     }
 }

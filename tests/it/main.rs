@@ -6,6 +6,7 @@ mod common;
 mod csv_sources;
 mod incremental;
 mod operator;
+mod partitions;
 mod peer;
 mod publish;
 mod quarantine;

@@ -102,14 +102,66 @@ fn quickstart_reads_its_lake_from_a_bucket_and_writes_outputs_to_it() {
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("s3://lake/marts/segments/part-00000.parquet"),
+        stdout.contains("s3://lake/marts/segments/_versions/"),
         "{stdout}"
     );
-    // What the server stored is real Parquet with every citizen in it.
-    let segments = read_parquet(&lake.join("marts/segments"));
+    // What the server stored is real Parquet with every citizen in it, in
+    // the version the pointer names.
+    let segments = read_parquet(&current_version(&lake.join("marts/segments")));
     assert_eq!(segments.iter().map(|b| b.num_rows()).sum::<usize>(), 300);
-    let profiles = read_parquet(&lake.join("marts/segment_profiles"));
+    let profiles = read_parquet(&current_version(&lake.join("marts/segment_profiles")));
     assert_eq!(profiles.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
+
+    // The next night follows the pointer to the segments it published: the
+    // migrations table counts every citizen from a previous segment.
+    let again = server.run(quickstart_command("s3://lake", "run"), SECRET_KEY);
+    assert!(again.status.success(), "{}", describe(&again));
+    let migrations = read_parquet(&current_version(&lake.join("marts/segment_migrations")));
+    let moved: i64 = migrations
+        .iter()
+        .map(|b| {
+            datafusion::arrow::compute::sum(
+                b.column_by_name("citizens")
+                    .expect("citizens")
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .expect("counts"),
+            )
+            .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(moved, 300, "every citizen had a previous segment");
+}
+
+/// The local folder of the version an output folder's `_CURRENT` names.
+fn current_version(folder: &std::path::Path) -> PathBuf {
+    let pointer = std::fs::read_to_string(folder.join("_CURRENT")).expect("a _CURRENT pointer");
+    let version = pointer.trim();
+    assert!(
+        version.starts_with("_versions/") && version.ends_with('/'),
+        "{version}"
+    );
+    folder.join(version)
+}
+
+/// The versions below an output folder that hold files (the server keeps
+/// emptied folders on its disk; S3 has no folders), sorted.
+fn versions(folder: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder.join("_versions"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_dir(e.path())
+                        .map(|mut files| files.next().is_some())
+                        .unwrap_or(false)
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 #[test]
@@ -191,7 +243,9 @@ fn storage_settings_in_the_yaml_reach_the_client() {
         &logs_pipeline(&endpoint, "  timeout_s: 20\n  max_retries: 2\n"),
     );
     assert!(out.status.success(), "{}", describe(&out));
-    let summary = read_parquet(&server.bucket_dir("logs").join("out/summary"));
+    let summary = read_parquet(&current_version(
+        &server.bucket_dir("logs").join("out/summary"),
+    ));
     let n = summary[0]
         .column(0)
         .as_any()
@@ -217,10 +271,11 @@ fn storage_settings_in_the_yaml_reach_the_client() {
     assert!(stderr.contains("cannot read `s3://logs/web/`"), "{stderr}");
 }
 
-/// The publish guarantees on the S3 server: a failing blocking check, a
-/// run killed while writing and a run killed between its renames leave the
-/// published objects as they were (or complete them), and the next run
-/// cleans up.
+/// The publish guarantees on the S3 server, where outputs are versions
+/// named by a `_CURRENT` pointer: a failing blocking check, a run killed
+/// while writing and a run killed between two pointer writes leave the
+/// current outputs as they were (or complete them), the next run removes
+/// what dead runs wrote, and only the current and previous versions stay.
 #[test]
 fn publish_guarantees_hold_on_a_bucket() {
     let server = S3Server::start();
@@ -247,72 +302,62 @@ fn publish_guarantees_hold_on_a_bucket() {
             SECRET_KEY,
         )
     };
+    let kill_at = |point: &str| {
+        crate::publish::kill_command_at(
+            server.configure(
+                crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
+                SECRET_KEY,
+            ),
+            point,
+        )
+    };
+    let tables = ["people", "names"];
+    // What a reader following each pointer reads.
     let snapshot = || {
-        ["people", "names"].map(|t| {
-            std::fs::read(lake.join(format!("out/{t}/part-00000.parquet"))).expect("published")
+        tables.map(|t| {
+            std::fs::read(current_version(&lake.join("out").join(t)).join("part-00000.parquet"))
+                .expect("published")
         })
     };
-    // Staged objects still in the bucket (the server keeps the emptied
-    // folders on its disk; S3 has no folders, so only files count).
-    let leftovers = || {
-        std::fs::read_dir(lake.join("out"))
-            .expect("out")
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().contains("civica-staging"))
-            .map(|e| {
-                std::fs::read_dir(e.path())
-                    .map(|files| {
-                        files
-                            .filter_map(Result::ok)
-                            .filter(|f| f.path().is_file())
-                            .count()
-                    })
-                    .unwrap_or(0)
-            })
-            .sum::<usize>()
-    };
+    let all_versions = || tables.map(|t| versions(&lake.join("out").join(t)));
     write_people("1;anna\n2;luca\n");
     let first = run();
     assert!(first.status.success(), "{}", describe(&first));
     let day1 = snapshot();
+    let after_day1 = all_versions();
+    assert_eq!(after_day1.clone().map(|v| v.len()), [1, 1]);
 
-    // A duplicate id fails the blocking check: exit 3, nothing published.
+    // A duplicate id fails the blocking check: exit 3, nothing written.
     write_people("1;anna\n2;luca\n2;mario\n");
     let failed = run();
     assert_eq!(failed.status.code(), Some(3), "{}", describe(&failed));
     assert_eq!(snapshot(), day1);
-    assert_eq!(leftovers(), 0);
+    assert_eq!(all_versions(), after_day1);
 
-    // Killed while writing: the published objects stay, the next run
-    // removes what it staged.
+    // Killed while writing: the pointers stay, and the next run removes
+    // the version the dead run had written.
     write_people("1;anna\n2;luca\n3;mario\n");
-    crate::publish::kill_command_at(
-        server.configure(
-            crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
-            SECRET_KEY,
-        ),
-        "writing:names",
-    );
+    kill_at("writing:names");
     assert_eq!(snapshot(), day1);
-    assert!(leftovers() > 0, "the killed run had staged `people`");
+    let dead: Vec<String> = versions(&lake.join("out/people"))
+        .into_iter()
+        .filter(|v| !after_day1[0].contains(v))
+        .collect();
+    assert_eq!(dead.len(), 1, "the killed run had written `people`");
     let next = run();
     assert!(next.status.success(), "{}", describe(&next));
-    assert_eq!(leftovers(), 0);
     let day2 = snapshot();
     assert_ne!(day2, day1);
+    assert!(!versions(&lake.join("out/people")).contains(&dead[0]));
+    assert!(String::from_utf8_lossy(&next.stderr).contains("removed the unpublished version"));
 
-    // Killed between its two renames: the next run, failing, completes them.
+    // Killed between its two pointer writes: the next run, failing,
+    // completes them.
     write_people("1;anna\n2;luca\n3;mario\n4;sara\n");
-    crate::publish::kill_command_at(
-        server.configure(
-            crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
-            SECRET_KEY,
-        ),
-        "publishing:1",
-    );
+    kill_at("publishing:1");
     let torn = snapshot();
-    assert_ne!(torn[0], day2[0], "`people` was moved");
-    assert_eq!(torn[1], day2[1], "`names` was not");
+    assert_ne!(torn[0], day2[0], "`people` points at the new version");
+    assert_eq!(torn[1], day2[1], "`names` does not yet");
     write_people("1;anna\n1;anna\n");
     let failing = run();
     assert_eq!(failing.status.code(), Some(3), "{}", describe(&failing));
@@ -322,5 +367,113 @@ fn publish_guarantees_hold_on_a_bucket() {
         repaired[1], day2[1],
         "`names` completed from the killed run"
     );
-    assert_eq!(leftovers(), 0);
+    // Three runs published: the current and the previous version stay.
+    assert_eq!(all_versions().map(|v| v.len()), [2, 2]);
+}
+
+/// Readers follow an output's `_CURRENT` pointer: pyarrow through the S3
+/// API, DuckDB with the README's recipe (on the bucket's folder: DuckDB's
+/// S3 extension is not installable offline), and civica itself when a
+/// pipeline reads the output as a source. Partitions an
+/// `overwrite_partition` run does not write are carried into its version.
+#[test]
+fn readers_follow_the_pointer_to_the_current_version() {
+    let server = S3Server::start();
+    let lake = server.bucket_dir("lake");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write_calls = |day: &str, calls: usize| {
+        std::fs::create_dir_all(lake.join("raw/calls")).expect("mkdir");
+        let mut text = "call_id;day\n".to_string();
+        for i in 0..calls {
+            text.push_str(&format!("{i};{day}\n"));
+        }
+        std::fs::write(lake.join(format!("raw/calls/{day}.csv")), text).expect("calls");
+    };
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        "name: calls\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\ntransforms:\n  - { name: today, sql: today.sql }\noutputs:\n  - { table: today, path: s3://lake/out/today/ }\n  - { table: today, path: s3://lake/out/daily/, mode: overwrite_partition, partition_by: [day] }\n",
+    )
+    .expect("pipeline");
+    std::fs::write(
+        dir.path().join("today.sql"),
+        "SELECT call_id, day FROM calls WHERE day = DATE '{{ ds }}' ORDER BY call_id",
+    )
+    .expect("sql");
+    let run_day = |day: &str| {
+        let out = server.run(
+            crate::common::civica_command(dir.path(), &["run", "pipeline.yaml", "--date", day]),
+            SECRET_KEY,
+        );
+        assert!(out.status.success(), "{}", describe(&out));
+    };
+    for (day, calls) in [("2026-11-19", 4), ("2026-11-20", 3), ("2026-11-21", 2)] {
+        write_calls(day, calls);
+        run_day(day);
+    }
+
+    // pyarrow through the S3 API: the pointer, then the version it names.
+    let script = format!(
+        r#"
+import pyarrow.dataset as ds
+import pyarrow.fs as fs
+s3 = fs.S3FileSystem(access_key="{ACCESS_KEY}", secret_key="{SECRET_KEY}", region="us-east-1",
+                     endpoint_override="http://127.0.0.1:{port}", scheme="http")
+def current(folder, **options):
+    with s3.open_input_stream(folder + "_CURRENT") as f:
+        version = folder + f.read().decode().strip()
+    selector = fs.FileSelector(version, recursive=True)
+    files = [i.path for i in s3.get_file_info(selector) if i.path.endswith(".parquet")]
+    return ds.dataset(files, filesystem=s3, format="parquet", partition_base_dir=version, **options)
+today = current("lake/out/today/").to_table()
+daily = current("lake/out/daily/", partitioning="hive").to_table()
+print(today.num_rows, sorted(daily.group_by("day").aggregate([("call_id", "count")]).to_pylist(), key=lambda r: str(r["day"])))
+"#,
+        port = server.port
+    );
+    assert_eq!(
+        crate::common::python(&script).trim(),
+        "2 [{'day': '2026-11-19', 'call_id_count': 4}, {'day': '2026-11-20', 'call_id_count': 3}, {'day': '2026-11-21', 'call_id_count': 2}]"
+    );
+
+    // DuckDB, with the README's recipe on the bucket's files.
+    let out = lake.join("out").display().to_string();
+    let recipe = format!(
+        r#"
+import duckdb
+con = duckdb.connect()
+con.execute("SET VARIABLE daily = '{out}/daily/' || (SELECT content FROM read_text('{out}/daily/_CURRENT')) || '**/*.parquet'")
+print(con.sql("SELECT day::VARCHAR, count(*) FROM read_parquet(getvariable('daily'), hive_partitioning = true) GROUP BY ALL ORDER BY ALL").fetchall())
+"#
+    );
+    assert_eq!(
+        crate::common::python(&recipe).trim(),
+        "[('2026-11-19', 4), ('2026-11-20', 3), ('2026-11-21', 2)]"
+    );
+
+    // civica reads the output as a source at its current version only,
+    // though the bucket holds the previous one too.
+    assert_eq!(versions(&lake.join("out/today")).len(), 2);
+    std::fs::write(
+        dir.path().join("downstream.yaml"),
+        "name: downstream\nsources:\n  today:\n    path: s3://lake/out/today/\n    format: { type: parquet }\ntransforms:\n  - { name: counted, sql: n.sql }\noutputs:\n  - { table: counted, path: s3://lake/out/n/ }\n",
+    )
+    .expect("downstream");
+    std::fs::write(
+        dir.path().join("n.sql"),
+        "SELECT count(*) AS calls FROM today",
+    )
+    .expect("sql");
+    let downstream = server.run(
+        crate::common::civica_command(dir.path(), &["run", "downstream.yaml"]),
+        SECRET_KEY,
+    );
+    assert!(downstream.status.success(), "{}", describe(&downstream));
+    let n = read_parquet(&current_version(&lake.join("out/n")));
+    let calls = n[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .expect("count")
+        .value(0);
+    assert_eq!(calls, 2, "the current version's rows only");
 }
