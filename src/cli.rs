@@ -19,6 +19,7 @@ macro_rules! say {
 }
 use crate::demo::{DemoOptions, write_demo_lake};
 use crate::run::{Prepared, RunEvent, StepReport, human_bytes, prepare, run_prepared};
+use crate::source::lines::BYTES_SCANNED;
 use crate::spec::{
     CheckOptions, Diagnostic, Diagnostics, FormatSpec, ResourcesSpec, Step, flavor_name,
 };
@@ -207,9 +208,9 @@ async fn run_pipeline(args: &PipelineArgs, quiet: bool) -> Result<(), Error> {
     let prepared = prepare_or_report(args).await?;
     let spinner = (!quiet).then(Spinner::start).flatten();
     let mut print = |event: RunEvent| match event {
-        RunEvent::Started(kind, name) => {
+        RunEvent::Started(kind, name, scanned) => {
             if let Some(spinner) = &spinner {
-                spinner.show(format!("{kind} {name}"));
+                spinner.show(format!("{kind} {name}"), scanned);
             }
         }
         RunEvent::Finished(step) => {
@@ -316,6 +317,9 @@ struct Spinner {
 struct SpinnerState {
     /// The running step and when it started.
     current: Option<(String, std::time::Instant)>,
+    /// The bytes the running step scans, and the process's count of
+    /// scanned bytes when it started.
+    scan: Option<(u64, u64)>,
     /// Whether a line is drawn that must be erased.
     drawn: bool,
     stop: bool,
@@ -341,7 +345,11 @@ impl Spinner {
                     return;
                 }
                 if let Some((label, since)) = &state.current {
-                    let line = format!("{frame} {label}  {:.1} s", since.elapsed().as_secs_f64());
+                    let progress = state.scan.map(scan_progress).unwrap_or_default();
+                    let line = format!(
+                        "{frame} {label}  {progress}{:.1} s",
+                        since.elapsed().as_secs_f64()
+                    );
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "\r\x1b[2K{line}");
                     let _ = err.flush();
@@ -355,10 +363,13 @@ impl Spinner {
         })
     }
 
-    /// Shows `label` as the running step.
-    fn show(&self, label: String) {
+    /// Shows `label` as the running step, with a bar of the bytes it has
+    /// scanned when it scans `scanned` bytes of CSV and log files.
+    fn show(&self, label: String, scanned: Option<u64>) {
         if let Ok(mut state) = self.state.lock() {
             state.current = Some((label, std::time::Instant::now()));
+            let before = BYTES_SCANNED.load(std::sync::atomic::Ordering::Relaxed);
+            state.scan = scanned.map(|total| (total, before));
         }
     }
 
@@ -373,6 +384,24 @@ impl Spinner {
             }
         }
     }
+}
+
+/// A step's scan as a bar: `[########------------]  40%  1.2 of 3.0 GiB  `.
+fn scan_progress((total, before): (u64, u64)) -> String {
+    const WIDTH: u64 = 20;
+    let done = BYTES_SCANNED
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(before)
+        .min(total);
+    let filled = (done * WIDTH / total.max(1)) as usize;
+    format!(
+        "[{}{}] {:>3}%  {} of {}  ",
+        "#".repeat(filled),
+        "-".repeat(WIDTH as usize - filled),
+        done * 100 / total.max(1),
+        human_bytes(done),
+        human_bytes(total)
+    )
 }
 
 impl Drop for Spinner {

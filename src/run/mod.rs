@@ -330,8 +330,10 @@ pub struct StepReport {
 /// What a run tells its caller as it goes.
 #[derive(Debug, Clone, Copy)]
 pub enum RunEvent<'a> {
-    /// A step started: its kind and table.
-    Started(&'static str, &'a str),
+    /// A step started: its kind, its table, and the bytes of CSV and log
+    /// files it scans, when it reads such sources (progress is measured
+    /// by [`BYTES_SCANNED`](crate::source::lines::BYTES_SCANNED)).
+    Started(&'static str, &'a str, Option<u64>),
     /// A step finished.
     Finished(&'a StepReport),
 }
@@ -344,7 +346,12 @@ struct Reporter<'a> {
 
 impl Reporter<'_> {
     fn start(&mut self, kind: &'static str, name: &str) {
-        (self.report)(RunEvent::Started(kind, name));
+        (self.report)(RunEvent::Started(kind, name, None));
+    }
+
+    /// A step that scans `bytes` of CSV and log files.
+    fn start_scan(&mut self, kind: &'static str, name: &str, bytes: u64) {
+        (self.report)(RunEvent::Started(kind, name, (bytes > 0).then_some(bytes)));
     }
 
     fn finish(&mut self, step: StepReport) {
@@ -493,7 +500,13 @@ async fn execute(
     };
     let mut quarantines = Vec::new();
     let mut model_file = None;
+    // The bytes of each source read line by line (CSV, logs), for the
+    // progress of the steps that scan them.
+    let mut line_bytes: std::collections::BTreeMap<String, u64> = Default::default();
     for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
+        if stats.quarantine.is_some() {
+            line_bytes.insert(name.clone(), stats.bytes);
+        }
         out.finish(StepReport {
             kind: "source",
             name,
@@ -515,7 +528,14 @@ async fn execute(
     for step in &plan.steps {
         let step_started = Instant::now();
         match step {
-            Step::Sql(sql) => out.start("transform", &sql.name),
+            Step::Sql(sql) => {
+                let scanned = sql
+                    .reads
+                    .iter()
+                    .filter_map(|(name, _)| line_bytes.get(name.as_str()))
+                    .sum();
+                out.start_scan("transform", &sql.name, scanned)
+            }
             Step::Segment(seg) => out.start("segment", &seg.name),
         }
         match step {

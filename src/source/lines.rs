@@ -474,11 +474,23 @@ impl FileOpener for LineOpener {
                     .map_err(DataFusionError::from)
                     .boxed(),
             };
+            // Counted as stored (before decompression), as listed sizes are.
+            let raw = raw
+                .inspect_ok(|chunk| {
+                    BYTES_SCANNED
+                        .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                })
+                .boxed();
             let input = compression.convert_stream(raw)?;
             Ok(scan.into_stream(input, store))
         }))
     }
 }
+
+/// Bytes of CSV and log files this process has read so far, as stored
+/// (compressed files before decompression): what the live progress bar of
+/// a step that scans them counts.
+pub static BYTES_SCANNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The state of one scan of one file (or byte range of a file).
 struct LineScan {

@@ -387,6 +387,17 @@ fn resources_bound_datafusion_memory_and_reach_the_session() {
         "no live line: {shown:?}"
     );
     assert!(shown.contains("\r\x1b[2Ktransform step"), "{shown:?}");
+    // The step scans a CSV source: a bar counts its bytes, up to the
+    // source's size as listed (the sort reads the whole file).
+    let size = human_bytes_of(&dir.path().join("in/n.csv"));
+    assert!(
+        shown.contains(&format!("transform step  [")),
+        "no progress bar: {shown:?}"
+    );
+    assert!(
+        shown.contains(&format!("of {size}  ")),
+        "no `of {size}` in {shown:?}"
+    );
 
     // What cannot spill (one list of every value) fails at the limit.
     write("SELECT array_agg(n) AS all_n FROM numbers", resources);
@@ -429,4 +440,9 @@ fn resources_bound_datafusion_memory_and_reach_the_session() {
         "{}",
         describe(&out)
     );
+}
+
+/// A file's size as civica prints sizes (`28.6 MiB`).
+fn human_bytes_of(path: &std::path::Path) -> String {
+    civica::run::human_bytes(std::fs::metadata(path).expect("file").len())
 }
