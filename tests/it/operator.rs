@@ -391,7 +391,7 @@ fn resources_bound_datafusion_memory_and_reach_the_session() {
     // source's size as listed (the sort reads the whole file).
     let size = human_bytes_of(&dir.path().join("in/n.csv"));
     assert!(
-        shown.contains(&format!("transform step  [")),
+        shown.contains("transform step  ["),
         "no progress bar: {shown:?}"
     );
     assert!(

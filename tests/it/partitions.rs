@@ -221,3 +221,51 @@ fn dated_output_folders_share_one_runs_folder() {
     assert_eq!(crate::common::manifests(&root.join("out/_runs")).len(), 2);
     assert!(!root.join("out/2026-11-20/_runs").exists());
 }
+
+/// A run killed after publishing its first output (partitioned) and
+/// before its second is completed by the next run: the second output gets
+/// the killed run's files too.
+#[test]
+fn a_partitioned_publish_killed_half_way_is_completed_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    setup(root, "overwrite_partition");
+    write_day(root, "2026-11-20", 3, &["anagrafe", "tributi"]);
+    let first = run_day(root, "2026-11-20");
+    assert!(first.status.success(), "{}", describe(&first));
+    let anagrafe = root.join("out/by_queue/day=2026-11-20/queue=anagrafe");
+    assert_eq!(files(&anagrafe).len(), 1);
+
+    write_day(root, "2026-11-20", 5, &["anagrafe", "tributi"]);
+    crate::publish::kill_command_at(
+        crate::common::civica_command(root, &["run", "pipeline.yaml", "--date", "2026-11-20"]),
+        "publishing:1",
+    );
+    assert_eq!(
+        duckdb_counts(&root.join("out/daily"), "day::VARCHAR"),
+        "[('2026-11-20', 5)]\n",
+        "the first output was published"
+    );
+    assert_eq!(files(&anagrafe).len(), 1, "the second was not");
+
+    let next = run_day(root, "2026-11-20");
+    assert!(next.status.success(), "{}", describe(&next));
+    assert!(
+        String::from_utf8_lossy(&next.stderr).contains("completed the publish of run"),
+        "{}",
+        describe(&next)
+    );
+    // The first run's file, the killed run's, and the next run's.
+    assert_eq!(files(&anagrafe).len(), 3);
+    assert_eq!(
+        duckdb_counts(&root.join("out/by_queue"), "queue"),
+        "[('anagrafe', 8), ('tributi', 5)]\n"
+    );
+    assert!(
+        !std::fs::read_dir(root.join("out"))
+            .expect("out")
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().contains("civica-staging")),
+        "no staging folder left"
+    );
+}

@@ -391,7 +391,7 @@ fn readers_follow_the_pointer_to_the_current_version() {
     };
     std::fs::write(
         dir.path().join("pipeline.yaml"),
-        "name: calls\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\ntransforms:\n  - { name: today, sql: today.sql }\noutputs:\n  - { table: today, path: s3://lake/out/today/ }\n  - { table: today, path: s3://lake/out/daily/, mode: overwrite_partition, partition_by: [day] }\n",
+        "name: calls\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\ntransforms:\n  - { name: today, sql: today.sql }\noutputs:\n  - { table: today, path: s3://lake/out/today/ }\n  - { table: today, path: s3://lake/out/daily/, mode: overwrite_partition, partition_by: [day] }\n  - { table: today, path: s3://lake/out/log/, mode: append }\n",
     )
     .expect("pipeline");
     std::fs::write(
@@ -426,13 +426,15 @@ def current(folder, **options):
     return ds.dataset(files, filesystem=s3, format="parquet", partition_base_dir=version, **options)
 today = current("lake/out/today/").to_table()
 daily = current("lake/out/daily/", partitioning="hive").to_table()
+log = current("lake/out/log/")
+print(len(log.files), log.count_rows())
 print(today.num_rows, sorted(daily.group_by("day").aggregate([("call_id", "count")]).to_pylist(), key=lambda r: str(r["day"])))
 "#,
         port = server.port
     );
     assert_eq!(
         crate::common::python(&script).trim(),
-        "2 [{'day': '2026-11-19', 'call_id_count': 4}, {'day': '2026-11-20', 'call_id_count': 3}, {'day': '2026-11-21', 'call_id_count': 2}]"
+        "3 9\n2 [{'day': '2026-11-19', 'call_id_count': 4}, {'day': '2026-11-20', 'call_id_count': 3}, {'day': '2026-11-21', 'call_id_count': 2}]"
     );
 
     // DuckDB, with the README's recipe on the bucket's files.
