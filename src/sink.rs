@@ -291,13 +291,17 @@ async fn write_parts(
     let store = Arc::clone(&staged.store);
     let mut folders = Vec::new();
     for (at, part) in parts.into_iter().enumerate() {
-        let relative = format!("{}{file}", part.folder);
-        let path = ObjectPath::from(format!("{}/{relative}", staged.publication.staging));
-        let relative = path
-            .as_ref()
-            .strip_prefix(&format!("{}/", staged.publication.staging))
-            .unwrap_or(&relative)
-            .to_string();
+        // In the store's encoding, as the folder's own path is.
+        let relative = format!("{}{file}", part.folder)
+            .split('/')
+            .map(|segment| {
+                object_store::path::PathPart::from(segment)
+                    .as_ref()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let path = below(&staged.publication.staging, &relative);
         let data = match part.filter {
             Some(filter) => frame
                 .clone()
