@@ -515,9 +515,11 @@ async fn part_files(
             .to_string();
         // Only the folder's own files and its partition folders': not
         // `_versions/`, nor another output's folder inside this one.
-        let in_partitions = relative
-            .rsplit_once('/')
-            .is_none_or(|(folders, _)| folders.split('/').all(|f| f.contains('=')));
+        let in_partitions = relative.rsplit_once('/').is_none_or(|(folders, _)| {
+            folders
+                .split('/')
+                .all(|f| f.contains('=') && !f.contains(".civica-staging-"))
+        });
         if name.starts_with("part-") && name.ends_with(".parquet") && in_partitions {
             files.push((object.location, relative));
         }
@@ -733,10 +735,11 @@ async fn complete(
             let Some(run_id) = staging.rsplit('/').next() else {
                 return Ok(());
             };
-            let before = read_pointer(store, folder).await.ok().flatten();
+            let before = read_pointer(store, folder).await?;
             let previous = before.as_deref().and_then(parse_pointer);
-            if previous == Some(run_id) {
-                // Completed already (a recorded publish done again).
+            if previous.is_some_and(|current| current >= run_id) {
+                // Completed already (a recorded publish done again), or a
+                // later run has published since: never point back.
                 return Ok(());
             }
             store
@@ -834,6 +837,8 @@ fn run_alive(run_id: &str) -> bool {
 /// log.
 pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String]) -> Vec<String> {
     let mut done = Vec::new();
+    // Runs whose publish could not be completed: what they staged stays.
+    let mut pending: Vec<String> = Vec::new();
     if let Some(runs) = runs
         && let Ok((store, intents)) = object_in(ctx, runs, INTENTS)
     {
@@ -852,29 +857,50 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
             if run_alive(&run_id) {
                 continue;
             }
-            let publications: Vec<Publication> = match store.get(&meta.location).await {
-                Ok(got) => match got.bytes().await {
-                    Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-                    Err(_) => continue,
-                },
-                Err(_) => continue,
+            let body = match store.get(&meta.location).await {
+                Ok(got) => got.bytes().await.ok(),
+                Err(_) => None,
             };
+            let Some(publications) =
+                body.and_then(|b| serde_json::from_slice::<Vec<Publication>>(&b).ok())
+            else {
+                // Kept, with what the run staged, for a later run to retry.
+                done.push(format!(
+                    "could not read the publish record of run {run_id} ({}): its files are kept",
+                    meta.location
+                ));
+                pending.push(run_id);
+                continue;
+            };
+            let mut completed = true;
             for publication in publications {
                 let Ok(target_store) = ensure_store(ctx, &publication.location) else {
+                    completed = false;
                     continue;
                 };
                 if !staged_files_present(target_store.as_ref(), &publication).await {
                     continue;
                 }
-                if complete(target_store.as_ref(), &publication).await.is_ok() {
-                    done.push(format!(
+                match complete(target_store.as_ref(), &publication).await {
+                    Ok(()) => done.push(format!(
                         "completed the publish of run {run_id}: {}",
                         publication.location
-                    ));
+                    )),
+                    Err(err) => {
+                        completed = false;
+                        done.push(format!(
+                            "could not complete the publish of run {run_id} to {}: {err}; retried by the next run",
+                            publication.location
+                        ));
+                    }
                 }
             }
-            let _ = store.delete(&meta.location).await;
-            remove_empty_local_folder(runs, &meta.location).await;
+            if completed {
+                let _ = store.delete(&meta.location).await;
+                remove_empty_local_folder(runs, &meta.location).await;
+            } else {
+                pending.push(run_id);
+            }
         }
     }
     let mut parents: Vec<&str> = folders.iter().map(|f| parent_of(f)).collect();
@@ -895,7 +921,7 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
             let Some((_, run_id)) = name.split_once("civica-staging-") else {
                 continue;
             };
-            if run_alive(run_id) {
+            if run_alive(run_id) || pending.iter().any(|p| p == run_id) {
                 continue;
             }
             remove_all(store.as_ref(), parent, &prefix).await;
@@ -918,7 +944,7 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
             .unwrap_or_default();
         for (run_id, prefix) in versions(store.as_ref(), &folder).await {
             // A version newer than the current one was never published.
-            if run_id.as_str() > current && !run_alive(&run_id) {
+            if run_id.as_str() > current && !run_alive(&run_id) && !pending.contains(&run_id) {
                 remove_all(store.as_ref(), location, &prefix).await;
                 done.push(format!(
                     "removed the unpublished version of run {run_id}: {prefix}"

@@ -691,8 +691,10 @@ async fn execute(
             }
         }
     }
+    // A publish that fails part-way keeps what it staged: some outputs may
+    // already be published from it, and the next run completes the rest
+    // from the intent record (or removes the leftovers of a run without one).
     if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
-        discard_staged(&staged).await;
         return Err(Error::Run(RunFailure::Publish { source }));
     }
     journal.outputs = staged

@@ -405,6 +405,19 @@ pub fn check_spec(
             continue;
         };
         let location = resolve_location(&location, &base_dir, true);
+        if let Some((other, at)) = output_paths.iter().find(|(other, _)| {
+            *other != &location
+                && (location.starts_with(other.as_str()) || other.starts_with(location.as_str()))
+        }) {
+            diags.push(Diagnostic::at(
+                &file,
+                path_pos,
+                format!(
+                    "output path `{location}` and the output path `{other}` at {file}:{at} are nested: publishing one would replace the other's files; use separate folders"
+                ),
+            ));
+            continue;
+        }
         if let Some(first) = output_paths.insert(location.clone(), path_pos) {
             diags.push(Diagnostic::at(
                 &file,

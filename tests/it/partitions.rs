@@ -186,7 +186,7 @@ fn partition_mistakes_are_reported_at_their_line() {
     let root = dir.path();
     setup(root, "overwrite_partition");
     write_day(root, "2026-11-20", 2, &["anagrafe"]);
-    let yaml = "name: calls_by_day\nsources:\n  calls:\n    path: raw/calls/\n    format: { type: csv, delimiter: \";\" }\noutputs:\n  - { table: calls, path: out/a/, mode: overwrite_partition }\n  - { table: calls, path: out/b/, partition_by: [day, nope] }\n  - { table: calls, path: out/c/, partition_by: [day, day] }\n  - { table: calls, path: out/d/, partition_by: [day, queue, call_id] }\n";
+    let yaml = "name: calls_by_day\nsources:\n  calls:\n    path: raw/calls/\n    format: { type: csv, delimiter: \";\" }\noutputs:\n  - { table: calls, path: out/a/, mode: overwrite_partition }\n  - { table: calls, path: out/b/, partition_by: [day, nope] }\n  - { table: calls, path: out/c/, partition_by: [day, day] }\n  - { table: calls, path: out/d/, partition_by: [day, queue, call_id] }\n  - { table: calls, path: out/d/day=1/ }\n";
     std::fs::write(root.join("pipeline.yaml"), yaml).expect("pipeline");
     let out = civica(root, &["validate", "pipeline.yaml"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
@@ -196,6 +196,9 @@ fn partition_mistakes_are_reported_at_their_line() {
         "pipeline.yaml:8:49: `partition_by` names `nope`, which is not a column of `calls` (columns: call_id, day, queue)",
         "pipeline.yaml:9:49: `partition_by` names `day` twice",
         "pipeline.yaml:10:49: `partition_by` takes every column of `calls`",
+        "pipeline.yaml:11:27: output path",
+        "out/d/day=1/` and the output path `",
+        "are nested: publishing one would replace the other's files",
     ] {
         assert!(
             stderr.contains(expected),
