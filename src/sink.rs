@@ -15,7 +15,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::dataframe::DataFrame;
-use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::prelude::{Expr, SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
@@ -27,8 +27,10 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{OutputMode, OutputPlan};
-use crate::storage::{StorageError, ensure_store, object_at, object_in, table_url};
+use crate::spec::{OutputMode, OutputPlan, quote_ident};
+use crate::storage::{
+    StorageError, ensure_store, object_at, object_in, path_below, store_path, table_url,
+};
 
 /// The file name of an output table inside its folder (or partition).
 pub const OUTPUT_FILE: &str = "part-00000.parquet";
@@ -203,11 +205,14 @@ fn layout_of(location: &str) -> Layout {
     }
 }
 
-/// A path below `base` (a store path) from a relative path in the store's
-/// own encoding.
-fn below(base: &str, relative: &str) -> ObjectPath {
-    let joined = format!("{}/{relative}", base.trim_end_matches('/'));
-    ObjectPath::parse(&joined).unwrap_or_else(|_| ObjectPath::from(joined.as_str()))
+/// How reading an output's table fails.
+fn read_error(
+    output: &OutputPlan,
+) -> impl Fn(datafusion::error::DataFusionError) -> SinkError + Copy + '_ {
+    |source| SinkError::Read {
+        table: output.table.clone(),
+        source,
+    }
 }
 
 /// Writes a table where no reader looks: a staging folder beside its
@@ -236,10 +241,7 @@ pub async fn stage_output(
     // same bytes; several partitions would interleave as they finish.
     let mut state = ctx.state();
     state.config_mut().options_mut().execution.target_partitions = 1;
-    let read_error = |source| SinkError::Read {
-        table: output.table.clone(),
-        source,
-    };
+    let read_error = read_error(output);
     let plan = ctx
         .table(output.table.as_str())
         .await
@@ -284,11 +286,9 @@ async fn write_parts(
     file: &str,
     full_refresh: bool,
 ) -> Result<(), SinkError> {
-    let read_error = |source| SinkError::Read {
-        table: output.table.clone(),
-        source,
-    };
+    let read_error = read_error(output);
     let store = Arc::clone(&staged.store);
+    let partition_columns: Vec<&str> = output.partition_by.iter().map(String::as_str).collect();
     let mut folders = Vec::new();
     for (at, part) in parts.into_iter().enumerate() {
         // In the store's encoding, as the folder's own path is.
@@ -301,16 +301,12 @@ async fn write_parts(
             })
             .collect::<Vec<_>>()
             .join("/");
-        let path = below(&staged.publication.staging, &relative);
+        let path = path_below(&staged.publication.staging, &relative);
         let data = match part.filter {
             Some(filter) => frame
                 .clone()
                 .filter(filter)
-                .and_then(|f| {
-                    let columns: Vec<&str> =
-                        output.partition_by.iter().map(String::as_str).collect();
-                    f.drop_columns(&columns)
-                })
+                .and_then(|f| f.drop_columns(&partition_columns))
                 .map_err(read_error)?,
             None => frame.clone(),
         };
@@ -342,7 +338,7 @@ async fn write_parts(
 /// output is not partitioned) and the rows that go there.
 struct Part {
     folder: String,
-    filter: Option<datafusion::prelude::Expr>,
+    filter: Option<Expr>,
 }
 
 /// The partitions of an output, in the order of their values: one with
@@ -354,15 +350,10 @@ async fn partitions(frame: &DataFrame, output: &OutputPlan) -> Result<Vec<Part>,
             filter: None,
         }]);
     }
-    let read_error = |source| SinkError::Read {
-        table: output.table.clone(),
-        source,
-    };
+    let read_error = read_error(output);
     let columns: Vec<&str> = output.partition_by.iter().map(String::as_str).collect();
-    let order = columns
-        .iter()
-        .map(|c| col(format!("\"{}\"", c.replace('"', "\"\""))).sort(true, false))
-        .collect();
+    let quoted: Vec<Expr> = columns.iter().map(|c| col(quote_ident(c))).collect();
+    let order = quoted.iter().map(|c| c.clone().sort(true, false)).collect();
     let values: Vec<RecordBatch> = frame
         .clone()
         .select_columns(&columns)
@@ -376,10 +367,10 @@ async fn partitions(frame: &DataFrame, output: &OutputPlan) -> Result<Vec<Part>,
     for batch in &values {
         for row in 0..batch.num_rows() {
             let mut folder = String::new();
-            let mut filter: Option<datafusion::prelude::Expr> = None;
-            for (i, name) in columns.iter().enumerate() {
+            let mut filter: Option<Expr> = None;
+            for (i, (name, column)) in columns.iter().zip(&quoted).enumerate() {
                 let array = batch.column(i);
-                let column = col(format!("\"{}\"", name.replace('"', "\"\"")));
+                let column = column.clone();
                 let (text, matches) = if array.is_null(row) {
                     (NULL_PARTITION.to_string(), column.is_null())
                 } else {
@@ -430,10 +421,7 @@ async fn write_parquet(
     output: &OutputPlan,
     first: bool,
 ) -> Result<(usize, u64), SinkError> {
-    let read_error = |source| SinkError::Read {
-        table: output.table.clone(),
-        source,
-    };
+    let read_error = read_error(output);
     let write_error = |source| SinkError::Write {
         location: output.location.clone(),
         source,
@@ -485,7 +473,7 @@ async fn carry_over(staged: &StagedOutput) -> Result<(), object_store::Error> {
             continue;
         }
         store
-            .copy(&object, &below(&publication.staging, &relative))
+            .copy(&object, &path_below(&publication.staging, &relative))
             .await?;
     }
     Ok(())
@@ -497,7 +485,7 @@ async fn part_files(
     store: &dyn ObjectStore,
     base: &str,
 ) -> Result<Vec<(ObjectPath, String)>, object_store::Error> {
-    let prefix = ObjectPath::parse(base).unwrap_or_else(|_| ObjectPath::from(base));
+    let prefix = store_path(base);
     let listed: Vec<_> = store.list(Some(&prefix)).collect().await;
     let mut files = Vec::new();
     for object in listed {
@@ -534,7 +522,7 @@ async fn read_pointer(
     store: &dyn ObjectStore,
     folder: &str,
 ) -> Result<Option<String>, object_store::Error> {
-    match store.get(&below(folder, POINTER)).await {
+    match store.get(&path_below(folder, POINTER)).await {
         Ok(got) => {
             let bytes = got.bytes().await?;
             let text = String::from_utf8_lossy(&bytes).trim().to_string();
@@ -624,7 +612,7 @@ pub async fn stage_object(
     let staging = format!("{folder}/.civica-staging-{run_id}");
     let size = bytes.len() as u64;
     store
-        .put(&below(&staging, name), bytes.into())
+        .put(&path_below(&staging, name), bytes.into())
         .await
         .map_err(|source| SinkError::Publish {
             location: location.to_string(),
@@ -713,9 +701,9 @@ async fn complete(
     match publication.layout {
         Layout::Renamed => {
             for file in files {
-                let from = below(staging, file);
+                let from = path_below(staging, file);
                 if store.head(&from).await.is_ok() {
-                    store.rename(&from, &below(folder, file)).await?;
+                    store.rename(&from, &path_below(folder, file)).await?;
                 }
             }
             if publication.replace != Replace::Nothing {
@@ -744,7 +732,7 @@ async fn complete(
             }
             store
                 .put(
-                    &below(folder, POINTER),
+                    &path_below(folder, POINTER),
                     format!("{VERSIONS}/{run_id}/").into(),
                 )
                 .await?;
@@ -787,7 +775,7 @@ async fn remove_old_versions(
 /// The versions below a versioned output, by run id.
 async fn versions(store: &dyn ObjectStore, folder: &str) -> Vec<(String, ObjectPath)> {
     let Ok(listing) = store
-        .list_with_delimiter(Some(&below(folder, VERSIONS)))
+        .list_with_delimiter(Some(&path_below(folder, VERSIONS)))
         .await
     else {
         return Vec::new();
@@ -960,9 +948,15 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
 /// are written, so this fails only if someone removed them since).
 async fn staged_files_present(store: &dyn ObjectStore, publication: &Publication) -> bool {
     for file in &publication.files {
-        let staged = store.head(&below(&publication.staging, file)).await.is_ok();
+        let staged = store
+            .head(&path_below(&publication.staging, file))
+            .await
+            .is_ok();
         let moved = publication.layout == Layout::Renamed
-            && store.head(&below(&publication.folder, file)).await.is_ok();
+            && store
+                .head(&path_below(&publication.folder, file))
+                .await
+                .is_ok();
         if !staged && !moved {
             return false;
         }
@@ -1044,8 +1038,7 @@ pub fn pause_point(point: &str) {
 pub async fn discard_staged(staged: &[StagedOutput]) {
     for output in staged {
         let publication = &output.publication;
-        let prefix = ObjectPath::parse(&publication.staging)
-            .unwrap_or_else(|_| ObjectPath::from(publication.staging.as_str()));
+        let prefix = store_path(&publication.staging);
         remove_all(output.store.as_ref(), &publication.location, &prefix).await;
     }
 }

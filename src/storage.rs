@@ -241,9 +241,19 @@ pub fn object_in(
 ) -> Result<(Arc<dyn ObjectStore>, object_store::path::Path), StorageError> {
     let store = ensure_store(ctx, folder)?;
     let prefix = table_url(folder)?.prefix().clone();
-    let path =
-        object_store::path::Path::from(format!("{}/{name}", prefix.as_ref().trim_end_matches('/')));
-    Ok((store, path))
+    Ok((store, path_below(prefix.as_ref(), name)))
+}
+
+/// A store path from its text, as a store gives it (already in the
+/// store's encoding: `Path::from` would encode its `%` again).
+pub fn store_path(raw: &str) -> object_store::path::Path {
+    object_store::path::Path::parse(raw).unwrap_or_else(|_| object_store::path::Path::from(raw))
+}
+
+/// The path of `relative` (which may hold a `/`, in the store's encoding)
+/// below the store path `base`.
+pub fn path_below(base: &str, relative: &str) -> object_store::path::Path {
+    store_path(&format!("{}/{relative}", base.trim_end_matches('/')))
 }
 
 /// An object's URL (`file:///…`, `s3://bucket/…`): how the run manifest

@@ -648,14 +648,15 @@ async fn execute(
                     name: done.table.clone(),
                     rows: Some(done.rows),
                     elapsed: output_started.elapsed(),
-                    detail: match done.partitions {
-                        0 => format!("{} ({})", done.published_path(), human_bytes(done.bytes)),
-                        n => format!(
-                            "{} ({n} partition(s), {})",
-                            done.published_path(),
-                            human_bytes(done.bytes)
-                        ),
-                    },
+                    detail: format!(
+                        "{} ({}{})",
+                        done.published_path(),
+                        match done.partitions {
+                            0 => String::new(),
+                            n => format!("{n} partition(s), "),
+                        },
+                        human_bytes(done.bytes)
+                    ),
                     ..StepReport::default()
                 });
                 staged.push(done);

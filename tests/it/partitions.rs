@@ -272,3 +272,27 @@ fn a_partitioned_publish_killed_half_way_is_completed_by_the_next_run() {
         "no staging folder left"
     );
 }
+
+/// A lake below a folder with an accented name: the run records, the
+/// outputs and their partition folders land where the pipeline says.
+#[test]
+fn an_accented_folder_name_is_kept_for_outputs_and_run_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("città");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    setup(&root, "overwrite_partition");
+    write_day(&root, "2026-11-20", 2, &["mobilità"]);
+    let out = run_day(&root, "2026-11-20");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(crate::common::manifests(&root.join("out/_runs")).len(), 1);
+    assert_eq!(
+        duckdb_counts(&root.join("out/by_queue"), "queue"),
+        "[('mobilità', 2)]\n"
+    );
+    let siblings: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("temp dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(siblings, ["città"], "nothing written under another name");
+}
