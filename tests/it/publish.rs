@@ -158,13 +158,7 @@ fn a_run_killed_between_renames_is_completed_by_the_next_run() {
 
     // The next run fails in its transform, yet first completes the publish
     // the killed run had started.
-    std::fs::write(
-        dir.path().join("people.sql"),
-        "SELECT citizen_id, CAST(name AS INT) AS name FROM citizens",
-    )
-    .expect("write sql");
-    let failing = run(dir.path());
-    assert_eq!(failing.status.code(), Some(1), "{}", describe(&failing));
+    let failing = run_failing_in_its_transform(dir.path());
     let stderr = String::from_utf8_lossy(&failing.stderr);
     assert!(stderr.contains("completed the publish of run"), "{stderr}");
     assert_eq!(snapshot(dir.path()), day2, "outputs not at one run's state");
@@ -206,12 +200,19 @@ fn a_completed_publish_also_removes_what_a_replacing_output_replaces() {
     assert_eq!(parts(), 2, "`calls` not moved yet");
 
     // The next run fails, but first completes the refresh: one file left.
+    run_failing_in_its_transform(dir.path());
+    assert_eq!(parts(), 1, "the refreshed file only");
+}
+
+/// Makes the `people` step fail (a name cast to a number) and runs: the run
+/// exits 1, after completing any publish a killed run left.
+fn run_failing_in_its_transform(dir: &Path) -> std::process::Output {
     std::fs::write(
-        dir.path().join("people.sql"),
+        dir.join("people.sql"),
         "SELECT citizen_id, CAST(name AS INT) AS name FROM citizens",
     )
     .expect("write sql");
-    let failing = run(dir.path());
+    let failing = run(dir);
     assert_eq!(failing.status.code(), Some(1), "{}", describe(&failing));
-    assert_eq!(parts(), 1, "the refreshed file only");
+    failing
 }
