@@ -101,8 +101,20 @@ pub enum RunFailure {
         #[source]
         source: sink::SinkError,
     },
+    /// A dead run's publish could not be completed: this run publishing
+    /// over it would mix two runs, so it ran no step.
+    #[error(
+        "an earlier run's publish could not be completed, so this run ran no step and published nothing; that run's files and record are kept and the next run retries: {}",
+        unfinished.join("; ")
+    )]
+    Unrecovered {
+        /// Each unfinished publish and why.
+        unfinished: Vec<String>,
+    },
     /// Moving staged outputs into place failed.
-    #[error("publishing the outputs failed: {source}")]
+    #[error(
+        "publishing the outputs failed; what was staged is kept and the next run completes the publish: {source}"
+    )]
     Publish {
         /// What went wrong.
         #[source]

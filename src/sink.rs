@@ -668,10 +668,11 @@ pub async fn publish_outputs(
         None => None,
     };
     for (done, output) in staged.iter().enumerate() {
+        let point = format!("publishing:{done}");
         if done > 0 {
-            pause_point(&format!("publishing:{done}"));
+            pause_point(&point);
         }
-        complete(output.store.as_ref(), &output.publication)
+        complete_at(&point, output.store.as_ref(), &output.publication)
             .await
             .map_err(|source| SinkError::Publish {
                 location: output.location.clone(),
@@ -683,6 +684,17 @@ pub async fn publish_outputs(
         remove_empty_local_folder(runs.unwrap_or_default(), &path).await;
     }
     Ok(())
+}
+
+/// [`complete`], unless a test makes the store fail at `point` (see
+/// [`fail_point`]).
+async fn complete_at(
+    point: &str,
+    store: &dyn ObjectStore,
+    publication: &Publication,
+) -> Result<(), object_store::Error> {
+    fail_point(point)?;
+    complete(store, publication).await
 }
 
 /// Publishes one output, or completes its publish: renames the staged
@@ -818,13 +830,23 @@ fn run_alive(run_id: &str) -> bool {
     }
 }
 
-/// Repairs what dead runs left, before a run starts: completes the publish
-/// of a run killed half-way (from its record in `<runs>/publishing/`), then
-/// removes the staging folders beside `folders` and the never-published
-/// versions below them that dead runs left. Returns what was done, for the
-/// log.
-pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String]) -> Vec<String> {
-    let mut done = Vec::new();
+/// What [`recover`] did before a run.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// What was repaired, for the log.
+    pub repairs: Vec<String>,
+    /// The publishes of dead runs that could not be completed, and why.
+    /// Their records and files are kept: a run must not publish over
+    /// them, and the next run retries.
+    pub unfinished: Vec<String>,
+}
+
+/// Repairs what dead runs left, before a run reads anything: completes the
+/// publish of a run killed or failed half-way (from its record in
+/// `<runs>/publishing/`), then removes the staging folders beside `folders`
+/// and the never-published versions below them that dead runs left.
+pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String]) -> Recovery {
+    let mut recovery = Recovery::default();
     // Runs whose publish could not be completed: what they staged stays.
     let mut pending: Vec<String> = Vec::new();
     if let Some(runs) = runs
@@ -845,49 +867,18 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
             if run_alive(&run_id) {
                 continue;
             }
-            let body = match store.get(&meta.location).await {
-                Ok(got) => got.bytes().await.ok(),
-                Err(_) => None,
-            };
-            let Some(publications) =
-                body.and_then(|b| serde_json::from_slice::<Vec<Publication>>(&b).ok())
-            else {
-                // Kept, with what the run staged, for a later run to retry.
-                done.push(format!(
-                    "could not read the publish record of run {run_id} ({}): its files are kept",
-                    meta.location
-                ));
-                pending.push(run_id);
-                continue;
-            };
-            let mut completed = true;
-            for publication in publications {
-                let Ok(target_store) = ensure_store(ctx, &publication.location) else {
-                    completed = false;
-                    continue;
-                };
-                if !staged_files_present(target_store.as_ref(), &publication).await {
-                    continue;
+            match complete_recorded(ctx, store.as_ref(), &meta.location, &run_id).await {
+                Ok(repairs) => {
+                    recovery.repairs.extend(repairs);
+                    remove_empty_local_folder(runs, &meta.location).await;
                 }
-                match complete(target_store.as_ref(), &publication).await {
-                    Ok(()) => done.push(format!(
-                        "completed the publish of run {run_id}: {}",
-                        publication.location
-                    )),
-                    Err(err) => {
-                        completed = false;
-                        done.push(format!(
-                            "could not complete the publish of run {run_id} to {}: {err}; retried by the next run",
-                            publication.location
-                        ));
-                    }
+                Err(why) => {
+                    recovery.unfinished.push(format!(
+                        "the publish of run {run_id} (recorded in {}): {why}",
+                        meta.location
+                    ));
+                    pending.push(run_id);
                 }
-            }
-            if completed {
-                let _ = store.delete(&meta.location).await;
-                remove_empty_local_folder(runs, &meta.location).await;
-            } else {
-                pending.push(run_id);
             }
         }
     }
@@ -913,7 +904,7 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
                 continue;
             }
             remove_all(store.as_ref(), parent, &prefix).await;
-            done.push(format!(
+            recovery.repairs.push(format!(
                 "removed the staging leftovers of run {run_id}: {prefix}"
             ));
         }
@@ -934,13 +925,52 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
             // A version newer than the current one was never published.
             if run_id.as_str() > current && !run_alive(&run_id) && !pending.contains(&run_id) {
                 remove_all(store.as_ref(), location, &prefix).await;
-                done.push(format!(
+                recovery.repairs.push(format!(
                     "removed the unpublished version of run {run_id}: {prefix}"
                 ));
             }
         }
     }
-    done
+    recovery
+}
+
+/// Completes the publish recorded in `record` by a dead run, then removes
+/// the record. Returns what was done, or why it could not be (the record
+/// is then kept).
+async fn complete_recorded(
+    ctx: &SessionContext,
+    store: &dyn ObjectStore,
+    record: &ObjectPath,
+    run_id: &str,
+) -> Result<Vec<String>, String> {
+    let body = store
+        .get(record)
+        .await
+        .map_err(|err| format!("cannot read the record: {err}"))?
+        .bytes()
+        .await
+        .map_err(|err| format!("cannot read the record: {err}"))?;
+    let publications: Vec<Publication> = serde_json::from_slice(&body)
+        .map_err(|err| format!("the record is not a publish record: {err}"))?;
+    let mut done = Vec::new();
+    for publication in publications {
+        let target = ensure_store(ctx, &publication.location).map_err(|err| err.to_string())?;
+        if !staged_files_present(target.as_ref(), &publication).await {
+            continue;
+        }
+        complete_at("recovering", target.as_ref(), &publication)
+            .await
+            .map_err(|err| format!("cannot complete {}: {err}", publication.location))?;
+        done.push(format!(
+            "completed the publish of run {run_id}: {}",
+            publication.location
+        ));
+    }
+    store
+        .delete(record)
+        .await
+        .map_err(|err| format!("completed, but cannot remove the record: {err}"))?;
+    Ok(done)
 }
 
 /// Whether a recorded publish can still be completed: every staged file
@@ -1034,6 +1064,20 @@ pub fn pause_point(point: &str) {
     }
 }
 
+/// A failure for tests of failed publishes: with `CIVICA_FAIL_AT=<point>`
+/// in the environment, the store operation at that point fails
+/// (`publishing:<n>` the publish of output `n`, counted from 0;
+/// `recovering` the completion of a dead run's publish).
+fn fail_point(point: &str) -> Result<(), object_store::Error> {
+    if std::env::var("CIVICA_FAIL_AT").is_ok_and(|p| p == point) {
+        return Err(object_store::Error::Generic {
+            store: "civica",
+            source: format!("failure injected at {point} (CIVICA_FAIL_AT)").into(),
+        });
+    }
+    Ok(())
+}
+
 /// Removes what a failed run staged; the published files are untouched.
 pub async fn discard_staged(staged: &[StagedOutput]) {
     for output in staged {
@@ -1064,6 +1108,48 @@ mod tests {
         ] {
             assert_eq!(parse_pointer(bad), None, "{bad}");
         }
+    }
+
+    /// A publish done again (its record read twice) after a later run
+    /// published never points the output back at its older version.
+    #[tokio::test]
+    async fn a_pointer_never_moves_back_to_an_older_run() {
+        let store = object_store::memory::InMemory::new();
+        let (older, newer) = (
+            "20261120T010000.000Z-999999999",
+            "20261121T010000.000Z-999999999",
+        );
+        let publication = |run_id: &str| Publication {
+            location: "s3://lake/out/".to_string(),
+            folder: "out".to_string(),
+            staging: format!("out/{VERSIONS}/{run_id}"),
+            files: vec!["part-00000.parquet".to_string()],
+            replace: Replace::Everything,
+            layout: Layout::Versioned,
+        };
+        let write = |run_id: &str| {
+            let file = path_below(&format!("out/{VERSIONS}/{run_id}"), "part-00000.parquet");
+            let store = &store;
+            async move { store.put(&file, "x".into()).await.expect("put") }
+        };
+        let pointer = || async { read_pointer(&store, "out").await.expect("pointer") };
+        write(older).await;
+        complete(&store, &publication(older)).await.expect("older");
+        assert_eq!(pointer().await, Some(format!("{VERSIONS}/{older}/")));
+        write(newer).await;
+        complete(&store, &publication(newer)).await.expect("newer");
+        complete(&store, &publication(older))
+            .await
+            .expect("older again");
+        assert_eq!(pointer().await, Some(format!("{VERSIONS}/{newer}/")));
+        // Both versions stay: the current one, and the one readers may
+        // have followed just before the pointer moved.
+        let kept: Vec<String> = versions(&store, "out")
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(kept, [older, newer]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::check::CheckStatus;
 use crate::segment::{SegmentError, check_segment_columns, fit_segments, output_schemas};
 use crate::sink::{
-    StagedOutput, discard_staged, publish_outputs, recover, stage_object, stage_output,
+    Recovery, StagedOutput, discard_staged, publish_outputs, recover, stage_object, stage_output,
 };
 use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
@@ -49,6 +49,24 @@ pub struct Prepared {
     pub clock: RunClock,
     /// What the incremental sources had read before this run.
     pub load_state: LoadState,
+    /// What was repaired of the runs that died before this one.
+    pub recovery: Recovery,
+}
+
+/// Every location a run publishes to: its outputs, its segment model and
+/// its incremental state.
+fn published_locations(plan: &Plan) -> Vec<String> {
+    let mut folders: Vec<String> = plan.outputs.iter().map(|o| o.location.clone()).collect();
+    folders.extend(plan.steps.iter().filter_map(|step| match step {
+        Step::Segment(seg) => seg.model_path.clone(),
+        Step::Sql(_) => None,
+    }));
+    folders.extend(
+        plan.runs
+            .iter()
+            .map(|runs| state_location(runs, &plan.name)),
+    );
+    folders
 }
 
 /// Loads, checks and plans a pipeline. Every problem found is returned at once.
@@ -85,6 +103,17 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
         if let Err(err) = configure_store(&ctx, location, &plan.storage) {
             diags.push(Diagnostic::at(&plan.file, pos, err.to_string()));
         }
+    }
+    // What dead runs left is repaired first: a publish they left half-way
+    // is completed before this run reads the state or the sources it
+    // moves on.
+    let recovery = if diags.is_empty() {
+        recover(&ctx, plan.runs.as_deref(), &published_locations(&plan)).await
+    } else {
+        Recovery::default()
+    };
+    for repair in &recovery.repairs {
+        tracing::warn!("{repair}");
     }
     // What incremental sources read before, unless this run starts over.
     let mut load_state = LoadState::default();
@@ -177,6 +206,7 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
             sources,
             clock,
             load_state,
+            recovery,
         })
     } else {
         Err(diags)
@@ -393,6 +423,7 @@ pub async fn run_prepared(
         mut sources,
         clock,
         load_state,
+        recovery,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
@@ -415,16 +446,22 @@ pub async fn run_prepared(
         _ => None,
     };
     let mut journal = Journal::default();
-    let result = execute(
-        &plan,
-        &ctx,
-        sources,
-        report,
-        &clock.run_id,
-        next_state,
-        &mut journal,
-    )
-    .await;
+    let result = if recovery.unfinished.is_empty() {
+        execute(
+            &plan,
+            &ctx,
+            sources,
+            report,
+            &clock.run_id,
+            next_state,
+            &mut journal,
+        )
+        .await
+    } else {
+        Err(Error::Run(RunFailure::Unrecovered {
+            unfinished: recovery.unfinished,
+        }))
+    };
     if let Some(folder) = &plan.runs {
         let outcome = result.as_ref().map(|_| ());
         let mut document =
@@ -465,19 +502,6 @@ async fn execute(
         report,
         steps: &mut journal.steps,
     };
-    let mut folders: Vec<String> = plan.outputs.iter().map(|o| o.location.clone()).collect();
-    folders.extend(plan.steps.iter().filter_map(|step| match step {
-        Step::Segment(seg) => seg.model_path.clone(),
-        Step::Sql(_) => None,
-    }));
-    folders.extend(
-        plan.runs
-            .iter()
-            .map(|runs| state_location(runs, &plan.name)),
-    );
-    for repair in recover(ctx, plan.runs.as_deref(), &folders).await {
-        tracing::warn!("{repair}");
-    }
     // With a memory limit, step results go to disk, in a folder of this run
     // removed when it ends.
     let results = match plan.resources.memory_limit {
@@ -555,7 +579,6 @@ async fn execute(
                     rows: Some(rows),
                     elapsed: step_started.elapsed(),
                     detail: sql.file.clone(),
-                    ..StepReport::default()
                 });
             }
             Step::Segment(seg) => {
@@ -657,7 +680,6 @@ async fn execute(
                         },
                         human_bytes(done.bytes)
                     ),
-                    ..StepReport::default()
                 });
                 staged.push(done);
             }

@@ -131,7 +131,7 @@ fn grouped(count: usize, italian: bool) -> String {
     let digits = count.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(if italian { '.' } else { ',' });
         }
         out.push(c);

@@ -128,3 +128,37 @@ fn an_incremental_run_reads_only_new_files_and_appends() {
         "a rewritten file is read again"
     );
 }
+
+/// A run killed after publishing its output but before its state: the next
+/// run completes the state first, so it does not read the killed run's
+/// files again (the appended rows are not doubled).
+#[test]
+fn a_run_killed_before_its_state_moved_is_not_read_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).expect("pipeline");
+    std::fs::write(dir.path().join("daily.sql"), DAILY).expect("sql");
+    add_day(dir.path(), "2026-11-19", 3);
+    let first = run(dir.path(), &[]);
+    assert!(first.status.success(), "{}", describe(&first));
+
+    // Output 0 is `daily`, 1 the state: killed between the two.
+    add_day(dir.path(), "2026-11-20", 2);
+    crate::publish::kill_command_at(
+        crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
+        "publishing:1",
+    );
+    assert_eq!(part_files(dir.path()), 2, "`daily` was published");
+
+    let next = run(dir.path(), &[]);
+    assert!(next.status.success(), "{}", describe(&next));
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(stderr.contains("completed the publish of run"), "{stderr}");
+    assert!(
+        last_inputs(dir.path()).is_empty(),
+        "the killed run's file was read again"
+    );
+    assert_eq!(
+        published_days(dir.path()).trim(),
+        "[('2026-11-19', 3), ('2026-11-20', 2)]"
+    );
+}

@@ -151,10 +151,7 @@ fn a_run_killed_between_renames_is_completed_by_the_next_run() {
     let torn = snapshot(dir.path());
     assert_eq!(torn["people"], day2["people"]);
     assert_eq!(torn["calls"], day1["calls"]);
-    let intents = std::fs::read_dir(dir.path().join("out/_runs/publishing"))
-        .expect("publish record")
-        .count();
-    assert_eq!(intents, 1);
+    assert_eq!(intents(dir.path()), 1);
 
     // The next run fails in its transform, yet first completes the publish
     // the killed run had started.
@@ -163,10 +160,107 @@ fn a_run_killed_between_renames_is_completed_by_the_next_run() {
     assert!(stderr.contains("completed the publish of run"), "{stderr}");
     assert_eq!(snapshot(dir.path()), day2, "outputs not at one run's state");
     assert_eq!(published(&dir.path().join("out")), ["calls", "people"]);
-    let intents = std::fs::read_dir(dir.path().join("out/_runs/publishing"))
+    assert_eq!(
+        intents(dir.path()),
+        0,
+        "the publish record is removed once completed"
+    );
+}
+
+/// Runs with `CIVICA_FAIL_AT=<point>`: the store fails there.
+fn run_failing_at(dir: &Path, point: &str) -> std::process::Output {
+    let output = civica_command(dir, &["run", "pipeline.yaml"])
+        .env("CIVICA_FAIL_AT", point)
+        .output()
+        .expect("civica runs");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    output
+}
+
+fn intents(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("out/_runs/publishing"))
         .map(|entries| entries.count())
-        .unwrap_or(0);
-    assert_eq!(intents, 0, "the publish record is removed once completed");
+        .unwrap_or(0)
+}
+
+fn staging_folders(dir: &Path) -> Vec<String> {
+    published(&dir.join("out"))
+        .into_iter()
+        .filter(|name| name.contains(".civica-staging-"))
+        .collect()
+}
+
+#[test]
+fn a_publish_failing_part_way_is_completed_by_the_next_run() {
+    let reference = tempfile::tempdir().expect("temp dir");
+    write_inputs(reference.path(), 2);
+    assert!(run(reference.path()).status.success());
+    let day2 = snapshot(reference.path());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), 1);
+    assert!(run(dir.path()).status.success());
+    let day1 = snapshot(dir.path());
+
+    // The store fails on the second output: the first is published.
+    write_inputs(dir.path(), 2);
+    let failed = run_failing_at(dir.path(), "publishing:1");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("publishing the outputs failed")
+            && stderr.contains("failure injected at publishing:1"),
+        "{stderr}"
+    );
+    let torn = snapshot(dir.path());
+    assert_eq!(torn["people"], day2["people"]);
+    assert_eq!(torn["calls"], day1["calls"]);
+    assert_eq!(staging_folders(dir.path()).len(), 1, "`calls` stays staged");
+    assert_eq!(intents(dir.path()), 1, "the publish record stays");
+
+    // The next run, though it fails itself, completes that publish.
+    let next = run_failing_in_its_transform(dir.path());
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(stderr.contains("completed the publish of run"), "{stderr}");
+    assert_eq!(snapshot(dir.path()), day2);
+    assert_eq!(published(&dir.path().join("out")), ["calls", "people"]);
+    assert_eq!(intents(dir.path()), 0);
+}
+
+#[test]
+fn a_run_that_cannot_complete_an_earlier_publish_publishes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), 1);
+    assert!(run(dir.path()).status.success());
+    let day1 = snapshot(dir.path());
+    write_inputs(dir.path(), 2);
+    kill_at(dir.path(), "publishing:1");
+    let torn = snapshot(dir.path());
+    let left = staging_folders(dir.path());
+    assert_eq!(left.len(), 1, "`calls` still staged: {left:?}");
+
+    // Day 1's inputs again, and the store fails as the killed run's
+    // publish is completed: publishing day 1 over it would leave `people`
+    // and `calls` from two runs for good. The run stops, keeping all.
+    write_inputs(dir.path(), 1);
+    let failed = run_failing_at(dir.path(), "recovering");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("an earlier run's publish could not be completed")
+            && stderr.contains("failure injected at recovering"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(dir.path()), torn, "nothing published");
+    assert_eq!(staging_folders(dir.path()), left, "the staged files stay");
+    assert_eq!(intents(dir.path()), 1, "the publish record stays");
+
+    // Once the store works, the next run completes it, then publishes.
+    let next = run(dir.path());
+    assert!(next.status.success(), "{}", describe(&next));
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(stderr.contains("completed the publish of run"), "{stderr}");
+    assert_eq!(intents(dir.path()), 0);
+    assert!(staging_folders(dir.path()).is_empty());
+    assert_eq!(snapshot(dir.path()), day1, "then its own publish");
 }
 
 #[test]

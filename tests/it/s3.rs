@@ -369,6 +369,26 @@ fn publish_guarantees_hold_on_a_bucket() {
     );
     // Three runs published: the current and the previous version stay.
     assert_eq!(all_versions().map(|v| v.len()), [2, 2]);
+
+    // The store fails as `names` is published: `people` points at the new
+    // version, `names` still at its current one, whose files stay whole;
+    // the version `names` was to point at is kept for the next run.
+    write_people("1;anna\n2;luca\n5;ugo\n");
+    let mut command = crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]);
+    command.env("CIVICA_FAIL_AT", "publishing:1");
+    let failed = server.run(command, SECRET_KEY);
+    assert_eq!(failed.status.code(), Some(1), "{}", describe(&failed));
+    let torn = snapshot();
+    assert_ne!(torn[0], repaired[0]);
+    assert_eq!(torn[1], repaired[1]);
+    assert_eq!(all_versions().map(|v| v.len()), [2, 3]);
+    write_people("1;anna\n1;anna\n");
+    let failing = run();
+    assert_eq!(failing.status.code(), Some(3), "{}", describe(&failing));
+    let completed = snapshot();
+    assert_eq!(completed[0], torn[0]);
+    assert_ne!(completed[1], repaired[1], "`names` completed");
+    assert_eq!(all_versions().map(|v| v.len()), [2, 2]);
 }
 
 /// Readers follow an output's `_CURRENT` pointer: pyarrow through the S3
