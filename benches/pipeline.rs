@@ -27,7 +27,9 @@ fn quickstart(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(citizens), &opts, |b, opts| {
             b.iter(|| {
                 runtime.block_on(async {
-                    let prepared = prepare(&pipeline, opts).await.expect("valid pipeline");
+                    let prepared = prepare(&pipeline, opts, true)
+                        .await
+                        .expect("valid pipeline");
                     run_prepared(prepared, &mut |_| {})
                         .await
                         .expect("run succeeds")

@@ -163,7 +163,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
     let quiet = cli.quiet || cli.log_format == LogFormat::Json;
     match cli.command {
         Command::Validate(args) => runtime.block_on(async {
-            let prepared = prepare_or_report(&args).await?;
+            let prepared = prepare_or_report(&args, false).await?;
             if !quiet {
                 print_validation_summary(&prepared);
             }
@@ -205,7 +205,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
 /// `civica run`: prepares, runs, and prints each step as it finishes.
 async fn run_pipeline(args: &PipelineArgs, quiet: bool) -> Result<(), Error> {
     let started = std::time::Instant::now();
-    let prepared = prepare_or_report(args).await?;
+    let prepared = prepare_or_report(args, true).await?;
     let spinner = (!quiet).then(Spinner::start).flatten();
     let mut print = |event: RunEvent| match event {
         RunEvent::Started(kind, name, scanned) => {
@@ -284,7 +284,9 @@ async fn backfill(args: BackfillArgs, quiet: bool) -> Result<(), Error> {
     Ok(())
 }
 
-async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {
+/// Prepares a pipeline, repairing first what dead runs left when `repair`
+/// (for a run).
+async fn prepare_or_report(args: &PipelineArgs, repair: bool) -> Result<Prepared, Error> {
     let target = &args.target;
     let mut vars = target.vars.clone();
     if let Some(date) = args.date {
@@ -301,7 +303,7 @@ async fn prepare_or_report(args: &PipelineArgs) -> Result<Prepared, Error> {
         full_refresh: target.full_refresh,
         ..CheckOptions::default()
     };
-    prepare(&target.pipeline, &opts)
+    prepare(&target.pipeline, &opts, repair)
         .await
         .map_err(|diags| Error::Invalid(Diagnostics(diags)))
 }

@@ -141,6 +141,11 @@ struct Publication {
     replace: Replace,
     /// Renames or a new version.
     layout: Layout,
+    /// For renamed files, each staged file's e-tag, which a rename keeps:
+    /// a file in the output folder with it is one this publish moved
+    /// there, not the one it replaces.
+    #[serde(default)]
+    tags: Vec<Option<String>>,
 }
 
 /// An output written where readers do not look, waiting to be published.
@@ -264,6 +269,7 @@ pub async fn stage_output(
             files: Vec::new(),
             replace: Replace::Nothing,
             layout,
+            tags: Vec::new(),
         },
         store: Arc::clone(&store),
     };
@@ -632,6 +638,7 @@ pub async fn stage_object(
             files: vec![name.to_string()],
             replace: Replace::Nothing,
             layout: Layout::Renamed,
+            tags: Vec::new(),
         },
         store,
     })
@@ -653,7 +660,18 @@ pub async fn publish_outputs(
 ) -> Result<(), SinkError> {
     let intent = match runs {
         Some(runs) => {
-            let publications: Vec<&Publication> = staged.iter().map(|s| &s.publication).collect();
+            let mut publications = Vec::new();
+            for output in staged {
+                let mut publication = output.publication.clone();
+                if publication.layout == Layout::Renamed {
+                    for file in &publication.files {
+                        let staged_file = path_below(&publication.staging, file);
+                        let meta = output.store.head(&staged_file).await;
+                        publication.tags.push(meta.ok().and_then(|m| m.e_tag));
+                    }
+                }
+                publications.push(publication);
+            }
             let body = serde_json::to_vec_pretty(&publications).unwrap_or_default();
             let (store, path) = object_in(ctx, runs, &format!("{INTENTS}/{run_id}.json"))?;
             store
@@ -680,8 +698,11 @@ pub async fn publish_outputs(
             })?;
     }
     if let Some((store, path)) = intent {
-        let _ = store.delete(&path).await;
-        remove_empty_local_folder(runs.unwrap_or_default(), &path).await;
+        match store.delete(&path).await {
+            Ok(()) => remove_empty_local_folder(runs.unwrap_or_default(), &path).await,
+            // Done again by the next run before it reads anything.
+            Err(err) => tracing::warn!(record = %path, %err, "publish record not removed"),
+        }
     }
     Ok(())
 }
@@ -692,7 +713,7 @@ async fn complete_at(
     point: &str,
     store: &dyn ObjectStore,
     publication: &Publication,
-) -> Result<(), object_store::Error> {
+) -> Result<bool, object_store::Error> {
     fail_point(point)?;
     complete(store, publication).await
 }
@@ -700,10 +721,12 @@ async fn complete_at(
 /// Publishes one output, or completes its publish: renames the staged
 /// files not yet moved and removes what they replace, or points the
 /// output at its new version and removes the versions no reader needs.
+/// Returns `false` when there was nothing left to do: the pointer names
+/// this version, or a later one.
 async fn complete(
     store: &dyn ObjectStore,
     publication: &Publication,
-) -> Result<(), object_store::Error> {
+) -> Result<bool, object_store::Error> {
     let Publication {
         folder,
         staging,
@@ -733,14 +756,14 @@ async fn complete(
         }
         Layout::Versioned => {
             let Some(run_id) = staging.rsplit('/').next() else {
-                return Ok(());
+                return Ok(false);
             };
             let before = read_pointer(store, folder).await?;
             let previous = before.as_deref().and_then(parse_pointer);
             if previous.is_some_and(|current| current >= run_id) {
                 // Completed already (a recorded publish done again), or a
                 // later run has published since: never point back.
-                return Ok(());
+                return Ok(false);
             }
             store
                 .put(
@@ -764,7 +787,7 @@ async fn complete(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Removes every version of a versioned output but those in `keep` and
@@ -816,18 +839,43 @@ async fn remove_all(store: &dyn ObjectStore, location: &str, prefix: &ObjectPath
 }
 
 /// Whether the run that named a staging folder, a version or an intent may
-/// still be running: its process (the run id ends with the pid) is alive
-/// on this machine.
+/// still be running: the process its id ends with is alive on this
+/// machine, and started before the run did. A process started later only
+/// reuses the pid, as civica does every night when it is PID 1 of a
+/// container.
 fn run_alive(run_id: &str) -> bool {
-    let pid = run_id
-        .rsplit('-')
-        .next()
-        .and_then(|p| p.parse::<u32>().ok());
-    match pid {
-        Some(pid) if pid == std::process::id() => true,
-        Some(pid) => std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        None => false,
-    }
+    let Some((stamp, pid)) = run_id.rsplit_once('-') else {
+        return false;
+    };
+    let (Ok(pid), Ok(started)) = (
+        pid.parse::<u32>(),
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ"),
+    ) else {
+        return false;
+    };
+    // A minute of slack, for the clock stepping forward while the run
+    // runs: a run taken for alive wrongly is only waited for, one taken
+    // for dead wrongly would lose its files.
+    process_start(pid).is_some_and(|process| process <= started.and_utc().timestamp() + 60)
+}
+
+/// When process `pid` started, in seconds since the epoch, from `/proc`.
+fn process_start(pid: u32) -> Option<i64> {
+    /// The unit of `/proc` times (`USER_HZ`), 100 on Linux.
+    const TICKS_PER_SECOND: i64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces; the start time is field 22, the 20th of these.
+    let (_, fields) = stat.rsplit_once(')')?;
+    let ticks: i64 = fields.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot + ticks / TICKS_PER_SECOND)
 }
 
 /// What [`recover`] did before a run.
@@ -849,37 +897,33 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
     let mut recovery = Recovery::default();
     // Runs whose publish could not be completed: what they staged stays.
     let mut pending: Vec<String> = Vec::new();
-    if let Some(runs) = runs
-        && let Ok((store, intents)) = object_in(ctx, runs, INTENTS)
-    {
-        let listed: Vec<_> = store
-            .list(Some(&intents))
-            .filter_map(|meta| async move { meta.ok() })
-            .collect()
-            .await;
-        for meta in listed {
-            let run_id = meta
-                .location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .unwrap_or_default()
-                .to_string();
-            if run_alive(&run_id) {
-                continue;
-            }
-            match complete_recorded(ctx, store.as_ref(), &meta.location, &run_id).await {
-                Ok(repairs) => {
-                    recovery.repairs.extend(repairs);
-                    remove_empty_local_folder(runs, &meta.location).await;
-                }
-                Err(why) => {
-                    recovery.unfinished.push(format!(
-                        "the publish of run {run_id} (recorded in {}): {why}",
-                        meta.location
-                    ));
-                    pending.push(run_id);
+    if let Some(runs) = runs {
+        match recorded_publishes(ctx, runs).await {
+            Ok((store, records)) => {
+                for (at, (run_id, record)) in records.iter().enumerate() {
+                    let outcome = match wait_while_alive(store.as_ref(), run_id, record).await {
+                        Ok(true) => complete_recorded(ctx, store.as_ref(), record, run_id).await,
+                        Ok(false) => Ok(Vec::new()),
+                        Err(why) => Err(why),
+                    };
+                    match outcome {
+                        Ok(repairs) => {
+                            recovery.repairs.extend(repairs);
+                            remove_empty_local_folder(runs, record).await;
+                        }
+                        Err(why) => {
+                            recovery.unfinished.push(format!(
+                                "the publish of run {run_id} (recorded in {record}): {why}"
+                            ));
+                            // Later publishes wait for this one: completing
+                            // them first would let it move outputs back.
+                            pending.extend(records[at..].iter().map(|(id, _)| id.clone()));
+                            break;
+                        }
+                    }
                 }
             }
+            Err(why) => recovery.unfinished.push(why),
         }
     }
     let mut parents: Vec<&str> = folders.iter().map(|f| parent_of(f)).collect();
@@ -934,6 +978,70 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
     recovery
 }
 
+/// The publish records in `<runs>/publishing/`, by run id, oldest first.
+/// A listing that fails is an error: taking it for "none" would let a run
+/// publish over an unfinished publish.
+async fn recorded_publishes(
+    ctx: &SessionContext,
+    runs: &str,
+) -> Result<(Arc<dyn ObjectStore>, Vec<(String, ObjectPath)>), String> {
+    let cannot = |err: &dyn std::fmt::Display| {
+        format!("cannot list the publish records in {runs}{INTENTS}/: {err}")
+    };
+    let (store, intents) = object_in(ctx, runs, INTENTS).map_err(|err| cannot(&err))?;
+    let listed: Vec<_> = store.list(Some(&intents)).collect().await;
+    let mut records = Vec::new();
+    for meta in listed {
+        match meta {
+            Ok(meta) => {
+                let run_id = meta
+                    .location
+                    .filename()
+                    .and_then(|f| f.strip_suffix(".json"))
+                    .unwrap_or_default()
+                    .to_string();
+                records.push((run_id, meta.location));
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(err) => return Err(cannot(&err)),
+        }
+    }
+    records.sort();
+    Ok((store, records))
+}
+
+/// How long a run waits for another run, still running, to finish its
+/// publish: a publish is renames or pointer writes, seconds at most.
+const PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits while the run that wrote `record` is alive (another run of this
+/// or another pipeline publishing to the same runs folder now). Returns
+/// whether the record is still there to complete.
+async fn wait_while_alive(
+    store: &dyn ObjectStore,
+    run_id: &str,
+    record: &ObjectPath,
+) -> Result<bool, String> {
+    // This process runs one run at a time: a record of its own (a
+    // backfill's earlier day whose record could not be removed) is of a
+    // finished run.
+    let ours = run_id.ends_with(&format!("-{}", std::process::id()));
+    let waited = std::time::Instant::now();
+    while run_alive(run_id) && !ours {
+        if store.head(record).await.is_err() {
+            return Ok(false);
+        }
+        if waited.elapsed() > PUBLISH_WAIT {
+            return Err(format!(
+                "run {run_id} is still running and publishing (waited {} s); runs of one pipeline must not overlap",
+                PUBLISH_WAIT.as_secs()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(store.head(record).await.is_ok())
+}
+
 /// Completes the publish recorded in `record` by a dead run, then removes
 /// the record. Returns what was done, or why it could not be (the record
 /// is then kept).
@@ -956,15 +1064,24 @@ async fn complete_recorded(
     for publication in publications {
         let target = ensure_store(ctx, &publication.location).map_err(|err| err.to_string())?;
         if !staged_files_present(target.as_ref(), &publication).await {
-            continue;
+            return Err(format!(
+                "the files it staged for {} are gone; check that output, then remove the record",
+                publication.location
+            ));
         }
-        complete_at("recovering", target.as_ref(), &publication)
+        let moved = complete_at("recovering", target.as_ref(), &publication)
             .await
             .map_err(|err| format!("cannot complete {}: {err}", publication.location))?;
-        done.push(format!(
-            "completed the publish of run {run_id}: {}",
-            publication.location
-        ));
+        done.push(match moved {
+            true => format!(
+                "completed the publish of run {run_id}: {}",
+                publication.location
+            ),
+            false => format!(
+                "the publish of run {run_id} to {} was done already",
+                publication.location
+            ),
+        });
     }
     store
         .delete(record)
@@ -977,16 +1094,20 @@ async fn complete_recorded(
 /// is still staged or already moved (a publish is recorded only once all
 /// are written, so this fails only if someone removed them since).
 async fn staged_files_present(store: &dyn ObjectStore, publication: &Publication) -> bool {
-    for file in &publication.files {
+    for (at, file) in publication.files.iter().enumerate() {
         let staged = store
             .head(&path_below(&publication.staging, file))
             .await
             .is_ok();
         let moved = publication.layout == Layout::Renamed
-            && store
-                .head(&path_below(&publication.folder, file))
-                .await
-                .is_ok();
+            && match store.head(&path_below(&publication.folder, file)).await {
+                // Not the file of an earlier run with the same name.
+                Ok(meta) => match publication.tags.get(at) {
+                    Some(Some(tag)) => meta.e_tag.as_ref() == Some(tag),
+                    _ => true,
+                },
+                Err(_) => false,
+            };
         if !staged && !moved {
             return false;
         }
@@ -1126,6 +1247,7 @@ mod tests {
             files: vec!["part-00000.parquet".to_string()],
             replace: Replace::Everything,
             layout: Layout::Versioned,
+            tags: Vec::new(),
         };
         let write = |run_id: &str| {
             let file = path_below(&format!("out/{VERSIONS}/{run_id}"), "part-00000.parquet");
@@ -1150,6 +1272,21 @@ mod tests {
             .map(|(id, _)| id)
             .collect();
         assert_eq!(kept, [older, newer]);
+    }
+
+    /// A run id is alive while its process runs; one naming this
+    /// process's pid from before it started is a dead run whose pid was
+    /// reused (civica as PID 1 of a container, night after night).
+    #[test]
+    fn a_reused_pid_does_not_keep_a_dead_run_alive() {
+        let pid = std::process::id();
+        let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        assert!(run_alive(&format!("{now}-{pid}")));
+        let yesterday =
+            (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y%m%dT%H%M%S%.3fZ");
+        assert!(!run_alive(&format!("{yesterday}-{pid}")));
+        assert!(!run_alive(&format!("{now}-999999999")), "no such process");
+        assert!(!run_alive("validate"));
     }
 
     #[test]

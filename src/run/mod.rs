@@ -69,8 +69,14 @@ fn published_locations(plan: &Plan) -> Vec<String> {
     folders
 }
 
-/// Loads, checks and plans a pipeline. Every problem found is returned at once.
-pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, Vec<Diagnostic>> {
+/// Loads, checks and plans a pipeline. Every problem found is returned at
+/// once. With `repair` (a run, not `validate`), what dead runs left is
+/// repaired first (see [`recover`]).
+pub async fn prepare(
+    pipeline: &Path,
+    opts: &CheckOptions,
+    repair: bool,
+) -> Result<Prepared, Vec<Diagnostic>> {
     let clock = RunClock::start();
     let spec = load_spec(pipeline)?;
     let opts = CheckOptions {
@@ -107,7 +113,7 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     // What dead runs left is repaired first: a publish they left half-way
     // is completed before this run reads the state or the sources it
     // moves on.
-    let recovery = if diags.is_empty() {
+    let recovery = if repair && diags.is_empty() {
         recover(&ctx, plan.runs.as_deref(), &published_locations(&plan)).await
     } else {
         Recovery::default()
@@ -117,7 +123,11 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
     }
     // What incremental sources read before, unless this run starts over.
     let mut load_state = LoadState::default();
-    if plan.sources.iter().any(|s| s.incremental) && !plan.full_refresh {
+    // (Not when a publish is unfinished: the run will fail on it.)
+    if plan.sources.iter().any(|s| s.incremental)
+        && !plan.full_refresh
+        && recovery.unfinished.is_empty()
+    {
         match &plan.runs {
             Some(runs) => match state::load_state(&ctx, &state_location(runs, &plan.name)).await {
                 Ok(loaded) => load_state = loaded,
@@ -200,6 +210,10 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
         }
     }
     if diags.is_empty() {
+        if !recovery.unfinished.is_empty() {
+            // The run fails on it, having read nothing.
+            sources.clear();
+        }
         Ok(Prepared {
             plan,
             ctx,
@@ -209,6 +223,13 @@ pub async fn prepare(pipeline: &Path, opts: &CheckOptions) -> Result<Prepared, V
             recovery,
         })
     } else {
+        // Beside other problems (a store that cannot be reached), an
+        // unfinished publish is one of them.
+        diags.extend(recovery.unfinished.into_iter().map(|message| Diagnostic {
+            file: plan.file.clone(),
+            pos: None,
+            message,
+        }));
         Err(diags)
     }
 }

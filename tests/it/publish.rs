@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 
 use crate::common::{civica, civica_command, describe, published};
 
@@ -61,7 +61,24 @@ fn kill_at(dir: &Path, point: &str) {
 
 /// Starts `command` (a civica run) pausing at `point`, waits until it says
 /// so, and kills it with SIGKILL.
-pub fn kill_command_at(mut command: std::process::Command, point: &str) {
+pub fn kill_command_at(command: std::process::Command, point: &str) {
+    kill(pause_command_at(command, point));
+}
+
+/// Kills a paused run with SIGKILL.
+fn kill(mut child: Child) {
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("killed child");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed by SIGKILL"
+    );
+}
+
+/// Starts `command` (a civica run) pausing at `point`, and returns it once
+/// it says it has paused there.
+fn pause_command_at(mut command: std::process::Command, point: &str) -> Child {
     let mut child = command
         .env("CIVICA_PAUSE_AT", point)
         .stdout(Stdio::null())
@@ -73,14 +90,7 @@ pub fn kill_command_at(mut command: std::process::Command, point: &str) {
     for line in BufReader::new(stderr).lines() {
         let line = line.expect("stderr line");
         if line.contains(&format!("civica: paused at {point}")) {
-            child.kill().expect("SIGKILL");
-            let status = child.wait().expect("killed child");
-            assert_eq!(
-                std::os::unix::process::ExitStatusExt::signal(&status),
-                Some(9),
-                "killed by SIGKILL"
-            );
-            return;
+            return child;
         }
         seen.push(line);
     }
@@ -253,6 +263,13 @@ fn a_run_that_cannot_complete_an_earlier_publish_publishes_nothing() {
     assert_eq!(staging_folders(dir.path()), left, "the staged files stay");
     assert_eq!(intents(dir.path()), 1, "the publish record stays");
 
+    // `validate` repairs nothing.
+    let validate = civica(dir.path(), &["validate", "pipeline.yaml"]);
+    assert!(validate.status.success(), "{}", describe(&validate));
+    assert_eq!(snapshot(dir.path()), torn);
+    assert_eq!(staging_folders(dir.path()), left);
+    assert_eq!(intents(dir.path()), 1);
+
     // Once the store works, the next run completes it, then publishes.
     let next = run(dir.path());
     assert!(next.status.success(), "{}", describe(&next));
@@ -261,6 +278,74 @@ fn a_run_that_cannot_complete_an_earlier_publish_publishes_nothing() {
     assert_eq!(intents(dir.path()), 0);
     assert!(staging_folders(dir.path()).is_empty());
     assert_eq!(snapshot(dir.path()), day1, "then its own publish");
+}
+
+/// Two runs of one pipeline at once: the second waits for the first's
+/// publish, and when that does not end it stops without publishing, so the
+/// outputs never mix the two runs.
+#[test]
+fn a_run_never_publishes_over_a_publish_still_under_way() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), 1);
+    assert!(run(dir.path()).status.success());
+    let day1 = snapshot(dir.path());
+    write_inputs(dir.path(), 2);
+    let paused = pause_command_at(
+        civica_command(dir.path(), &["run", "pipeline.yaml"]),
+        "publishing:1",
+    );
+    let torn = snapshot(dir.path());
+    assert_ne!(torn["people"], day1["people"]);
+    assert_eq!(torn["calls"], day1["calls"]);
+    let left = staging_folders(dir.path());
+
+    write_inputs(dir.path(), 1);
+    let overlapping = run(dir.path());
+    assert_eq!(
+        overlapping.status.code(),
+        Some(1),
+        "{}",
+        describe(&overlapping)
+    );
+    let stderr = String::from_utf8_lossy(&overlapping.stderr);
+    assert!(
+        stderr.contains("is still running and publishing"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(dir.path()), torn, "nothing published over it");
+    assert_eq!(staging_folders(dir.path()), left, "its staging is kept");
+
+    // Once it is dead, the next run completes its publish, then its own.
+    kill(paused);
+    let next = run(dir.path());
+    assert!(next.status.success(), "{}", describe(&next));
+    assert!(String::from_utf8_lossy(&next.stderr).contains("completed the publish of run"));
+    assert_eq!(snapshot(dir.path()), day1);
+}
+
+/// A publish record whose staged files someone removed cannot be
+/// completed: runs stop, naming it, until it is removed.
+#[test]
+fn a_publish_record_whose_files_are_gone_stops_the_runs_until_removed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), 1);
+    assert!(run(dir.path()).status.success());
+    write_inputs(dir.path(), 2);
+    kill_at(dir.path(), "publishing:1");
+    for staging in staging_folders(dir.path()) {
+        std::fs::remove_dir_all(dir.path().join("out").join(staging)).expect("remove staging");
+    }
+    let stopped = run(dir.path());
+    assert_eq!(stopped.status.code(), Some(1), "{}", describe(&stopped));
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(
+        stderr.contains("are gone; check that output, then remove the record")
+            && stderr.contains("_runs/publishing/"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir.path().join("out/_runs/publishing")).expect("remove record");
+    let next = run(dir.path());
+    assert!(next.status.success(), "{}", describe(&next));
 }
 
 #[test]
