@@ -1028,7 +1028,7 @@ async fn wait_while_alive(
     let ours = run_id.ends_with(&format!("-{}", std::process::id()));
     let waited = std::time::Instant::now();
     while run_alive(run_id) && !ours {
-        if store.head(record).await.is_err() {
+        if !record_present(store, record).await? {
             return Ok(false);
         }
         if waited.elapsed() > PUBLISH_WAIT {
@@ -1039,7 +1039,16 @@ async fn wait_while_alive(
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    Ok(store.head(record).await.is_ok())
+    record_present(store, record).await
+}
+
+/// Whether a publish record is still there; a store error is not "no".
+async fn record_present(store: &dyn ObjectStore, record: &ObjectPath) -> Result<bool, String> {
+    match store.head(record).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(err) => Err(format!("cannot read the record: {err}")),
+    }
 }
 
 /// Completes the publish recorded in `record` by a dead run, then removes
