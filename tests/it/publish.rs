@@ -49,6 +49,17 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// A folder with the pipeline and the inputs of day `day`, published by a
+/// run that nothing disturbed, and what that run published.
+fn published_day(day: u32) -> (tempfile::TempDir, BTreeMap<String, Vec<u8>>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_inputs(dir.path(), day);
+    let first = run(dir.path());
+    assert!(first.status.success(), "{}", describe(&first));
+    let published = snapshot(dir.path());
+    (dir, published)
+}
+
 fn run(dir: &Path) -> std::process::Output {
     civica(dir, &["run", "pipeline.yaml"])
 }
@@ -103,11 +114,7 @@ fn pause_command_at(mut command: std::process::Command, point: &str) -> Child {
 
 #[test]
 fn a_run_killed_while_writing_changes_nothing_and_the_next_run_cleans_up() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_inputs(dir.path(), 1);
-    let first = run(dir.path());
-    assert!(first.status.success(), "{}", describe(&first));
-    let yesterday = snapshot(dir.path());
+    let (dir, yesterday) = published_day(1);
 
     write_inputs(dir.path(), 2);
     kill_at(dir.path(), "writing:calls");
@@ -143,17 +150,8 @@ fn a_run_killed_while_writing_changes_nothing_and_the_next_run_cleans_up() {
 #[test]
 fn a_run_killed_between_renames_is_completed_by_the_next_run() {
     // What day 2 publishes, from a run that was not killed.
-    let reference = tempfile::tempdir().expect("temp dir");
-    write_inputs(reference.path(), 2);
-    let clean = run(reference.path());
-    assert!(clean.status.success(), "{}", describe(&clean));
-    let day2 = snapshot(reference.path());
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_inputs(dir.path(), 1);
-    let first = run(dir.path());
-    assert!(first.status.success(), "{}", describe(&first));
-    let day1 = snapshot(dir.path());
+    let (_reference, day2) = published_day(2);
+    let (dir, day1) = published_day(1);
 
     write_inputs(dir.path(), 2);
     kill_at(dir.path(), "publishing:1");
@@ -202,15 +200,8 @@ fn staging_folders(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_publish_failing_part_way_is_completed_by_the_next_run() {
-    let reference = tempfile::tempdir().expect("temp dir");
-    write_inputs(reference.path(), 2);
-    assert!(run(reference.path()).status.success());
-    let day2 = snapshot(reference.path());
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_inputs(dir.path(), 1);
-    assert!(run(dir.path()).status.success());
-    let day1 = snapshot(dir.path());
+    let (_reference, day2) = published_day(2);
+    let (dir, day1) = published_day(1);
 
     // The store fails on the second output: the first is published.
     write_inputs(dir.path(), 2);
@@ -238,10 +229,7 @@ fn a_publish_failing_part_way_is_completed_by_the_next_run() {
 
 #[test]
 fn a_run_that_cannot_complete_an_earlier_publish_publishes_nothing() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_inputs(dir.path(), 1);
-    assert!(run(dir.path()).status.success());
-    let day1 = snapshot(dir.path());
+    let (dir, day1) = published_day(1);
     write_inputs(dir.path(), 2);
     kill_at(dir.path(), "publishing:1");
     let torn = snapshot(dir.path());
@@ -285,10 +273,7 @@ fn a_run_that_cannot_complete_an_earlier_publish_publishes_nothing() {
 /// outputs never mix the two runs.
 #[test]
 fn a_run_never_publishes_over_a_publish_still_under_way() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_inputs(dir.path(), 1);
-    assert!(run(dir.path()).status.success());
-    let day1 = snapshot(dir.path());
+    let (dir, day1) = published_day(1);
     write_inputs(dir.path(), 2);
     let paused = pause_command_at(
         civica_command(dir.path(), &["run", "pipeline.yaml"]),
@@ -327,9 +312,7 @@ fn a_run_never_publishes_over_a_publish_still_under_way() {
 /// completed: runs stop, naming it, until it is removed.
 #[test]
 fn a_publish_record_whose_files_are_gone_stops_the_runs_until_removed() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_inputs(dir.path(), 1);
-    assert!(run(dir.path()).status.success());
+    let (dir, _) = published_day(1);
     write_inputs(dir.path(), 2);
     kill_at(dir.path(), "publishing:1");
     for staging in staging_folders(dir.path()) {
