@@ -17,6 +17,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use serde::Serialize;
 
 use crate::spec::{CheckPlan, CheckRule, FAILING_KEY, Severity, quote_ident};
+use crate::transform::read_only_query;
 
 /// How many failing keys a result keeps as a sample.
 pub const SAMPLE_KEYS: usize = 5;
@@ -78,9 +79,9 @@ pub struct CheckResult {
 /// text column; `None` for checks on the whole table.
 pub async fn failing_rows(ctx: &SessionContext, check: &CheckPlan) -> Result<Option<DataFrame>> {
     match &check.rule {
-        CheckRule::Rows { sql } => Ok(Some(ctx.sql(sql).await?)),
+        CheckRule::Rows { sql } => Ok(Some(read_only_query(ctx, sql).await?)),
         CheckRule::Query { sql, key } => {
-            let frame = ctx.sql(sql).await?;
+            let frame = read_only_query(ctx, sql).await?;
             let key = match key {
                 Some(key) => key.clone(),
                 None => frame

@@ -305,7 +305,7 @@ async fn prepare_or_report(args: &PipelineArgs, repair: bool) -> Result<Prepared
     };
     prepare(&target.pipeline, &opts, repair)
         .await
-        .map_err(|diags| Error::Invalid(Diagnostics(diags)))
+        .map_err(Error::from)
 }
 
 /// A live line on stderr naming the running step and its elapsed time,

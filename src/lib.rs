@@ -17,12 +17,25 @@ pub mod spec;
 pub mod storage;
 pub mod transform;
 
+/// The exit code of a run skipped because another run of its pipeline
+/// holds the lock: 75, `EX_TEMPFAIL` (try again later), as `flock -E 75`
+/// in the README's crontab line.
+pub const SKIPPED_EXIT_CODE: u8 = 75;
+
 /// Everything that can stop a civica command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The pipeline has problems; each is listed with its file and position.
     #[error("{0}")]
     Invalid(spec::Diagnostics),
+    /// The pipeline is right, but what it reads failed before any step
+    /// ran: a store that cannot be reached, a missing or changed input, a
+    /// damaged state, an unfinished earlier publish.
+    #[error("{0}")]
+    NotStarted(spec::Diagnostics),
+    /// Another run of the pipeline holds its lock: this run did nothing.
+    #[error("{0}")]
+    Skipped(String),
     /// A step failed while running.
     #[error(transparent)]
     Run(#[from] RunFailure),
@@ -35,13 +48,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code: 2 for an invalid pipeline, 3 for a blocking
-    /// check that failed, 1 for any other failed run.
+    /// The process exit code: 2 for an invalid pipeline or command line,
+    /// 3 for a blocking check that failed, 1 for any other failed run
+    /// (outages included).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid(_) => 2,
+            Error::Skipped(_) => SKIPPED_EXIT_CODE,
             Error::Run(RunFailure::ChecksFailed { .. }) => 3,
-            Error::Run(_) | Error::Demo(_) | Error::Runtime(_) => 1,
+            Error::NotStarted(_) | Error::Run(_) | Error::Demo(_) | Error::Runtime(_) => 1,
         }
     }
 }

@@ -52,24 +52,61 @@ fn init_logging(format: LogFormat, quiet: bool) {
 /// (one per problem of an invalid pipeline, then the outcome).
 fn report(err: &civica::Error, format: LogFormat) {
     let exit_code = err.exit_code();
-    if format == LogFormat::Json {
-        if let civica::Error::Invalid(diags) = err {
-            for diag in &diags.0 {
-                tracing::error!(problem = %diag, "invalid pipeline");
+    if let civica::Error::Skipped(reason) = err {
+        match format {
+            LogFormat::Json => tracing::warn!(%reason, exit_code, "pipeline skipped"),
+            LogFormat::Human => {
+                let _ = writeln!(std::io::stderr().lock(), "skipped: {reason}");
             }
         }
-        tracing::error!(error = %err, exit_code, "pipeline failed");
+        return;
+    }
+    if format == LogFormat::Json {
+        match err {
+            civica::Error::Invalid(diags) => {
+                for diag in &diags.0 {
+                    let problem = civica::storage::redact_credentials(&diag.to_string());
+                    tracing::error!(%problem, "invalid pipeline");
+                }
+            }
+            civica::Error::NotStarted(diags) => {
+                for diag in &diags.0 {
+                    let problem = civica::storage::redact_credentials(&diag.to_string());
+                    tracing::error!(%problem, "run not started");
+                }
+            }
+            _ => {}
+        }
+        let error = civica::storage::redact_credentials(&err.to_string());
+        tracing::error!(%error, exit_code, "pipeline failed");
         return;
     }
     let mut stderr = std::io::stderr().lock();
     match err {
         civica::Error::Invalid(diags) => {
-            let _ = writeln!(stderr, "{diags}");
+            let _ = writeln!(
+                stderr,
+                "{}",
+                civica::storage::redact_credentials(&diags.to_string())
+            );
             let _ = writeln!(stderr, "error: {} problem(s) found", diags.0.len());
+        }
+        civica::Error::NotStarted(diags) => {
+            let _ = writeln!(
+                stderr,
+                "{}",
+                civica::storage::redact_credentials(&diags.to_string())
+            );
+            let _ = writeln!(
+                stderr,
+                "error: the run failed before its first step ({} problem(s)); nothing was published",
+                diags.0.len()
+            );
         }
         // Each error's message already carries its cause.
         other => {
-            let _ = writeln!(stderr, "error: {other}");
+            let text = civica::storage::redact_credentials(&other.to_string());
+            let _ = writeln!(stderr, "error: {text}");
         }
     }
 }

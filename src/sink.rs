@@ -9,6 +9,7 @@
 //! leaves the published outputs as they were, and a run killed half-way
 //! through publishing is completed by the next one ([`recover`]).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,6 +113,9 @@ pub enum Replace {
     /// The files of the partition folders the run wrote
     /// (`overwrite_partition`), as `col=value/` paths.
     Partitions(Vec<String>),
+    /// The files these runs appended (`part-<run_id>.parquet`, in any
+    /// partition), whose inputs this run read again.
+    Runs(Vec<String>),
 }
 
 impl Replace {
@@ -121,6 +125,10 @@ impl Replace {
             Replace::Nothing => false,
             Replace::Everything => true,
             Replace::Partitions(folders) => folders.iter().any(|f| relative.starts_with(f)),
+            Replace::Runs(runs) => {
+                let name = relative.rsplit('/').next().unwrap_or(relative);
+                runs.iter().any(|run| name == format!("part-{run}.parquet"))
+            }
         }
     }
 }
@@ -223,12 +231,15 @@ fn read_error(
 /// Writes a table where no reader looks: a staging folder beside its
 /// output folder, or a new version below it on object stores. With
 /// `partition_by`, one file per partition folder. `full_refresh` makes an
-/// `append` or `overwrite_partition` output replace all its files.
+/// `append` or `overwrite_partition` output replace all its files;
+/// `replaced_runs` are runs whose inputs this run read again, whose
+/// appended files it replaces.
 pub async fn stage_output(
     ctx: &SessionContext,
     output: &OutputPlan,
     run_id: &str,
     full_refresh: bool,
+    replaced_runs: &BTreeSet<String>,
 ) -> Result<StagedOutput, SinkError> {
     let store = ensure_store(ctx, &output.location)?;
     let folder = table_url(&output.location)?.prefix().to_string();
@@ -273,7 +284,14 @@ pub async fn stage_output(
         },
         store: Arc::clone(&store),
     };
-    match write_parts(&mut staged, &frame, parts, output, &file, full_refresh).await {
+    let replace = match (output.mode, full_refresh) {
+        (OutputMode::Overwrite, _) | (_, true) => Replace::Everything,
+        (OutputMode::Append, false) if replaced_runs.is_empty() => Replace::Nothing,
+        (OutputMode::Append, false) => Replace::Runs(replaced_runs.iter().cloned().collect()),
+        // The partitions written, known once they are.
+        (OutputMode::OverwritePartition, false) => Replace::Partitions(Vec::new()),
+    };
+    match write_parts(&mut staged, &frame, parts, output, &file, replace).await {
         Ok(()) => Ok(staged),
         Err(err) => {
             discard_staged(std::slice::from_ref(&staged)).await;
@@ -290,7 +308,7 @@ async fn write_parts(
     parts: Vec<Part>,
     output: &OutputPlan,
     file: &str,
-    full_refresh: bool,
+    replace: Replace,
 ) -> Result<(), SinkError> {
     let read_error = read_error(output);
     let store = Arc::clone(&staged.store);
@@ -317,6 +335,17 @@ async fn write_parts(
             None => frame.clone(),
         };
         let (rows, bytes) = write_parquet(data, &store, &path, output, at == 0).await?;
+        if rows == 0 && output.mode == OutputMode::Append {
+            // An empty night appends no empty file.
+            store
+                .delete(&path)
+                .await
+                .map_err(|source| SinkError::Publish {
+                    location: output.location.clone(),
+                    source,
+                })?;
+            continue;
+        }
         staged.rows += rows;
         staged.bytes += bytes;
         if let Some((partition, _)) = relative.rsplit_once('/') {
@@ -324,10 +353,9 @@ async fn write_parts(
         }
         staged.publication.files.push(relative);
     }
-    staged.publication.replace = match (output.mode, full_refresh) {
-        (OutputMode::Overwrite, _) | (_, true) => Replace::Everything,
-        (OutputMode::Append, false) => Replace::Nothing,
-        (OutputMode::OverwritePartition, false) => Replace::Partitions(folders),
+    staged.publication.replace = match replace {
+        Replace::Partitions(_) => Replace::Partitions(folders),
+        other => other,
     };
     if staged.publication.layout == Layout::Versioned {
         carry_over(staged)
@@ -843,7 +871,7 @@ async fn remove_all(store: &dyn ObjectStore, location: &str, prefix: &ObjectPath
 /// machine, and started before the run did. A process started later only
 /// reuses the pid, as civica does every night when it is PID 1 of a
 /// container.
-fn run_alive(run_id: &str) -> bool {
+pub(crate) fn run_alive(run_id: &str) -> bool {
     let Some((stamp, pid)) = run_id.rsplit_once('-') else {
         return false;
     };
@@ -1160,7 +1188,7 @@ fn prune_local(location: &str, path: &str, itself: bool) {
 
 /// On local disk, removes the folder an object was deleted from when it is
 /// left empty, so that the runs folder holds only run records.
-async fn remove_empty_local_folder(location: &str, object: &ObjectPath) {
+pub(crate) async fn remove_empty_local_folder(location: &str, object: &ObjectPath) {
     if let Some((folder, _)) = object.as_ref().rsplit_once('/')
         && let Some(path) = local_path(location, folder)
     {

@@ -275,6 +275,19 @@ pub fn display_object(location: &str, object: &object_store::path::Path) -> Stri
     }
 }
 
+/// Text with the user and password of every URL in it (`http://user:pass@host`,
+/// an endpoint written with its credentials) replaced by `***`: what civica
+/// shows or records never holds them.
+pub fn redact_credentials(text: &str) -> String {
+    static USERINFO: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\x22'`]+@").ok()
+    });
+    match USERINFO.as_ref() {
+        Some(userinfo) => userinfo.replace_all(text, "${1}***@").into_owned(),
+        None => text.to_string(),
+    }
+}
+
 /// The error with a plain explanation in front when the store's answer has
 /// a well-known S3 error code; credentials are named by their variables,
 /// never by their values.
@@ -290,6 +303,12 @@ fn explain_store_error(
         .unwrap_or_default();
     let explanation = if text.contains("<Code>NoSuchBucket</Code>") {
         format!("bucket `{bucket}` does not exist")
+    } else if text.contains("169.254.169.254") || text.contains("instance metadata") {
+        // Without credentials in the environment the client asks the
+        // cloud's instance metadata service, which off a cloud refuses.
+        format!(
+            "no credentials for bucket `{bucket}`: set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_ENDPOINT` for an S3-compatible server) in the environment"
+        )
     } else if [
         "SignatureDoesNotMatch",
         "InvalidAccessKeyId",
@@ -304,5 +323,39 @@ fn explain_store_error(
     } else {
         return err;
     };
-    format!("{explanation} ({text})").into()
+    format!("{explanation} ({})", redact_credentials(&text)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_never_shown() {
+        assert_eq!(
+            redact_credentials(
+                "error sending request for url (http://AKIA:s3cr3t@minio:9000/lake?list-type=2)"
+            ),
+            "error sending request for url (http://***@minio:9000/lake?list-type=2)"
+        );
+        assert_eq!(
+            redact_credentials("\"endpoint\": \"https://user@host/\""),
+            "\"endpoint\": \"https://***@host/\""
+        );
+        let plain = "cannot read `s3://lake/raw/` at http://127.0.0.1:9000: refused; mail a@b.it";
+        assert_eq!(redact_credentials(plain), plain);
+    }
+
+    #[test]
+    fn a_refused_metadata_service_means_no_credentials() {
+        let err = explain_store_error(
+            "s3://lake/raw/",
+            "Error performing token request: Received redirect without LOCATION, http://169.254.169.254/latest/api/token 403".into(),
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("no credentials for bucket `lake`: set `AWS_ACCESS_KEY_ID`"),
+            "{text}"
+        );
+    }
 }

@@ -176,10 +176,24 @@ pub fn sql_diagnostic(step_file: &str, rendered: &Rendered, problem: SqlProblem)
     }
 }
 
+/// Plans a query that may only read: a statement that writes (`COPY … TO`,
+/// `INSERT`), defines (`CREATE …`) or changes settings (`SET`) is refused
+/// even where the text passed the checks, for transforms and checks alike.
+pub async fn read_only_query(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::dataframe::DataFrame, DataFusionError> {
+    let options = datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    ctx.sql_with_options(sql, options).await
+}
+
 /// Plans a step's query against the tables registered so far and registers
 /// its result as a view named after the step.
 pub async fn plan_step(ctx: &SessionContext, step: &SqlStep) -> Result<(), Diagnostic> {
-    let frame = ctx.sql(&step.sql.text).await.map_err(|err| {
+    let frame = read_only_query(ctx, &step.sql.text).await.map_err(|err| {
         sql_diagnostic(
             &step.file,
             &step.sql,
@@ -204,7 +218,7 @@ pub async fn run_step(
     step: &SqlStep,
     on_disk: Option<&std::path::Path>,
 ) -> Result<usize, DataFusionError> {
-    let frame = ctx.sql(&step.sql.text).await?;
+    let frame = read_only_query(ctx, &step.sql.text).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let (table, rows): (Arc<dyn TableProvider>, usize) = match on_disk {
         None => {

@@ -172,7 +172,9 @@ pub async fn write_manifest(
     document: &Value,
 ) -> Result<String, String> {
     let name = format!("{}_{pipeline}.json", clock.run_id);
-    let body = serde_json::to_vec_pretty(document).unwrap_or_default();
+    let body = serde_json::to_string_pretty(document).unwrap_or_default();
+    // A password in an endpoint URL (`http://user:pass@host`) is never kept.
+    let body = crate::storage::redact_credentials(&body).into_bytes();
     write_record(ctx, folder, &name, body).await
 }
 

@@ -20,20 +20,22 @@ use crate::sink::{
 };
 use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
-use crate::source::{Quarantine, SourceStats, register_source};
+use crate::source::{Quarantine, SourceStats, list_source, register_listing};
 use crate::spec::{
     CheckOptions, Diagnostic, OnError, OutputPlan, Plan, ResourcesPlan, SegmentPlan, SourcePlan,
-    Step, check_spec, load_spec,
+    Step, check_spec, display_path, load_spec,
 };
 use crate::storage::configure_store;
 use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
 
+pub mod lock;
 pub mod manifest;
 pub mod state;
 
+use self::lock::{LockError, RunLock, take_lock};
 use self::manifest::{Journal, OutputRecord, RunClock, write_check_results, write_manifest};
-use self::state::{LoadState, state_location};
+use self::state::{LoadState, Selection, state_location};
 use crate::source::InputObject;
 
 /// A pipeline whose every check passed, with its session ready to run.
@@ -47,10 +49,12 @@ pub struct Prepared {
     /// The run's id and start, taken before the pipeline was read: the id
     /// is `{{ run_id }}`.
     pub clock: RunClock,
-    /// What the incremental sources had read before this run.
-    pub load_state: LoadState,
+    /// What the incremental sources read in this run, and their state after it.
+    pub selection: Selection,
     /// What was repaired of the runs that died before this one.
     pub recovery: Recovery,
+    /// The pipeline's lock, held until the run ends.
+    pub lock: Option<RunLock>,
 }
 
 /// Every location a run publishes to: its outputs, its segment model and
@@ -69,6 +73,39 @@ fn published_locations(plan: &Plan) -> Vec<String> {
     folders
 }
 
+/// Why a pipeline could not be prepared: what is wrong with the pipeline
+/// or the command line, and what failed although they are right (a store
+/// that cannot be reached, a missing or changed input, a damaged state).
+#[derive(Debug, Default)]
+pub struct Problems {
+    /// Mistakes in the pipeline, its SQL or the command line.
+    pub invalid: Vec<Diagnostic>,
+    /// Failures of what the pipeline reads or writes.
+    pub failed: Vec<Diagnostic>,
+    /// Another run of the pipeline holds its lock: this one was skipped.
+    pub skipped: Option<String>,
+}
+
+impl From<Problems> for Error {
+    /// An invalid pipeline (exit 2) when anything is wrong with it, else a
+    /// run that failed before its steps (exit 1).
+    fn from(problems: Problems) -> Self {
+        let Problems {
+            mut invalid,
+            failed,
+            skipped,
+        } = problems;
+        if let Some(holder) = skipped {
+            Error::Skipped(holder)
+        } else if invalid.is_empty() {
+            Error::NotStarted(crate::spec::Diagnostics(failed))
+        } else {
+            invalid.extend(failed);
+            Error::Invalid(crate::spec::Diagnostics(invalid))
+        }
+    }
+}
+
 /// Loads, checks and plans a pipeline. Every problem found is returned at
 /// once. With `repair` (a run, not `validate`), what dead runs left is
 /// repaired first (see [`recover`]).
@@ -76,9 +113,18 @@ pub async fn prepare(
     pipeline: &Path,
     opts: &CheckOptions,
     repair: bool,
-) -> Result<Prepared, Vec<Diagnostic>> {
+) -> Result<Prepared, Problems> {
     let clock = RunClock::start();
-    let spec = load_spec(pipeline)?;
+    let spec = load_spec(pipeline).map_err(|invalid| Problems {
+        invalid,
+        ..Problems::default()
+    })?;
+    let mut failures: Vec<Diagnostic> = Vec::new();
+    let failure = |message: String| Diagnostic {
+        file: display_path(pipeline),
+        pos: None,
+        message,
+    };
     let opts = CheckOptions {
         run_id: Some(clock.run_id.clone()),
         ..opts.clone()
@@ -87,12 +133,12 @@ pub async fn prepare(
     let ctx = match new_session(&plan.resources) {
         Ok(ctx) => ctx,
         Err(message) => {
-            diags.push(Diagnostic {
-                file: plan.file.clone(),
-                pos: None,
-                message,
+            failures.push(failure(message));
+            return Err(Problems {
+                invalid: diags,
+                failed: failures,
+                skipped: None,
             });
-            return Err(diags);
         }
     };
     let mut sources = Vec::new();
@@ -110,10 +156,32 @@ pub async fn prepare(
             diags.push(Diagnostic::at(&plan.file, pos, err.to_string()));
         }
     }
+    if let Some(message) = plan.runs.as_deref().and_then(runs_folder_problem) {
+        failures.push(failure(message));
+    }
+    // One run of a pipeline at a time: a run takes the lock before it
+    // repairs or reads anything.
+    let mut lock = None;
+    if let (true, true, Some(runs)) = (
+        repair,
+        diags.is_empty() && failures.is_empty(),
+        plan.runs.as_deref(),
+    ) {
+        match take_lock(&ctx, runs, &plan.name, &clock.run_id).await {
+            Ok(taken) => lock = Some(taken),
+            Err(LockError::Held(holder)) => {
+                return Err(Problems {
+                    skipped: Some(holder),
+                    ..Problems::default()
+                });
+            }
+            Err(LockError::Store(message)) => failures.push(failure(message)),
+        }
+    }
     // What dead runs left is repaired first: a publish they left half-way
     // is completed before this run reads the state or the sources it
     // moves on.
-    let recovery = if repair && diags.is_empty() {
+    let recovery = if repair && diags.is_empty() && failures.is_empty() {
         recover(&ctx, plan.runs.as_deref(), &published_locations(&plan)).await
     } else {
         Recovery::default()
@@ -131,11 +199,7 @@ pub async fn prepare(
         match &plan.runs {
             Some(runs) => match state::load_state(&ctx, &state_location(runs, &plan.name)).await {
                 Ok(loaded) => load_state = loaded,
-                Err(message) => diags.push(Diagnostic {
-                    file: plan.file.clone(),
-                    pos: None,
-                    message,
-                }),
+                Err(message) => failures.push(failure(message)),
             },
             None => diags.push(Diagnostic {
                 file: plan.file.clone(),
@@ -145,23 +209,75 @@ pub async fn prepare(
             }),
         }
     }
+    // Every source is listed; incremental ones then read what is new.
+    let mut listings = Vec::new();
     for source in &plan.sources {
         let started = Instant::now();
-        let processed = load_state
-            .sources
-            .get(&source.name)
-            .filter(|_| source.incremental);
-        match register_source(&ctx, source, processed).await {
-            Ok(stats) => {
+        match list_source(&ctx, source).await {
+            Ok(listing) => listings.push((source, listing, started)),
+            Err(err) => {
+                failed.insert(source.name.clone());
+                failures.push(Diagnostic::at(
+                    &plan.file,
+                    source.pos,
+                    source_problem(&source.name, &err),
+                ));
+            }
+        }
+    }
+    let incremental: Vec<_> = listings
+        .iter()
+        .filter(|(source, _, _)| source.incremental)
+        .map(|(source, listing, _)| {
+            (
+                *source,
+                listing.source.location.as_str(),
+                listing.objects.as_slice(),
+            )
+        })
+        .collect();
+    let mut selection = Selection::default();
+    if !incremental.is_empty()
+        && diags.is_empty()
+        && failures.is_empty()
+        && recovery.unfinished.is_empty()
+    {
+        match state::select_inputs(&ctx, &incremental, &load_state, &clock.run_id).await {
+            Ok(selected) => selection = selected,
+            Err(errors) => failures.extend(errors.into_iter().map(&failure)),
+        }
+    }
+    for ignored in &selection.ignored {
+        tracing::warn!("{ignored}");
+    }
+    for (source, listing, started) in listings {
+        let chosen = selection.objects.get(&source.name);
+        let read = chosen.map(|listed| {
+            listed
+                .iter()
+                .filter(|l| l.read)
+                .map(|l| l.meta.clone())
+                .collect()
+        });
+        match register_listing(&ctx, listing, read).await {
+            Ok(mut stats) => {
+                if let Some(listed) = chosen {
+                    for input in &mut stats.inputs {
+                        input.sha256 = listed
+                            .iter()
+                            .find(|l| input.path.ends_with(l.meta.location.as_ref()))
+                            .and_then(|l| l.sha256.clone());
+                    }
+                }
                 tracing::debug!(source = %source.name, location = %source.location, files = stats.files, "source registered");
                 sources.push((source.name.clone(), stats, started.elapsed()));
             }
             Err(err) => {
                 failed.insert(source.name.clone());
-                diags.push(Diagnostic::at(
+                failures.push(Diagnostic::at(
                     &plan.file,
                     source.pos,
-                    format!("source `{}`: {err}", source.name),
+                    source_problem(&source.name, &err),
                 ));
             }
         }
@@ -209,7 +325,7 @@ pub async fn prepare(
             diags.push(Diagnostic::at(&plan.file, output.partition_pos, message));
         }
     }
-    if diags.is_empty() {
+    if diags.is_empty() && failures.is_empty() {
         if !recovery.unfinished.is_empty() {
             // The run fails on it, having read nothing.
             sources.clear();
@@ -219,19 +335,51 @@ pub async fn prepare(
             ctx,
             sources,
             clock,
-            load_state,
+            selection,
             recovery,
+            lock,
         })
     } else {
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         // Beside other problems (a store that cannot be reached), an
         // unfinished publish is one of them.
-        diags.extend(recovery.unfinished.into_iter().map(|message| Diagnostic {
-            file: plan.file.clone(),
-            pos: None,
-            message,
-        }));
-        Err(diags)
+        failures.extend(recovery.unfinished.into_iter().map(&failure));
+        Err(Problems {
+            invalid: diags,
+            failed: failures,
+            skipped: None,
+        })
     }
+}
+
+/// A source's problem, naming the source once.
+fn source_problem(name: &str, err: &crate::source::SourceError) -> String {
+    let text = err.to_string();
+    let named = format!("source `{name}`: ");
+    match text.starts_with(&named) {
+        true => text,
+        false => format!("{named}{text}"),
+    }
+}
+
+/// What is wrong with a local runs folder that exists but is not a folder.
+fn runs_folder_problem(runs: &str) -> Option<String> {
+    let url = crate::storage::table_url(runs).ok()?;
+    if url.scheme() != "file" {
+        return None;
+    }
+    let path = object_store::local::LocalFileSystem::new()
+        .path_to_filesystem(url.prefix())
+        .ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    (!meta.is_dir()).then(|| {
+        format!(
+            "the runs folder `{}` is a file, not a folder: move the file away or set `runs` to a folder",
+            path.display()
+        )
+    })
 }
 
 /// Whether an output's partition columns are columns of its table, and
@@ -443,8 +591,9 @@ pub async fn run_prepared(
         ctx,
         mut sources,
         clock,
-        load_state,
+        selection,
         recovery,
+        lock,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
@@ -452,20 +601,6 @@ pub async fn run_prepared(
         .iter_mut()
         .map(|(name, stats, _)| (name.clone(), std::mem::take(&mut stats.inputs)))
         .collect();
-    // The state after this run, published with the outputs.
-    let next_state = match &plan.runs {
-        Some(runs) if plan.sources.iter().any(|s| s.incremental) => {
-            let mut next = load_state;
-            for (source, (name, objects)) in plan.sources.iter().zip(&inputs) {
-                if source.incremental {
-                    next.record(name, objects);
-                }
-            }
-            let body = serde_json::to_vec_pretty(&next).unwrap_or_default();
-            Some((state_location(runs, &plan.name), body))
-        }
-        _ => None,
-    };
     let mut journal = Journal::default();
     let result = if recovery.unfinished.is_empty() {
         execute(
@@ -474,7 +609,7 @@ pub async fn run_prepared(
             sources,
             report,
             &clock.run_id,
-            next_state,
+            &selection,
             &mut journal,
         )
         .await
@@ -506,6 +641,9 @@ pub async fn run_prepared(
             }
         }
     }
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
     result
 }
 
@@ -515,10 +653,19 @@ async fn execute(
     sources: Vec<(String, SourceStats, Duration)>,
     report: &mut dyn FnMut(RunEvent),
     run_id: &str,
-    next_state: Option<(String, Vec<u8>)>,
+    selection: &Selection,
     journal: &mut Journal,
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
+    let replaced_runs = &selection.replaced_runs;
+    // The state after this run, published with the outputs.
+    let next_state = match &plan.runs {
+        Some(runs) if plan.sources.iter().any(|s| s.incremental) => {
+            let body = serde_json::to_vec_pretty(&selection.next).unwrap_or_default();
+            Some((state_location(runs, &plan.name), body))
+        }
+        _ => None,
+    };
     let mut out = Reporter {
         report,
         steps: &mut journal.steps,
@@ -557,13 +704,19 @@ async fn execute(
             name,
             rows: None,
             elapsed,
-            detail: match stats.skipped {
-                0 => format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
-                skipped => format!(
-                    "{} new file(s), {} ({skipped} read by earlier runs)",
-                    stats.files,
-                    human_bytes(stats.bytes)
-                ),
+            detail: {
+                let mut detail = match stats.skipped {
+                    0 => format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
+                    skipped => format!(
+                        "{} new file(s), {} ({skipped} read by earlier runs)",
+                        stats.files,
+                        human_bytes(stats.bytes)
+                    ),
+                };
+                if stats.empty > 0 {
+                    detail.push_str(&format!(", {} empty", stats.empty));
+                }
+                detail
             },
         });
         if let Some(quarantine) = stats.quarantine {
@@ -632,7 +785,7 @@ async fn execute(
     }
     for (source, quarantine) in &quarantines {
         out.start("lines", &source.name);
-        let report = check_quarantine(ctx, source, quarantine).await?;
+        let report = check_quarantine(ctx, source, quarantine, &plan.outputs).await?;
         out.finish(report);
     }
     if !plan.checks.is_empty() {
@@ -685,7 +838,7 @@ async fn execute(
     for output in &plan.outputs {
         let output_started = Instant::now();
         out.start("output", &output.table);
-        match stage_output(ctx, output, run_id, plan.full_refresh).await {
+        match stage_output(ctx, output, run_id, plan.full_refresh, replaced_runs).await {
             Ok(done) => {
                 out.finish(StepReport {
                     kind: "output",
@@ -780,6 +933,7 @@ async fn check_quarantine(
     ctx: &SessionContext,
     source: &SourcePlan,
     quarantine: &Quarantine,
+    plan_outputs: &[OutputPlan],
 ) -> Result<StepReport, Error> {
     let started = Instant::now();
     let failed = |err| {
@@ -823,14 +977,27 @@ async fn check_quarantine(
             first: first.join("; "),
         }));
     }
-    let mut detail = format!("{} line(s) read, {} rejected", total.lines, total.rejected);
+    let mut detail = format!(
+        "{} line(s) read = {} loaded + {} rejected + {} skipped (blank or header)",
+        total.read(),
+        total.loaded(),
+        total.rejected,
+        total.skipped
+    );
     if let Some(table) = source.rejected_table().filter(|_| total.rejected > 0) {
-        detail.push_str(&format!(" ({:.3}%, see `{table}`)", ratio * 100.0));
+        detail.push_str(&format!("; {:.3}% rejected, in `{table}`", ratio * 100.0));
+        if !plan_outputs.iter().any(|o| o.table == table) {
+            // The rejected lines hold what was sent, personal data
+            // included: kept only where the pipeline says.
+            detail.push_str(&format!(
+                ", which this run does not keep (add `{{ table: {table}, path: … }}` to `outputs` to keep it)"
+            ));
+        }
     }
     Ok(StepReport {
         kind: "lines",
         name: source.name.clone(),
-        rows: usize::try_from(total.lines - total.rejected).ok(),
+        rows: usize::try_from(total.loaded()).ok(),
         elapsed: started.elapsed(),
         detail,
     })

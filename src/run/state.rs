@@ -1,47 +1,57 @@
 //! The state of incremental sources: which input objects successful runs
-//! have read, kept as `<runs>/state/<pipeline>.json`. It is staged and
-//! published with the outputs, so it only moves on when they do.
+//! have read, kept as `<runs>/state/<pipeline>.json`, and which objects a
+//! run reads. It is staged and published with the outputs, so it only
+//! moves on when they do.
+//!
+//! An object is known by its path below its source's folder, so a lake
+//! that is moved or remounted is not read again, and by its content (size
+//! and SHA-256), so a file touched or copied again with the same bytes is
+//! not read twice. A file whose bytes changed after a run read it is
+//! never read again silently: the source's `on_changed_input` says what
+//! happens.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use datafusion::prelude::SessionContext;
-use object_store::ObjectStoreExt;
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::source::InputObject;
-use crate::storage::object_at;
+use crate::spec::{OnChangedInput, SourcePlan};
+use crate::storage::{display_object, ensure_store, object_at, table_url};
 
-/// What an object looked like when it was read: a rewritten object (other
-/// size or entity tag) is read again.
+/// The layout of the state file this civica writes. States written before
+/// it (keyed by URL, without content hashes) are read and upgraded.
+pub const STATE_FORMAT: u32 = 2;
+
+/// What an object looked like when it was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Seen {
     /// Size in bytes.
     pub bytes: u64,
     /// The store's entity tag, where it gives one.
     pub etag: Option<String>,
+    /// SHA-256 of its bytes, in hex (absent in states of format 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The run that read it (absent in states of format 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
-/// The objects each incremental source has read, by URL.
+/// The objects each incremental source has read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoadState {
-    /// By source name, then object URL.
+    /// [`STATE_FORMAT`]; 0 (absent) for states of format 1.
+    #[serde(default)]
+    pub format: u32,
+    /// By source name, then the object's path below the source's folder
+    /// (its URL in format 1).
     pub sources: BTreeMap<String, BTreeMap<String, Seen>>,
-}
-
-impl LoadState {
-    /// Adds the objects a source read.
-    pub fn record(&mut self, source: &str, inputs: &[InputObject]) {
-        let seen = self.sources.entry(source.to_string()).or_default();
-        for input in inputs {
-            seen.insert(
-                input.path.clone(),
-                Seen {
-                    bytes: input.bytes,
-                    etag: input.etag.clone(),
-                },
-            );
-        }
-    }
 }
 
 /// Where a pipeline's state lives.
@@ -49,22 +59,369 @@ pub fn state_location(runs: &str, pipeline: &str) -> String {
     format!("{runs}state/{pipeline}.json")
 }
 
-/// Reads a pipeline's state; none yet is an empty state.
+/// Reads a pipeline's state; none yet is an empty state. A state that is
+/// damaged, or was edited into one that cannot be right, is an error
+/// naming the file and what is wrong.
 pub async fn load_state(ctx: &SessionContext, location: &str) -> Result<LoadState, String> {
     let (store, path) = object_at(ctx, location).map_err(|e| e.to_string())?;
+    let damaged = |what: String| {
+        format!(
+            "the incremental state `{location}` is damaged: {what}; restore it from a backup, or run with `--full-refresh` to read every file again and rebuild it"
+        )
+    };
     match store.get(&path).await {
         Ok(found) => {
             let bytes = found
                 .bytes()
                 .await
                 .map_err(|e| format!("cannot read the incremental state `{location}`: {e}"))?;
-            serde_json::from_slice(&bytes).map_err(|e| {
-                format!("the incremental state `{location}` is damaged ({e}); run with `--full-refresh` to rebuild it")
-            })
+            let state: LoadState =
+                serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+            state.validate().map_err(damaged)?;
+            Ok(state)
         }
         Err(object_store::Error::NotFound { .. }) => Ok(LoadState::default()),
         Err(e) => Err(format!(
             "cannot read the incremental state `{location}`: {e}"
         )),
+    }
+}
+
+impl LoadState {
+    /// What cannot be in a state civica wrote.
+    fn validate(&self) -> Result<(), String> {
+        if self.format > STATE_FORMAT {
+            return Err(format!(
+                "it has format {}, written by a newer civica (this one reads up to {STATE_FORMAT})",
+                self.format
+            ));
+        }
+        for (source, objects) in &self.sources {
+            for (key, seen) in objects {
+                if key.is_empty() {
+                    return Err(format!("source `{source}` lists an object with no name"));
+                }
+                if let Some(hash) = &seen.sha256
+                    && (hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    return Err(format!(
+                        "the content hash of `{key}` (source `{source}`) is not a SHA-256"
+                    ));
+                }
+                if seen.run_id.as_deref() == Some("") {
+                    return Err(format!(
+                        "`{key}` (source `{source}`) names no run that read it"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The path of an object below its source's folder: how the state knows it.
+pub fn object_key(prefix: &ObjectPath, object: &ObjectPath) -> String {
+    let (prefix, object) = (prefix.as_ref(), object.as_ref());
+    match object.strip_prefix(prefix) {
+        _ if prefix.is_empty() => object.to_string(),
+        Some("") => object.rsplit('/').next().unwrap_or(object).to_string(),
+        Some(rest) if rest.starts_with('/') => rest[1..].to_string(),
+        _ => object.to_string(),
+    }
+}
+
+/// SHA-256 of an object's bytes, in hex, read as a stream.
+async fn content_sha256(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+) -> Result<String, object_store::Error> {
+    let mut stream = store.get(path).await?.into_stream();
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// One listed object of an incremental source and what this run does with it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The object.
+    pub meta: ObjectMeta,
+    /// Its path below the source's folder.
+    pub key: String,
+    /// SHA-256 of its bytes, where it was needed.
+    pub sha256: Option<String>,
+    /// Whether this run reads it.
+    pub read: bool,
+}
+
+/// What the incremental sources read in this run, and the state after it.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// By source name, every object listed.
+    pub objects: BTreeMap<String, Vec<Listed>>,
+    /// Runs whose objects are read again (`on_changed_input: reread`):
+    /// the files they appended are replaced by this run's.
+    pub replaced_runs: BTreeSet<String>,
+    /// The state to publish with the outputs.
+    pub next: LoadState,
+    /// Changes that `on_changed_input: ignore` let pass, for the log.
+    pub ignored: Vec<String>,
+}
+
+/// Decides which objects of each incremental source this run reads, given
+/// what earlier runs read: new objects, and the objects of runs whose
+/// input changed under `on_changed_input: reread`. An object whose bytes
+/// changed under `fail` (the default) is an error naming it and the
+/// choices.
+pub async fn select_inputs(
+    ctx: &SessionContext,
+    listings: &[(&SourcePlan, &str, &[ObjectMeta])],
+    before: &LoadState,
+    run_id: &str,
+) -> Result<Selection, Vec<String>> {
+    let mut selection = Selection {
+        next: LoadState {
+            format: STATE_FORMAT,
+            sources: BTreeMap::new(),
+        },
+        ..Selection::default()
+    };
+    let mut errors = Vec::new();
+    // Each object against what was read of it: first pass.
+    for (source, location, objects) in listings {
+        let store = ensure_store(ctx, location).map_err(|e| vec![e.to_string()])?;
+        let prefix = table_url(location)
+            .map_err(|e| vec![e.to_string()])?
+            .prefix()
+            .clone();
+        let store_url = table_url(location)
+            .map_err(|e| vec![e.to_string()])?
+            .object_store();
+        let seen = upgraded(before, &source.name, &store_url, &prefix);
+        let mut kept = BTreeMap::new();
+        let mut listed = Vec::new();
+        for meta in *objects {
+            let key = object_key(&prefix, &meta.location);
+            let hash = || async {
+                content_sha256(store.as_ref(), &meta.location)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "source `{}`: cannot read `{}` to hash it: {e}",
+                            source.name,
+                            display_object(location, &meta.location)
+                        )
+                    })
+            };
+            let Some(earlier) = seen.get(&key) else {
+                match hash().await {
+                    Ok(sha) => listed.push(Listed {
+                        meta: meta.clone(),
+                        key,
+                        sha256: Some(sha),
+                        read: true,
+                    }),
+                    Err(err) => errors.push(err),
+                }
+                continue;
+            };
+            let same_tag = meta.e_tag.is_some() && earlier.etag == meta.e_tag;
+            let unchanged = if earlier.bytes != meta.size {
+                Some(false)
+            } else if same_tag && earlier.sha256.is_some() {
+                Some(true)
+            } else {
+                None
+            };
+            let (unchanged, sha) = match unchanged {
+                Some(verdict) => (verdict, earlier.sha256.clone()),
+                None => match hash().await {
+                    // Without an earlier hash, the same size and tag stand
+                    // for the same bytes (format 1).
+                    Ok(sha) => (
+                        earlier.sha256.as_ref().map_or(same_tag, |h| *h == sha),
+                        Some(sha),
+                    ),
+                    Err(err) => {
+                        errors.push(err);
+                        continue;
+                    }
+                },
+            };
+            let name = display_object(location, &meta.location);
+            let current = Seen {
+                bytes: meta.size,
+                etag: meta.e_tag.clone(),
+                sha256: sha.clone(),
+                run_id: earlier.run_id.clone(),
+            };
+            if unchanged {
+                kept.insert(key.clone(), current);
+            } else {
+                match source.on_changed_input {
+                    OnChangedInput::Fail => errors.push(format!(
+                        "source `{}`: `{name}` changed after run `{}` read it ({} bytes then, {} now); to read it again and replace what that run appended, set `on_changed_input: reread` on the source; to keep what was read, `on_changed_input: ignore`; or start over with `--full-refresh`",
+                        source.name,
+                        earlier.run_id.as_deref().unwrap_or("of an earlier civica"),
+                        earlier.bytes,
+                        meta.size
+                    )),
+                    OnChangedInput::Ignore => {
+                        selection.ignored.push(format!(
+                            "source `{}`: `{name}` changed after an earlier run read it; its new bytes are not read (`on_changed_input: ignore`)",
+                            source.name
+                        ));
+                        kept.insert(key.clone(), current);
+                    }
+                    OnChangedInput::Reread => match &earlier.run_id {
+                        Some(run) => {
+                            selection.replaced_runs.insert(run.clone());
+                        }
+                        None => errors.push(format!(
+                            "source `{}`: `{name}` changed, and the state does not say which run read it (written by an earlier civica), so its rows cannot be replaced; run with `--full-refresh`",
+                            source.name
+                        )),
+                    },
+                }
+            }
+            listed.push(Listed {
+                meta: meta.clone(),
+                key,
+                sha256: sha,
+                read: false,
+            });
+        }
+        selection.objects.insert(source.name.clone(), listed);
+        selection.next.sources.insert(source.name.clone(), kept);
+    }
+    // Second pass: every object of a replaced run is read again, so that
+    // its appended rows are replaced whole.
+    if !selection.replaced_runs.is_empty() {
+        for (source, location, _) in listings {
+            let listed = selection.objects.entry(source.name.clone()).or_default();
+            let kept = selection
+                .next
+                .sources
+                .entry(source.name.clone())
+                .or_default();
+            let prefix = match table_url(location) {
+                Ok(url) => url.prefix().clone(),
+                Err(err) => return Err(vec![err.to_string()]),
+            };
+            let store_url = table_url(location)
+                .map_err(|e| vec![e.to_string()])?
+                .object_store();
+            for (key, earlier) in upgraded(before, &source.name, &store_url, &prefix) {
+                let Some(run) = earlier
+                    .run_id
+                    .as_ref()
+                    .filter(|r| selection.replaced_runs.contains(*r))
+                else {
+                    continue;
+                };
+                match listed.iter_mut().find(|l| l.key == key) {
+                    Some(object) => {
+                        object.read = true;
+                        kept.remove(&key);
+                    }
+                    None => errors.push(format!(
+                        "source `{}`: run `{run}` read `{key}`, which is gone, so the rows that run appended cannot be read again; put the file back, or run with `--full-refresh`",
+                        source.name
+                    )),
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    for (name, listed) in &selection.objects {
+        let kept = selection.next.sources.entry(name.clone()).or_default();
+        for object in listed.iter().filter(|l| l.read) {
+            kept.insert(
+                object.key.clone(),
+                Seen {
+                    bytes: object.meta.size,
+                    etag: object.meta.e_tag.clone(),
+                    sha256: object.sha256.clone(),
+                    run_id: Some(run_id.to_string()),
+                },
+            );
+        }
+    }
+    // Sources of the earlier state that this run does not list (renamed,
+    // or made non-incremental) keep what they read.
+    for (name, objects) in &before.sources {
+        selection
+            .next
+            .sources
+            .entry(name.clone())
+            .or_insert_with(|| objects.clone());
+    }
+    Ok(selection)
+}
+
+/// A source's entries keyed by path below its folder: a state of format 1
+/// keyed them by URL.
+fn upgraded(
+    state: &LoadState,
+    source: &str,
+    store_url: &datafusion::execution::object_store::ObjectStoreUrl,
+    prefix: &ObjectPath,
+) -> BTreeMap<String, Seen> {
+    let Some(objects) = state.sources.get(source) else {
+        return BTreeMap::new();
+    };
+    if state.format >= 2 {
+        return objects.clone();
+    }
+    objects
+        .iter()
+        .map(|(url, seen)| {
+            let key = url
+                .strip_prefix(store_url.as_str())
+                .map(|path| object_key(prefix, &crate::storage::store_path(path)))
+                .unwrap_or_else(|| url.clone());
+            (key, seen.clone())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_known_by_their_path_below_the_source() {
+        let folder = ObjectPath::from("data/lake/raw/calls");
+        let key = |p: &str| object_key(&folder, &ObjectPath::from(p));
+        assert_eq!(key("data/lake/raw/calls/day=1/a.csv"), "day=1/a.csv");
+        assert_eq!(key("data/lake/raw/calls/a.csv"), "a.csv");
+        let file = ObjectPath::from("data/lake/raw/calls/a.csv");
+        assert_eq!(object_key(&file, &file), "a.csv");
+        assert_eq!(object_key(&ObjectPath::from(""), &file), file.as_ref());
+    }
+
+    #[test]
+    fn a_state_that_cannot_be_right_is_refused() {
+        let state = |json: &str| serde_json::from_str::<LoadState>(json);
+        let bad_hash = state(
+            r#"{"format":2,"sources":{"calls":{"a.csv":{"bytes":3,"etag":null,"sha256":"zz","run_id":"r"}}}}"#,
+        )
+        .expect("parses");
+        assert!(bad_hash.validate().unwrap_err().contains("not a SHA-256"));
+        let newer = state(r#"{"format":9,"sources":{}}"#).expect("parses");
+        assert!(newer.validate().unwrap_err().contains("newer civica"));
+        assert!(state(r#"{"sources":{"calls":{"a.csv":{"bytes":-1}}}}"#).is_err());
+        assert!(state(r#"{"sources":{},"extra":1}"#).is_err());
+        let old = state(r#"{"sources":{"calls":{"file:///x/a.csv":{"bytes":3,"etag":"t"}}}}"#)
+            .expect("format 1 reads");
+        assert!(old.validate().is_ok());
     }
 }

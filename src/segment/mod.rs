@@ -109,6 +109,22 @@ pub enum SegmentError {
         /// The first such value.
         value: f64,
     },
+    /// A feature holds values no distance can be computed with.
+    #[error(
+        "feature `{column}` of table `{table}` has {count} value(s) {problem} (e.g. {example}); k-means needs finite values of comparable scale: fix or clip them in the SQL, or use `log1p`"
+    )]
+    FeatureOutOfRange {
+        /// The column.
+        column: String,
+        /// The table.
+        table: String,
+        /// How many values.
+        count: usize,
+        /// What is wrong with them.
+        problem: &'static str,
+        /// One of them.
+        example: f64,
+    },
     /// The model failed to fit.
     #[error("{model} failed: {message}")]
     Model {
@@ -375,6 +391,7 @@ pub async fn fit_segments(
         }
     };
     lap("scaler fitted");
+    check_feature_range(&features, plan, &scaler)?;
     let fitted = match plan.model.kind {
         ModelKind::Kmeans(Precision::Float32) => {
             let x = scaled_matrix::<f32>(&features, plan, &scaler)?;
@@ -510,6 +527,47 @@ fn model_name(plan: &SegmentPlan) -> &'static str {
         ModelKind::Kmeans(_) => "kmeans",
         ModelKind::Gmm => "gmm",
     }
+}
+
+/// Fails, naming the feature, when a value is not finite (`inf`, NaN) or,
+/// once scaled, too large for a squared distance in the model's precision
+/// (a column of 3e300): k-means would otherwise fail on a row and column
+/// number, or on overflowing distances.
+fn check_feature_range(
+    features: &Features,
+    plan: &SegmentPlan,
+    scaler: &Scaler,
+) -> Result<(), SegmentError> {
+    let limit = match plan.model.kind {
+        ModelKind::Kmeans(Precision::Float32) => 1e18,
+        _ => 1e150,
+    };
+    for (j, column) in features.columns.iter().enumerate() {
+        let values = column.iter().map(|v| model_value(plan.log1p[j], *v));
+        let (mut infinite, mut huge) = ((0, 0.0), (0, 0.0));
+        for v in values {
+            if !v.is_finite() {
+                infinite = (infinite.0 + 1, v);
+            } else if scaler.apply(j, v).abs() > limit || !scaler.apply(j, v).is_finite() {
+                huge = (huge.0 + 1, v);
+            }
+        }
+        let found = match (infinite, huge) {
+            ((count, example), _) if count > 0 => Some((count, "that are not finite", example)),
+            (_, (count, example)) if count > 0 => Some((count, "too large to compare", example)),
+            _ => None,
+        };
+        if let Some((count, problem, example)) = found {
+            return Err(SegmentError::FeatureOutOfRange {
+                column: plan.features[j].clone(),
+                table: plan.from.clone(),
+                count,
+                problem,
+                example,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The features scaled into an n × d matrix of `F`, built by blocks of
@@ -852,9 +910,13 @@ async fn load_model(ctx: &SessionContext, path: &str) -> Result<Option<SavedMode
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(bad(e.to_string())),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| bad(e.to_string()))
+    let model: SavedModel = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    model.validate().map_err(|message| {
+        bad(format!(
+            "{message}; restore it from a backup, or delete it to fit new segments (their ids start again from 1)"
+        ))
+    })?;
+    Ok(Some(model))
 }
 
 fn check_unique_ids(ids: &ArrayRef, plan: &SegmentPlan) -> Result<(), SegmentError> {

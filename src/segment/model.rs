@@ -107,7 +107,86 @@ pub struct SavedModel {
     pub quality: serde_json::Value,
 }
 
+/// The largest centroid coordinate a saved model may hold, in scaled
+/// units: beyond it a squared distance overflows.
+const MAX_CENTROID: f64 = 1e150;
+
 impl SavedModel {
+    /// What cannot be in a model civica wrote: a model edited or damaged
+    /// into one of these would place citizens wrongly or not at all.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = self.features.len();
+        if d == 0 {
+            return Err("it lists no features".to_string());
+        }
+        for (what, len) in [
+            ("`log1p`", self.log1p.len()),
+            ("`fill`", self.fill.len()),
+            ("`scaler.offset`", self.scaler.offset.len()),
+            ("`scaler.scale`", self.scaler.scale.len()),
+        ] {
+            if len != d {
+                return Err(format!("{what} has {len} values for {d} features"));
+            }
+        }
+        if let Some(j) = (0..d).find(|&j| {
+            !(self.scaler.offset[j].is_finite()
+                && self.scaler.scale[j].is_finite()
+                && self.scaler.scale[j] > 0.0)
+        }) {
+            return Err(format!(
+                "the scaling of feature `{}` is not a finite offset and a positive scale",
+                self.features[j]
+            ));
+        }
+        if self.fill.iter().flatten().any(|v| !v.is_finite()) {
+            return Err("a `fill` value is not finite".to_string());
+        }
+        if self.centroids.is_empty() {
+            return Err("it has no centroids".to_string());
+        }
+        if self.segment_ids.len() != self.centroids.len() {
+            return Err(format!(
+                "it has {} segment ids for {} centroids",
+                self.segment_ids.len(),
+                self.centroids.len()
+            ));
+        }
+        for (id, centroid) in self.segment_ids.iter().zip(&self.centroids) {
+            if centroid.len() != d {
+                return Err(format!(
+                    "the centroid of segment {id} has {} values for {d} features",
+                    centroid.len()
+                ));
+            }
+            if let Some(j) = centroid
+                .iter()
+                .position(|v| !(v.is_finite() && v.abs() <= MAX_CENTROID))
+            {
+                return Err(format!(
+                    "the centroid of segment {id} holds {:e} for feature `{}`, which no fit gives",
+                    centroid[j], self.features[j]
+                ));
+            }
+        }
+        let mut ids = self.segment_ids.clone();
+        ids.sort_unstable();
+        if let Some(twice) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("segment id {} is listed twice", twice[0]));
+        }
+        if ids[0] < 1 {
+            return Err(format!("segment id {} is not a positive number", ids[0]));
+        }
+        let last = ids[ids.len() - 1];
+        if self.next_segment_id <= last {
+            return Err(format!(
+                "`next_segment_id` {} is not above the largest segment id {last}",
+                self.next_segment_id
+            ));
+        }
+        Ok(())
+    }
+
     /// The centroids as a k × d matrix.
     pub fn centroid_matrix(&self) -> Array2<f64> {
         let d = self.features.len();
@@ -186,6 +265,32 @@ pub fn min_cost_matching(cost: &[Vec<f64>]) -> Vec<Option<usize>> {
     let cols = cost.first().map_or(0, Vec::len);
     if rows == 0 || cols == 0 {
         return vec![None; rows];
+    }
+    // An infinite or undefined cost (centroids whose scale jumped by 1e300
+    // between nights) would leave no column to move to, and the search
+    // below would never end: such a pair costs the most a finite sum of
+    // potentials can hold instead.
+    let ceiling = f64::MAX / (4.0 * (rows + cols) as f64);
+    if cost
+        .iter()
+        .flatten()
+        .any(|c| !(c.is_finite() && *c <= ceiling))
+    {
+        let bounded: Vec<Vec<f64>> = cost
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|&c| {
+                        if c.is_finite() {
+                            c.clamp(-ceiling, ceiling)
+                        } else {
+                            ceiling
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        return min_cost_matching(&bounded);
     }
     if rows > cols {
         // Solve the transpose: the algorithm needs rows <= columns.
@@ -297,6 +402,69 @@ mod tests {
         assert_eq!(min_cost_matching(&wide), vec![Some(1)]);
         let tall = vec![vec![5.0], vec![1.0], vec![9.0]];
         assert_eq!(min_cost_matching(&tall), vec![None, Some(0), None]);
+    }
+
+    #[test]
+    fn infinite_costs_end_the_matching() {
+        let cost = vec![vec![f64::INFINITY, 1.0], vec![f64::NAN, f64::INFINITY]];
+        assert_eq!(min_cost_matching(&cost), vec![Some(1), Some(0)]);
+        let all = vec![vec![f64::INFINITY; 3]; 3];
+        assert_eq!(min_cost_matching(&all).iter().flatten().count(), 3);
+        // Centroids 1e300 apart get new ids, and the call returns.
+        let prev = array![[0.0, 0.0], [1e300, 1e300]];
+        let new = array![[1e300, -1e300], [0.0, 0.1]];
+        let (ids, _) = stable_ids(&new, &[1, 1], Some((&prev, &[1, 2], 3)));
+        assert_eq!(ids.len(), 2);
+    }
+
+    fn saved() -> SavedModel {
+        SavedModel {
+            civica_version: "test".to_string(),
+            model: "kmeans".to_string(),
+            features: vec!["a".to_string(), "b".to_string()],
+            log1p: vec![false, false],
+            fill: vec![None, Some(0.0)],
+            scaling: "standard".to_string(),
+            scaler: Scaler {
+                offset: vec![0.0, 1.0],
+                scale: vec![1.0, 2.0],
+            },
+            segment_ids: vec![1, 2],
+            centroids: vec![vec![0.0, 1.0], vec![1.0, 0.0]],
+            next_segment_id: 3,
+            settings: serde_json::Value::Null,
+            quality: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_damaged_saved_model_is_refused_with_what_is_wrong() {
+        assert_eq!(saved().validate(), Ok(()));
+        type Damage = fn(&mut SavedModel);
+        let cases: Vec<(Damage, &str)> = vec![
+            (
+                |m| {
+                    m.segment_ids.pop();
+                },
+                "1 segment ids for 2 centroids",
+            ),
+            (|m| m.centroids.clear(), "no centroids"),
+            (|m| m.centroids[1].push(3.0), "has 3 values for 2 features"),
+            (|m| m.segment_ids[1] = 1, "segment id 1 is listed twice"),
+            (|m| m.centroids[0][1] = 1e308, "holds 1e308 for feature `b`"),
+            (|m| m.centroids[0][0] = f64::NAN, "for feature `a`"),
+            (|m| m.scaler.scale[0] = 0.0, "scaling of feature `a`"),
+            (|m| m.log1p.clear(), "`log1p` has 0 values"),
+            (|m| m.next_segment_id = 2, "`next_segment_id` 2"),
+            (|m| m.segment_ids[0] = -4, "-4 is not a positive"),
+            (|m| m.features.clear(), "no features"),
+        ];
+        for (damage, expected) in cases {
+            let mut model = saved();
+            damage(&mut model);
+            let err = model.validate().expect_err(expected);
+            assert!(err.contains(expected), "{err} / {expected}");
+        }
     }
 
     #[test]

@@ -54,12 +54,27 @@ pub(super) async fn register_csv(
     let mut heads = Vec::new();
     let mut to_sample = SAMPLE_ROWS;
     for object in &objects {
-        let lines = read_head(&store, object, encoding, to_sample + 1)
+        let head = read_head(&store, object, encoding, to_sample + 1)
             .await
             .map_err(|reason| SourceError::File {
                 file: display_object(&source.location, &object.location),
                 reason,
             })?;
+        if head.utf8_declared_latin {
+            tracing::warn!(
+                "source `{}`: `{}` is declared `encoding: windows-1252`, but its bytes are UTF-8: accented letters would load as two characters each (`è` as `Ã¨`); set `encoding: utf-8` if the file is UTF-8",
+                source.name,
+                display_object(&source.location, &object.location)
+            );
+        }
+        if let Some(byte) = head.not_utf8_at {
+            tracing::warn!(
+                "source `{}`: `{}` is not UTF-8 (byte {byte}): its lines with such bytes will be rejected; set `encoding: windows-1252` if it is a Latin-1 export",
+                source.name,
+                display_object(&source.location, &object.location)
+            );
+        }
+        let lines = head.lines;
         to_sample = to_sample.saturating_sub(lines.len().saturating_sub(1));
         heads.push(lines);
     }
@@ -74,6 +89,40 @@ pub(super) async fn register_csv(
     };
     let headers: Vec<Vec<String>> = heads.iter().map(|lines| header_of(lines)).collect();
     let display = |idx: usize| display_object(&source.location, &objects[idx].location);
+    for (idx, header) in headers.iter().enumerate() {
+        if let [only] = header.as_slice()
+            && let Some(other) = [';', ',', '\t', '|']
+                .into_iter()
+                .find(|d| *d != csv.delimiter && only.contains(*d))
+        {
+            tracing::warn!(
+                "source `{}`: the first line of `{}` is one column with `{}` in it: is the delimiter `{}` rather than `{}`?",
+                source.name,
+                display(idx),
+                other.escape_default(),
+                other.escape_default(),
+                csv.delimiter.escape_default()
+            );
+        }
+    }
+    if csv.header {
+        for (idx, header) in headers.iter().enumerate() {
+            if let Some(twice) = header
+                .iter()
+                .enumerate()
+                .find(|(i, name)| header[..*i].contains(name))
+            {
+                return Err(SourceError::File {
+                    file: display(idx),
+                    reason: format!(
+                        "its header names the column `{}` twice (columns {})",
+                        twice.1,
+                        backticked(header)
+                    ),
+                });
+            }
+        }
+    }
     let (names, mappings) = match &source.schema {
         Some(schema) => {
             let names: Vec<String> = schema.0.iter().map(|(name, _)| name.clone()).collect();
@@ -456,6 +505,12 @@ impl ValueFormat {
                 ISO_TIMESTAMPS
                     .iter()
                     .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+                    // With `Z` or an offset (`+01:00`): converted to UTC.
+                    .or_else(|| {
+                        chrono::DateTime::parse_from_rfc3339(text)
+                            .ok()
+                            .map(|t| t.naive_utc())
+                    })
             }),
         }
     }
@@ -478,7 +533,11 @@ impl ValueFormat {
         let value: Option<i64> = match ty {
             ColumnType::String => Some(0),
             ColumnType::Int64 => trimmed.trim_start_matches('+').parse().ok(),
-            ColumnType::Float64 => self.float(trimmed).map(|v| v.to_bits() as i64),
+            // `1e400` or `inf` would load as infinity: never a number read.
+            ColumnType::Float64 => self
+                .float(trimmed)
+                .filter(|v| v.is_finite())
+                .map(|v| v.to_bits() as i64),
             ColumnType::Boolean => {
                 let is = |words: &[&str]| words.iter().any(|w| trimmed.eq_ignore_ascii_case(w));
                 if is(&["true", "t", "1", "yes", "y", "si", "sì"]) {
@@ -735,10 +794,19 @@ impl CsvDecoder {
             let field = text(span);
             let parsed = self.format.parse(field, ty, &mut value);
             if parsed == Parsed::Invalid {
+                let out_of_range = ty == ColumnType::Float64
+                    && self
+                        .format
+                        .float(field.trim())
+                        .is_some_and(|v| !v.is_finite());
                 return Err(format!(
                     "column `{}`: `{field}` is not {}",
                     self.names[column],
-                    type_name(ty)
+                    if out_of_range {
+                        "a finite number (beyond ±1.8e308, or infinite or NaN)"
+                    } else {
+                        type_name(ty)
+                    }
                 ));
             }
             if let Some(slot) = self.slots[column] {
@@ -823,8 +891,15 @@ fn infer_type(values: impl Iterator<Item = String>, csv: &CsvFormatSpec) -> Colu
     {
         return ColumnType::Int64;
     }
+    // A whole number a float cannot hold exactly (more than 15 digits: an
+    // id, a code, beyond i64) stays text rather than be rounded.
+    let long_whole = |v: &str| {
+        let digits = v.trim_start_matches('-');
+        digits.len() > 15 && digits.bytes().all(|b| b.is_ascii_digit())
+    };
     if let Some(re) = &float_pattern
-        && all(&|v| re.is_match(v) && !leading_zero(v))
+        && all(&|v| re.is_match(v) && !leading_zero(v) && !long_whole(v))
+        && all(&|v| format.float(v).is_some_and(f64::is_finite))
     {
         return ColumnType::Float64;
     }
@@ -912,6 +987,91 @@ mod tests {
         let parsed = ValueFormat::of(&italian()).parse("9:05:33", ColumnType::Time, &mut us);
         assert_eq!(parsed, Parsed::Value);
         assert_eq!(us, (9 * 3600 + 5 * 60 + 33) * 1_000_000);
+    }
+
+    fn comma() -> CsvFormatSpec {
+        CsvFormatSpec {
+            delimiter: ',',
+            decimal: '.',
+            date_format: None,
+            timestamp_format: None,
+            ..italian()
+        }
+    }
+
+    #[test]
+    fn values_a_type_cannot_hold_are_invalid_not_changed() {
+        let format = ValueFormat::of(&comma());
+        let mut out = 0;
+        for text in ["1e400", "-1e400", "inf", "NaN"] {
+            assert_eq!(
+                format.parse(text, ColumnType::Float64, &mut out),
+                Parsed::Invalid,
+                "{text}"
+            );
+        }
+        assert_eq!(
+            format.parse("3e300", ColumnType::Float64, &mut out),
+            Parsed::Value
+        );
+        // Integers beyond what a float holds exactly stay text.
+        assert_eq!(
+            infer(&["12345678901234567890", "1"], &comma()),
+            ColumnType::String
+        );
+        assert_eq!(
+            infer(&["1234567890123456789012"], &comma()),
+            ColumnType::String
+        );
+        assert_eq!(infer(&["1e400", "2"], &comma()), ColumnType::String);
+        assert_eq!(infer(&["1.5", "2"], &comma()), ColumnType::Float64);
+    }
+
+    #[test]
+    fn timestamps_with_an_offset_are_converted_to_utc() {
+        let utc = |text: &str, csv: &CsvFormatSpec| {
+            let mut micros = 0;
+            let parsed = ValueFormat::of(csv).parse(text, ColumnType::Timestamp, &mut micros);
+            (parsed == Parsed::Value).then(|| {
+                chrono::DateTime::from_timestamp_micros(micros)
+                    .expect("in range")
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            })
+        };
+        let iso = comma();
+        assert_eq!(
+            utc("2026-11-20T10:00:00+01:00", &iso).as_deref(),
+            Some("2026-11-20 09:00:00")
+        );
+        assert_eq!(
+            utc("2026-11-20T10:00:00Z", &iso).as_deref(),
+            Some("2026-11-20 10:00:00")
+        );
+        assert_eq!(
+            utc("2026-11-20 10:00:00", &iso).as_deref(),
+            Some("2026-11-20 10:00:00")
+        );
+        let declared = CsvFormatSpec {
+            timestamp_format: Some("%+".to_string()),
+            ..comma()
+        };
+        assert_eq!(
+            utc("2026-11-20T10:00:00+01:00", &declared).as_deref(),
+            Some("2026-11-20 09:00:00")
+        );
+        let with_z = CsvFormatSpec {
+            timestamp_format: Some("%d/%m/%Y %H:%M %z".to_string()),
+            ..comma()
+        };
+        assert_eq!(
+            utc("20/11/2026 10:00 -0500", &with_z).as_deref(),
+            Some("2026-11-20 15:00:00")
+        );
+        assert_eq!(
+            infer(&["2026-11-20T10:00:00+01:00"], &iso),
+            ColumnType::Timestamp
+        );
     }
 
     #[test]

@@ -56,7 +56,27 @@ impl DateTimeFormat {
         }
     }
 
-    /// A date and time.
+    /// Whether the format reads a UTC offset (`%z`, `%:z`, `%#z`, `%+`):
+    /// such times are converted to UTC, never stored with the offset
+    /// dropped.
+    fn has_offset(&self) -> bool {
+        ["%z", "%:z", "%::z", "%#z", "%+"]
+            .iter()
+            .any(|spec| self.text.contains(spec))
+    }
+
+    /// chrono's reading of a date and time: in UTC when the format has an
+    /// offset.
+    fn parse_chrono(&self, s: &str) -> Option<NaiveDateTime> {
+        match self.has_offset() {
+            true => chrono::DateTime::parse_from_str(s, &self.text)
+                .ok()
+                .map(|t| t.naive_utc()),
+            false => NaiveDateTime::parse_from_str(s, &self.text).ok(),
+        }
+    }
+
+    /// A date and time (in UTC when the text has an offset).
     pub fn datetime(&self, s: &str) -> Option<NaiveDateTime> {
         match self.scan(s) {
             Some(f) => {
@@ -68,7 +88,7 @@ impl DateTimeFormat {
                 )?;
                 Some(NaiveDateTime::new(date, time))
             }
-            None if self.fast.is_none() => NaiveDateTime::parse_from_str(s, &self.text).ok(),
+            None if self.fast.is_none() => self.parse_chrono(s),
             None => None,
         }
     }
@@ -90,9 +110,9 @@ impl DateTimeFormat {
                 let seconds = days * 86_400 + i64::from(h * 3600 + m * 60 + sec);
                 Some(seconds * 1_000_000)
             }
-            None if self.fast.is_none() => NaiveDateTime::parse_from_str(s, &self.text)
-                .ok()
-                .map(|t| t.and_utc().timestamp_micros()),
+            None if self.fast.is_none() => {
+                self.parse_chrono(s).map(|t| t.and_utc().timestamp_micros())
+            }
             None => None,
         }
     }

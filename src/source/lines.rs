@@ -107,19 +107,35 @@ pub fn rejected_schema() -> SchemaRef {
     ]))
 }
 
-/// Lines read and lines rejected.
+/// Every line of a file, accounted for: each is a row, rejected, or
+/// skipped on purpose, so that lines read = rows + rejected + skipped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LineCounts {
     /// Non-empty lines, header excluded.
     pub lines: u64,
     /// Of those, the ones that were not rows.
     pub rejected: u64,
+    /// Lines skipped on purpose: blank (or only whitespace) and headers.
+    pub skipped: u64,
+}
+
+impl LineCounts {
+    /// Every line read, skipped ones included.
+    pub fn read(&self) -> u64 {
+        self.lines + self.skipped
+    }
+
+    /// The lines that became rows.
+    pub fn loaded(&self) -> u64 {
+        self.lines - self.rejected
+    }
 }
 
 impl std::ops::AddAssign for LineCounts {
     fn add_assign(&mut self, other: Self) {
         self.lines += other.lines;
         self.rejected += other.rejected;
+        self.skipped += other.skipped;
     }
 }
 
@@ -157,6 +173,10 @@ impl ScanTally {
             .iter()
             .map(|object| {
                 let path = object.location.as_ref();
+                // An empty file has no line, whether a scan opened it or not.
+                if object.size == 0 {
+                    return Some(LineCounts::default());
+                }
                 let ranges = files.get(path)?;
                 let mut covered = 0u64;
                 let mut counts = LineCounts::default();
@@ -615,9 +635,11 @@ impl LineScan {
         }
         if self.skip_header {
             self.skip_header = false;
+            self.counts.skipped += 1;
             return Ok(());
         }
         if raw.iter().all(u8::is_ascii_whitespace) {
+            self.counts.skipped += 1;
             return Ok(());
         }
         self.counts.lines += 1;
@@ -754,6 +776,19 @@ impl RejectedBuilder {
     }
 }
 
+/// The first lines of a file, decoded, and what its bytes say of the
+/// encoding declared.
+#[derive(Debug)]
+pub struct Head {
+    /// The lines.
+    pub lines: Vec<String>,
+    /// Declared `windows-1252`, the bytes are UTF-8 with letters beyond
+    /// ASCII: they would load as `Ã¨` for `è`.
+    pub utf8_declared_latin: bool,
+    /// Declared UTF-8, the bytes are not: the first bad byte's offset.
+    pub not_utf8_at: Option<usize>,
+}
+
 /// The first `max_lines` lines of a file, decompressed and decoded (a
 /// UTF-8 byte-order mark is dropped), for headers and type inference.
 pub async fn read_head(
@@ -761,7 +796,7 @@ pub async fn read_head(
     object: &ObjectMeta,
     encoding: TextEncoding,
     max_lines: usize,
-) -> Result<Vec<String>, String> {
+) -> Result<Head, String> {
     const MAX_BYTES: usize = 16 << 20;
     let path = object.location.as_ref();
     let raw = store
@@ -787,7 +822,16 @@ pub async fn read_head(
         }
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    Ok(bytes
+    // A sample cut in the middle of a character at its end is UTF-8 too.
+    let utf8_error = std::str::from_utf8(bytes)
+        .err()
+        .filter(|e| e.error_len().is_some());
+    let utf8_declared_latin =
+        encoding == TextEncoding::Windows1252 && !bytes.is_ascii() && utf8_error.is_none();
+    let not_utf8_at = utf8_error
+        .filter(|_| encoding == TextEncoding::Utf8)
+        .map(|e| e.valid_up_to() + 1);
+    let lines = bytes
         .split(|b| *b == b'\n')
         .take(max_lines)
         .map(|line| {
@@ -800,5 +844,10 @@ pub async fn read_head(
                     .into_owned(),
             }
         })
-        .collect())
+        .collect();
+    Ok(Head {
+        lines,
+        utf8_declared_latin,
+        not_utf8_at,
+    })
 }

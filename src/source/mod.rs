@@ -7,7 +7,6 @@ pub mod functions;
 pub mod lines;
 pub mod log_pattern;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::AsArray;
@@ -31,7 +30,6 @@ use self::lines::{
     rejected_schema,
 };
 use self::log_pattern::LogPattern;
-use crate::run::state::Seen;
 use crate::spec::{FormatSpec, OnError, SchemaDrift, SchemaSpec, SourcePlan, arrow_type};
 use crate::storage::{
     StorageError, display_object, ensure_store, list_objects, object_url, table_url,
@@ -45,6 +43,8 @@ pub struct SourceStats {
     pub files: usize,
     /// Files an incremental source skipped, read by an earlier run.
     pub skipped: usize,
+    /// Files read that were empty (0 bytes): no rows.
+    pub empty: usize,
     /// Their total size in bytes (compressed where compressed).
     pub bytes: u64,
     /// Each file, for the run manifest.
@@ -64,6 +64,10 @@ pub struct InputObject {
     pub last_modified: String,
     /// The store's entity tag, where it gives one.
     pub etag: Option<String>,
+    /// SHA-256 of its bytes, for an incremental source (how its state
+    /// knows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// The account of a line-oriented source's rejected lines: what the scans
@@ -183,68 +187,194 @@ pub enum SourceError {
     DataFusion(#[from] DataFusionError),
 }
 
-/// Registers a source on the session under its name.
-pub async fn register_source(
+/// A source's objects as listed: for an output civica published to an
+/// object store, those of the version its `_CURRENT` pointer names.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// The source, at the folder that was listed.
+    pub source: SourcePlan,
+    /// Every object, sorted by path.
+    pub objects: Vec<ObjectMeta>,
+    extension: String,
+}
+
+/// Lists a source's objects; none is an error naming the location.
+pub async fn list_source(
     ctx: &SessionContext,
     source: &SourcePlan,
-    processed: Option<&BTreeMap<String, Seen>>,
-) -> Result<SourceStats, SourceError> {
+) -> Result<Listing, SourceError> {
     let extension = match &source.format {
         FormatSpec::Csv(csv) => csv.extension.clone(),
         FormatSpec::Ndjson(json) => json.extension.clone(),
         FormatSpec::Parquet(parquet) => parquet.extension.clone(),
         FormatSpec::AccessLog(log) => log.extension.clone().unwrap_or_default(),
     };
+    // Before listing: opening a FIFO would block the run for good.
+    if table_url(&source.location)?.scheme() == "file" {
+        refuse_special_files(&source.location, &extension)?;
+    }
     let mut listed = list_objects(ctx, &source.location, &extension).await?;
     // An output civica published to an object store is read at the version
     // its `_CURRENT` pointer names, not every version it keeps (asked after
     // the listing, whose errors explain a store's problems best).
     let current = crate::sink::current_folder(ctx, &source.location).await?;
-    let followed;
-    let source = if current == source.location {
-        source
-    } else {
+    let mut source = source.clone();
+    if current != source.location {
         tracing::debug!(source = %source.name, version = %current, "following the folder's pointer");
         listed = list_objects(ctx, &current, &extension).await?;
-        followed = SourcePlan {
-            location: current,
-            ..source.clone()
-        };
-        &followed
-    };
+        source.location = current;
+    }
     if listed.is_empty() {
         return Err(SourceError::NoFiles {
             location: source.location.clone(),
             extension,
         });
     }
+    if table_url(&source.location)?.scheme() == "file" {
+        check_local_files(&source.location, &listed)?;
+    }
+    Ok(Listing {
+        source,
+        objects: listed,
+        extension,
+    })
+}
+
+/// Fails, naming it, when the local path of a source, or an entry below its
+/// folder with the source's file ending, is a FIFO, socket or device:
+/// listing would skip it silently, and reading a FIFO blocks for good.
+fn refuse_special_files(location: &str, extension: &str) -> Result<(), SourceError> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(url) = table_url(location) else {
+        return Ok(());
+    };
+    let Ok(root) = object_store::local::LocalFileSystem::new().path_to_filesystem(url.prefix())
+    else {
+        return Ok(());
+    };
+    let special = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|meta| {
+            let kind = meta.file_type();
+            kind.is_fifo() || kind.is_socket() || kind.is_block_device() || kind.is_char_device()
+        })
+    };
+    let refuse = |path: &std::path::Path| SourceError::File {
+        file: path.display().to_string(),
+        reason: "is not a regular file (a FIFO, socket or device): sources read files only"
+            .to_string(),
+    };
+    let mut folders = vec![root];
+    while let Some(path) = folders.pop() {
+        if special(&path) {
+            return Err(refuse(&path));
+        }
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.to_string_lossy().ends_with(extension) && special(&path) {
+                return Err(refuse(&path));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fails, naming the file, when a listed local file is not a regular file
+/// (a FIFO would block the run, a device never end) or cannot be opened.
+fn check_local_files(location: &str, objects: &[ObjectMeta]) -> Result<(), SourceError> {
+    let local = object_store::local::LocalFileSystem::new();
+    for object in objects {
+        let Ok(path) = local.path_to_filesystem(&object.location) else {
+            continue;
+        };
+        let problem = match std::fs::metadata(&path) {
+            Ok(meta) if !meta.is_file() => Some(
+                "is not a regular file (a FIFO, socket or device): sources read files only"
+                    .to_string(),
+            ),
+            Ok(_) => std::fs::File::open(&path)
+                .err()
+                .map(|err| format!("cannot be opened: {err}")),
+            Err(err) => Some(format!("cannot be read: {err}")),
+        };
+        if let Some(reason) = problem {
+            return Err(SourceError::File {
+                file: display_object(location, &object.location),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Registers a source on the session under its name: every file it lists.
+pub async fn register_source(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+) -> Result<SourceStats, SourceError> {
+    let listing = list_source(ctx, source).await?;
+    register_listing(ctx, listing, None).await
+}
+
+/// Registers a listed source: every object, or, for an incremental source,
+/// the objects in `read` (the others were read by earlier runs).
+pub async fn register_listing(
+    ctx: &SessionContext,
+    listing: Listing,
+    read: Option<Vec<ObjectMeta>>,
+) -> Result<SourceStats, SourceError> {
+    let Listing {
+        source,
+        objects: listed,
+        extension,
+    } = listing;
+    let source = &source;
+    let (objects, skipped) = match read {
+        Some(read) => {
+            let skipped = listed.len() - read.len().min(listed.len());
+            (read, skipped)
+        }
+        None => (listed.clone(), 0),
+    };
     let store_url = table_url(&source.location)?.object_store();
     let url_of = |o: &ObjectMeta| object_url(&store_url, o);
-    // An incremental source skips what a successful run read, unless it
-    // was rewritten since (another size or entity tag).
-    let (objects, skipped): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
-        listed.into_iter().partition(|o| {
-            !processed
-                .and_then(|seen| seen.get(&url_of(o)))
-                .is_some_and(|seen| seen.bytes == o.size && seen.etag == o.e_tag)
-        });
+    let inputs: Vec<InputObject> = objects
+        .iter()
+        .map(|o| InputObject {
+            path: url_of(o),
+            bytes: o.size,
+            last_modified: o.last_modified.to_rfc3339(),
+            etag: o.e_tag.clone(),
+            sha256: None,
+        })
+        .collect();
+    // An empty file has no row (and no header): it is read, and holds nothing.
+    let read_count = objects.len();
+    let (empty, objects): (Vec<ObjectMeta>, Vec<ObjectMeta>) =
+        objects.into_iter().partition(|o| o.size == 0);
     if objects.is_empty() {
-        return register_empty(ctx, source, skipped).await;
+        let listing = Listing {
+            source: source.clone(),
+            objects: listed.into_iter().filter(|o| o.size > 0).collect(),
+            extension,
+        };
+        let mut stats = register_empty(ctx, listing, skipped).await?;
+        stats.files = read_count;
+        stats.empty = empty.len();
+        stats.inputs = inputs;
+        return Ok(stats);
     }
-    let subset = !skipped.is_empty();
+    let subset = skipped > 0 || !empty.is_empty();
     let mut stats = SourceStats {
-        files: objects.len(),
-        skipped: skipped.len(),
+        files: read_count,
+        skipped,
+        empty: empty.len(),
         bytes: objects.iter().map(|o| o.size).sum(),
-        inputs: objects
-            .iter()
-            .map(|o| InputObject {
-                path: url_of(o),
-                bytes: o.size,
-                last_modified: o.last_modified.to_rfc3339(),
-                etag: o.e_tag.clone(),
-            })
-            .collect(),
+        inputs,
         quarantine: None,
     };
     let schema = source.schema.as_ref().map(explicit_schema);
@@ -280,6 +410,7 @@ pub async fn register_source(
                 None => LogParser::Flavor(log.flavor),
             };
             let layout = Arc::new(AccessLogLayout::new(parser));
+            check_sample(ctx, source, layout.as_ref(), &objects).await?;
             let settings = LineOptions {
                 source: source.name.clone(),
                 location: source.location.clone(),
@@ -305,18 +436,28 @@ async fn check_drift(
     format: &dyn FileFormat,
     objects: &[ObjectMeta],
 ) -> Result<Option<SchemaRef>, SourceError> {
-    if source.schema.is_some() || objects.len() < 2 {
+    if source.schema.is_some() {
         return Ok(None);
     }
     let store = ensure_store(ctx, &source.location)?;
     let state = ctx.state();
     let mut schemas = Vec::new();
+    // File by file, so that a damaged one is named.
     for object in objects {
-        schemas.push(
-            format
-                .infer_schema(&state, &store, std::slice::from_ref(object))
-                .await?,
-        );
+        let schema = format
+            .infer_schema(&state, &store, std::slice::from_ref(object))
+            .await
+            .map_err(|err| SourceError::File {
+                file: display_object(&source.location, &object.location),
+                reason: format!(
+                    "cannot be read as {}: {err}",
+                    format.get_ext().trim_start_matches('.')
+                ),
+            })?;
+        schemas.push(schema);
+    }
+    if objects.len() < 2 {
+        return Ok(None);
     }
     let columns: Vec<Vec<String>> = schemas
         .iter()
@@ -349,6 +490,54 @@ async fn check_drift(
             Some(nullable(&merged))
         }
     })
+}
+
+/// How many lines of a source's first file are tried before the run.
+const SAMPLE_LINES: usize = 20;
+
+/// Reads the first lines of a line source's first file and fails, naming
+/// the file, when not one of them can be read as the format says (a wrong
+/// `flavor` or `pattern`): `validate` says so before the night, not the
+/// quarantine after it.
+async fn check_sample(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+    layout: &dyn LineLayout,
+    objects: &[ObjectMeta],
+) -> Result<(), SourceError> {
+    let Some(first) = objects.first() else {
+        return Ok(());
+    };
+    let store = ensure_store(ctx, &source.location)?;
+    let file = display_object(&source.location, &first.location);
+    let head = lines::read_head(&store, first, TextEncoding::Utf8, SAMPLE_LINES)
+        .await
+        .map_err(|reason| SourceError::File {
+            file: file.clone(),
+            reason,
+        })?;
+    let mut decoder = layout.decoder(&[], first.location.as_ref());
+    let mut tried = 0;
+    let mut first_reason = None;
+    for line in head.lines.iter().filter(|l| !l.trim().is_empty()) {
+        tried += 1;
+        match decoder.push_line(line) {
+            Ok(()) => return Ok(()),
+            Err(reason) => {
+                first_reason.get_or_insert(reason);
+            }
+        }
+    }
+    match first_reason {
+        Some(reason) => Err(SourceError::File {
+            file,
+            reason: format!(
+                "none of its first {tried} lines is a `{}` line as the source's format says (the first: {reason}); check `flavor` or `pattern`",
+                layout.file_type()
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Registers a line-oriented source: its table of rows under its name, and
@@ -436,15 +625,30 @@ async fn register_files(
 /// rejected lines' table) with the columns its files have, and no rows.
 async fn register_empty(
     ctx: &SessionContext,
-    source: &SourcePlan,
-    skipped: Vec<ObjectMeta>,
+    listing: Listing,
+    skipped: usize,
 ) -> Result<SourceStats, SourceError> {
-    let files = skipped.len();
-    let full = SourcePlan {
-        incremental: false,
-        ..source.clone()
-    };
-    Box::pin(register_source(ctx, &full, None)).await?;
+    let source = listing.source.clone();
+    if listing.objects.is_empty() {
+        // Every file is empty: the columns are the declared ones, if any.
+        let Some(schema) = &source.schema else {
+            return Err(SourceError::File {
+                file: source.location.clone(),
+                reason: "every file is empty (0 bytes), so the source's columns are unknown; declare them in `schema` to read such a night as no rows".to_string(),
+            });
+        };
+        let empty = MemTable::try_new(Arc::new(explicit_schema(schema)), vec![vec![]])?;
+        ctx.register_table(source.name.as_str(), Arc::new(empty))?;
+        if let Some(rejected) = source.rejected_table() {
+            let empty = MemTable::try_new(rejected_schema(), vec![vec![]])?;
+            ctx.register_table(rejected.as_str(), Arc::new(empty))?;
+        }
+        return Ok(SourceStats {
+            skipped,
+            ..SourceStats::default()
+        });
+    }
+    Box::pin(register_listing(ctx, listing, None)).await?;
     let mut names = vec![source.name.clone()];
     names.extend(source.rejected_table());
     for name in names {
@@ -455,7 +659,7 @@ async fn register_empty(
     }
     Ok(SourceStats {
         files: 0,
-        skipped: files,
+        skipped,
         ..SourceStats::default()
     })
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::{NaiveDate, NaiveTime, TimeDelta};
 
-use super::template::{pos_of_offset, render};
+use super::template::{pos_of_offset, render_sql};
 use super::{CheckKind, CheckSpec, Diagnostic, Located, Pos, Severity, display_path};
 
 /// A check ready to run.
@@ -445,8 +445,25 @@ fn sql_query(
             return None;
         }
     };
-    match render(&template, cx.vars) {
-        Ok(rendered) => Some(rendered.text.trim().trim_end_matches(';').to_string()),
+    match render_sql(&template, cx.vars) {
+        Ok(rendered) => {
+            let query = rendered.text.trim().trim_end_matches(';').to_string();
+            // A check reads; it never writes (`COPY … TO`), defines or sets.
+            match crate::transform::parse_query(&query) {
+                Ok(_) => Some(query),
+                Err(problem) => {
+                    diags.push(Diagnostic::at(
+                        &file,
+                        pos,
+                        format!(
+                            "in `{at}`: a check is one read-only query (`SELECT …` or `WITH … SELECT …`): {}",
+                            problem.message
+                        ),
+                    ));
+                    None
+                }
+            }
+        }
         Err(errors) => {
             for err in errors {
                 let pos = match spec.file {

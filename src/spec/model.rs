@@ -131,6 +131,26 @@ pub struct SourceSpec {
     /// the runs folder). Default `false`.
     #[serde(default)]
     pub incremental: bool,
+    /// What an incremental source does with a file whose bytes changed
+    /// after a run read it: `fail` stops the run naming it; `reread` reads
+    /// it again, with every file of the run that read it, and replaces the
+    /// rows that run appended; `ignore` keeps what was read and logs the
+    /// change. Default `fail`.
+    #[serde(default)]
+    pub on_changed_input: OnChangedInput,
+}
+
+/// What an incremental source does with a file that changed after it was read.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChangedInput {
+    /// Stop the run, naming the file and the choices.
+    #[default]
+    Fail,
+    /// Read it again and replace what the run that read it appended.
+    Reread,
+    /// Keep what was read; log the change.
+    Ignore,
 }
 
 /// What a file whose columns differ from the source's first file does.

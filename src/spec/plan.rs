@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use super::template::{Rendered, builtin_vars, pos_of_offset, render};
+use super::template::{
+    Rendered, builtin_vars, placeholder_names, pos_of_offset, render, render_sql,
+};
 use super::{
     ColumnType, Diagnostic, FeatureName, FormatSpec, Impute, KChoice, Located, LogFlavor,
     ModelMode, ModelSpec, OnError, PipelineSpec, Pos, Precision, Scaling, SchemaDrift, SchemaSpec,
@@ -97,6 +99,8 @@ pub struct SourcePlan {
     pub schema_drift: SchemaDrift,
     /// Read only files no successful run has read.
     pub incremental: bool,
+    /// What a file changed since a run read it does.
+    pub on_changed_input: super::OnChangedInput,
     /// Where the source is defined in the pipeline file.
     pub pos: Pos,
 }
@@ -354,6 +358,7 @@ pub fn check_spec(
                 max_rejected_ratio: ratio,
                 schema_drift: source.value.schema_drift,
                 incremental: source.value.incremental,
+                on_changed_input: source.value.on_changed_input,
                 pos: name.pos,
             }),
             None => {
@@ -496,6 +501,7 @@ pub fn check_spec(
             }
         }),
     };
+    check_command_line_vars(spec, pipeline, &plan, opts, &mut diags);
     (plan, diags)
 }
 
@@ -545,6 +551,11 @@ fn resolve_model_path(
 }
 
 /// The `resources` section with the command line's settings over it.
+/// The most partitions a query may be split into: each takes buffers and
+/// a thread's share, and far more than the cores only costs memory (99
+/// billion once aborted allocating 3.2 TB).
+const MAX_TARGET_PARTITIONS: usize = 1024;
+
 fn resolve_resources(
     file: &str,
     spec: &PipelineSpec,
@@ -597,12 +608,20 @@ fn resolve_resources(
         }
     });
     let target_partitions = match (cli.target_partitions, written.target_partitions) {
-        (Some(0), _) => {
-            report("target_partitions", true, "must be at least 1".into());
+        (Some(n), _) if !(1..=MAX_TARGET_PARTITIONS).contains(&n) => {
+            report(
+                "target_partitions",
+                true,
+                format!("must be from 1 to {MAX_TARGET_PARTITIONS}, found `{n}`"),
+            );
             None
         }
-        (None, Some(0)) => {
-            report("target_partitions", false, "must be at least 1".into());
+        (None, Some(n)) if !(1..=MAX_TARGET_PARTITIONS).contains(&n) => {
+            report(
+                "target_partitions",
+                false,
+                format!("must be from 1 to {MAX_TARGET_PARTITIONS}, found `{n}`"),
+            );
             None
         }
         (cli, yaml) => cli.or(yaml),
@@ -711,11 +730,68 @@ fn resolve_vars(
         vars.insert(name.value.clone(), value.clone());
     }
     for (name, value) in &opts.vars {
-        if !BUILTIN_VARS.contains(&name.as_str()) {
+        if name != "ds" && BUILTIN_VARS.contains(&name.as_str()) {
+            diags.push(Diagnostic {
+                file: file.to_string(),
+                pos: None,
+                message: format!(
+                    "`--var {name}`: `{name}` is set by civica and cannot be set (`ds_nodash` follows `ds`, `run_id` names the run); set the run date with `--date` or `--var ds=`"
+                ),
+            });
+        } else if !BUILTIN_VARS.contains(&name.as_str()) {
             vars.insert(name.clone(), value.clone());
         }
     }
     vars
+}
+
+/// Reports each `--var` that names no variable of the pipeline: neither in
+/// its `vars` nor in a placeholder of the pipeline file or of its SQL files
+/// (a misspelt `--var lakee=…` would otherwise leave `lake` at its default).
+fn check_command_line_vars(
+    spec: &PipelineSpec,
+    pipeline: &Path,
+    plan: &Plan,
+    opts: &CheckOptions,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Ok(yaml) = std::fs::read_to_string(pipeline) else {
+        return;
+    };
+    let pipeline_dir = pipeline.parent().unwrap_or(Path::new("."));
+    let check_files: Vec<String> = spec
+        .checks
+        .iter()
+        .flat_map(|(_, checks)| checks.iter())
+        .filter_map(|check| check.value.file.as_ref())
+        .filter_map(|file| std::fs::read_to_string(pipeline_dir.join(file)).ok())
+        .collect();
+    let mut known: BTreeSet<&str> = BUILTIN_VARS.into_iter().collect();
+    known.extend(spec.vars.iter().map(|(name, _)| name.value.as_str()));
+    known.extend(placeholder_names(&yaml));
+    known.extend(check_files.iter().flat_map(|text| placeholder_names(text)));
+    known.extend(plan.steps.iter().flat_map(|step| match step {
+        Step::Sql(sql) => placeholder_names(&sql.sql.template),
+        Step::Segment(_) => Vec::new(),
+    }));
+    let settable: Vec<String> = known
+        .iter()
+        .filter(|name| !["ds_nodash", "run_id"].contains(name))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    let mut reported = BTreeSet::new();
+    for (name, _) in &opts.vars {
+        if !known.contains(name.as_str()) && reported.insert(name) {
+            diags.push(Diagnostic {
+                file: plan.file.clone(),
+                pos: None,
+                message: format!(
+                    "`--var {name}`: the pipeline has no variable `{name}` (its variables: {})",
+                    settable.join(", ")
+                ),
+            });
+        }
+    }
 }
 
 fn render_located(
@@ -902,7 +978,7 @@ fn load_sql_step(
             return None;
         }
     };
-    let sql = match render(&template, vars) {
+    let sql = match render_sql(&template, vars) {
         Ok(sql) => sql,
         Err(errors) => {
             for err in errors {

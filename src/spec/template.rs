@@ -40,11 +40,127 @@ impl Rendered {
     }
 }
 
-/// Fills every `{{ name }}` in `template` from `vars`. Reports every unknown
-/// name and malformed placeholder.
+/// Fills every `{{ name }}` in `template` from `vars`, as text (paths).
+/// Reports every unknown name and malformed placeholder.
 pub fn render(
     template: &str,
     vars: &BTreeMap<String, String>,
+) -> Result<Rendered, Vec<TemplateError>> {
+    render_with(template, vars, |_, value| value.to_string())
+}
+
+/// Fills every `{{ name }}` in an SQL text from `vars`, as data: inside a
+/// string literal (`'{{ ds }}'`) the value's quotes are doubled, inside a
+/// quoted identifier its double quotes, inside a comment it cannot end the
+/// comment, and elsewhere it becomes a literal (a number as written, any
+/// other value a quoted string). `{{ name | raw }}` inserts the text as it
+/// is, as SQL code: never for values from outside.
+pub fn render_sql(
+    template: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<Rendered, Vec<TemplateError>> {
+    let contexts = sql_contexts(template);
+    render_with(template, vars, |offset, value| {
+        let context = contexts
+            .iter()
+            .find(|(at, _)| *at == offset)
+            .map_or(SqlContext::Code, |(_, context)| *context);
+        match context {
+            SqlContext::Code if is_plain_number(value) => value.to_string(),
+            SqlContext::Code => format!("'{}'", value.replace('\'', "''")),
+            SqlContext::String => value.replace('\'', "''"),
+            SqlContext::Identifier => value.replace('"', "\"\""),
+            SqlContext::LineComment => value.replace(['\n', '\r'], " "),
+            SqlContext::BlockComment => value.replace("*/", "* /"),
+        }
+    })
+}
+
+/// The filter that inserts a value as it is, in SQL.
+const RAW: &str = "raw";
+
+/// Where a placeholder stands in SQL text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SqlContext {
+    Code,
+    String,
+    Identifier,
+    LineComment,
+    BlockComment,
+}
+
+/// The context of each placeholder of an SQL text, by its offset. The
+/// placeholders themselves are skipped, so a value never changes the
+/// context of what follows.
+fn sql_contexts(template: &str) -> Vec<(usize, SqlContext)> {
+    let bytes = template.as_bytes();
+    let mut found = Vec::new();
+    let mut context = SqlContext::Code;
+    let mut at = 0;
+    while at < bytes.len() {
+        if template[at..].starts_with("{{") {
+            found.push((at, context));
+            at = template[at..]
+                .find("}}")
+                .map_or(bytes.len(), |end| at + end + 2);
+            continue;
+        }
+        let next = bytes.get(at + 1).copied();
+        let (next_context, width) = match (context, bytes[at], next) {
+            (SqlContext::Code, b'\'', _) => (SqlContext::String, 1),
+            (SqlContext::Code, b'"', _) => (SqlContext::Identifier, 1),
+            (SqlContext::Code, b'-', Some(b'-')) => (SqlContext::LineComment, 2),
+            (SqlContext::Code, b'/', Some(b'*')) => (SqlContext::BlockComment, 2),
+            (SqlContext::String, b'\'', Some(b'\'')) => (SqlContext::String, 2),
+            (SqlContext::String, b'\'', _) => (SqlContext::Code, 1),
+            (SqlContext::Identifier, b'"', Some(b'"')) => (SqlContext::Identifier, 2),
+            (SqlContext::Identifier, b'"', _) => (SqlContext::Code, 1),
+            (SqlContext::LineComment, b'\n', _) => (SqlContext::Code, 1),
+            (SqlContext::BlockComment, b'*', Some(b'/')) => (SqlContext::Code, 2),
+            (same, _, _) => (same, 1),
+        };
+        context = next_context;
+        at += width;
+    }
+    found
+}
+
+/// `42`, `-7`, `0.25`, `1e5`: a value SQL reads as the same number.
+fn is_plain_number(value: &str) -> bool {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let (mantissa, exponent) = match digits.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((whole, fraction)) => all_digits(whole) && all_digits(fraction),
+        None => all_digits(mantissa),
+    };
+    mantissa_ok && exponent.is_none_or(all_digits)
+}
+
+/// Every placeholder name a template uses, malformed ones left out.
+pub fn placeholder_names(template: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        rest = &rest[open + 2..];
+        let Some(close) = rest.find("}}") else { break };
+        let name = rest[..close].split('|').next().unwrap_or_default().trim();
+        names.push(name);
+        rest = &rest[close + 2..];
+    }
+    names
+}
+
+/// Fills every placeholder, writing each value (its filters applied) as
+/// `place(offset of the placeholder, value)` says, unless its last filter
+/// is `raw`.
+fn render_with(
+    template: &str,
+    vars: &BTreeMap<String, String>,
+    place: impl Fn(usize, &str) -> String,
 ) -> Result<Rendered, Vec<TemplateError>> {
     let mut text = String::with_capacity(template.len());
     let mut pieces = vec![(0, 0)];
@@ -62,8 +178,12 @@ pub fn render(
             break;
         };
         let end = start + 2 + close + 2;
-        let mut parts = template[start + 2..end - 2].split('|');
-        let name = parts.next().unwrap_or_default().trim();
+        let mut parts: Vec<&str> = template[start + 2..end - 2].split('|').collect();
+        let name = parts.remove(0).trim();
+        let raw = parts.last().is_some_and(|f| f.trim() == RAW);
+        if raw {
+            parts.pop();
+        }
         let is_identifier = !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
@@ -76,10 +196,16 @@ pub fn render(
                 ),
             });
         } else if let Some(value) = vars.get(name) {
-            match parts.try_fold(value.clone(), |value, filter| apply_filter(filter, &value)) {
+            match parts
+                .iter()
+                .try_fold(value.clone(), |value, filter| apply_filter(filter, &value))
+            {
                 Ok(value) => {
                     pieces.push((text.len(), start));
-                    text.push_str(&value);
+                    match raw {
+                        true => text.push_str(&value),
+                        false => text.push_str(&place(start, &value)),
+                    }
                 }
                 Err(message) => errors.push(TemplateError {
                     offset: start,
@@ -140,7 +266,7 @@ fn apply_filter(filter: &str, value: &str) -> Result<String, String> {
             .ok_or_else(|| format!("`{filter}` leaves the calendar"));
     }
     Err(format!(
-        "unknown filter `{filter}` (known: `add_days(n)`, `nodash`)"
+        "unknown filter `{filter}` (known: `add_days(n)`, `nodash`, and last `raw` in SQL)"
     ))
 }
 
@@ -258,6 +384,59 @@ mod tests {
         assert_eq!(
             out.source_offset(rendered_at),
             template.find("bad_col").expect("present")
+        );
+    }
+
+    #[test]
+    fn sql_placeholders_are_data_where_they_stand() {
+        let vars = BTreeMap::from([
+            ("svc".to_string(), "x' OR '1'='1".to_string()),
+            ("n".to_string(), "90".to_string()),
+            ("ds".to_string(), "2026-11-21".to_string()),
+            ("col".to_string(), "a\"b".to_string()),
+            ("note".to_string(), "line\nDROP */ x".to_string()),
+            ("table".to_string(), "calls".to_string()),
+        ]);
+        let cases = [
+            ("WHERE s = '{{ svc }}'", "WHERE s = 'x'' OR ''1''=''1'"),
+            ("WHERE s = {{ svc }}", "WHERE s = 'x'' OR ''1''=''1'"),
+            ("LIMIT {{ n }}", "LIMIT 90"),
+            ("WHERE d = {{ ds }}", "WHERE d = '2026-11-21'"),
+            ("CAST('{{ ds }}' AS DATE)", "CAST('2026-11-21' AS DATE)"),
+            ("SELECT \"{{ col }}\"", "SELECT \"a\"\"b\""),
+            ("-- {{ note }}\nSELECT 1", "-- line DROP */ x\nSELECT 1"),
+            (
+                "/* {{ note }} */ SELECT 1",
+                "/* line\nDROP * / x */ SELECT 1",
+            ),
+            ("SELECT 'it''s {{ n }}'", "SELECT 'it''s 90'"),
+            ("SELECT * FROM {{ table | raw }}", "SELECT * FROM calls"),
+            (
+                "SELECT '{{ svc }}', {{ n }}",
+                "SELECT 'x'' OR ''1''=''1', 90",
+            ),
+        ];
+        for (template, expected) in cases {
+            let got = render_sql(template, &vars).expect("renders");
+            assert_eq!(got.text, expected, "{template}");
+        }
+    }
+
+    #[test]
+    fn plain_numbers_are_only_digits_with_a_sign_point_or_exponent() {
+        for yes in ["0", "-7", "0.25", "1e5", "2.5E-3"] {
+            assert!(is_plain_number(yes), "{yes}");
+        }
+        for no in ["", "-", "1.", ".5", "NaN", "inf", "1e", "1 ", "0x10", "1;2"] {
+            assert!(!is_plain_number(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn lists_the_names_a_template_uses() {
+        assert_eq!(
+            placeholder_names("{{ lake }}/x/{{ds|nodash}} {{ lake }}"),
+            ["lake", "ds", "lake"]
         );
     }
 

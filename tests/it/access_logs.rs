@@ -127,7 +127,7 @@ fn damaged_lines_are_quarantined_with_their_number_and_reason() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .contains("7 line(s) read, 5 rejected (71.429%, see `web__rejected`)"),
+            .contains("8 line(s) read = 2 loaded + 5 rejected + 1 skipped (blank or header); 71.429% rejected, in `web__rejected`"),
         "{}",
         describe(&out)
     );
@@ -214,7 +214,7 @@ async fn large_files_split_into_byte_ranges_lose_and_repeat_no_line() {
         file.display()
     );
     let ctx = SessionContext::new_with_config(config.clone());
-    let stats = civica::source::register_source(&ctx, &plan_source(dir.path(), &source), None)
+    let stats = civica::source::register_source(&ctx, &plan_source(dir.path(), &source))
         .await
         .expect("registers");
     let explain = sql(&ctx, "EXPLAIN SELECT count(*) FROM web")
@@ -251,7 +251,6 @@ async fn large_files_split_into_byte_ranges_lose_and_repeat_no_line() {
     civica::source::register_source(
         &ctx,
         &plan_source(dir.path(), &format!("{source}    on_error: fail\n")),
-        None,
     )
     .await
     .expect("registers");

@@ -143,7 +143,8 @@ fn drift_source(policy: &str) -> String {
 fn a_file_whose_columns_changed_fails_by_default_naming_file_and_columns() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = run_source(dir.path(), &drift_source(""));
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    // Drift is in the data, not the pipeline: the run failed (1).
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("calls_2026-11-20.csv` adds `channel` compared with `")
@@ -212,7 +213,7 @@ fn schema_drift_applies_to_parquet_sources_too() {
         civica(dir.path(), &["run", "pipeline.yaml"])
     };
     let out = run("");
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("b.parquet` adds `channel` compared with `"),
         "{}",

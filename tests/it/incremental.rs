@@ -107,7 +107,7 @@ fn an_incremental_run_reads_only_new_files_and_appends() {
     assert!(idle.status.success(), "{}", describe(&idle));
     assert!(last_inputs(dir.path()).is_empty());
 
-    // A rewritten file is read again.
+    // A rewritten file, read again by a full refresh.
     add_day(dir.path(), "2026-11-19", 5);
     let rewritten = run(dir.path(), &["--full-refresh"]);
     assert!(rewritten.status.success(), "{}", describe(&rewritten));
@@ -119,14 +119,10 @@ fn an_incremental_run_reads_only_new_files_and_appends() {
         published_days(dir.path()).trim(),
         "[('2026-11-19', 5), ('2026-11-20', 2), ('2026-11-21', 4), ('2026-11-22', 1)]"
     );
+    // A file rewritten after a run read it stops the run (see below).
     add_day(dir.path(), "2026-11-20", 6);
     let changed = run(dir.path(), &[]);
-    assert!(changed.status.success(), "{}", describe(&changed));
-    assert_eq!(
-        last_inputs(dir.path()),
-        ["calls_2026-11-20.csv"],
-        "a rewritten file is read again"
-    );
+    assert_eq!(changed.status.code(), Some(1), "{}", describe(&changed));
 }
 
 /// A run killed after publishing its output but before its state: the next
@@ -160,5 +156,224 @@ fn a_run_killed_before_its_state_moved_is_not_read_twice() {
     assert_eq!(
         published_days(dir.path()).trim(),
         "[('2026-11-19', 3), ('2026-11-20', 2)]"
+    );
+}
+
+/// The daily pipeline with its lake in a variable, so that it can move.
+fn pipeline_in(lake_dir: &str, on_changed: &str) -> String {
+    format!(
+        "name: calls_daily\nvars:\n  lake: {lake_dir}\nruns: \"{{{{ lake }}}}/out/_runs/\"\nsources:\n  calls:\n    path: \"{{{{ lake }}}}/raw/calls/\"\n    format: {{ type: csv, delimiter: \";\" }}\n    incremental: true\n{on_changed}transforms:\n  - {{ name: daily, sql: daily.sql }}\noutputs:\n  - {{ table: daily, path: \"{{{{ lake }}}}/out/daily/\", mode: append }}\n"
+    )
+}
+
+/// What a run in `dir` of the lake at `lake` published and read.
+fn days_in(dir: &Path, lake: &str) -> (String, Vec<String>, usize) {
+    let lake = dir.join(lake);
+    let days = python(&format!(
+        "import duckdb\nprint(duckdb.sql(\"SELECT day::VARCHAR, sum(calls)::INT FROM read_parquet('{}/out/daily/*.parquet') GROUP BY day ORDER BY day\").fetchall())",
+        lake.display()
+    ));
+    let inputs = {
+        let all = crate::common::manifests(&lake.join("out/_runs"));
+        all.last().expect("a run")["inputs"]
+            .as_array()
+            .expect("inputs")
+            .iter()
+            .map(|i| {
+                let path = i["path"].as_str().expect("path");
+                path.rsplit('/').next().unwrap_or(path).to_string()
+            })
+            .collect()
+    };
+    let parts = std::fs::read_dir(lake.join("out/daily"))
+        .expect("output folder")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .count();
+    (days.trim().to_string(), inputs, parts)
+}
+
+/// A file touched, copied again with the same bytes, or a lake moved to
+/// another folder is not read again: the state knows objects by their
+/// path below the source and their content, not by URL and time. (Before,
+/// each of these doubled the day's calls.) A night with nothing new adds
+/// no empty part file.
+#[test]
+fn touched_copied_or_moved_inputs_are_not_read_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline_in("lake", "")).expect("pipeline");
+    std::fs::write(dir.path().join("daily.sql"), DAILY).expect("sql");
+    let lake = dir.path().join("lake");
+    add_day(&lake, "2026-11-19", 3);
+    add_day(&lake, "2026-11-20", 2);
+    let first = run(dir.path(), &[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let published = "[('2026-11-19', 3), ('2026-11-20', 2)]";
+    assert_eq!(days_in(dir.path(), "lake").0, published);
+
+    // `touch`: a new modification time, the same bytes.
+    let day = lake.join("raw/calls/calls_2026-11-20.csv");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&day)
+        .and_then(|f| f.set_modified(later))
+        .expect("touch");
+    let touched = run(dir.path(), &[]);
+    assert!(touched.status.success(), "{}", describe(&touched));
+    assert_eq!(
+        days_in(dir.path(), "lake"),
+        (published.to_string(), vec![], 1),
+        "a touched file was read again, or an empty part was added"
+    );
+
+    // `cp` without `-p`: a new file (another inode and time), the same bytes.
+    let bytes = std::fs::read(&day).expect("read");
+    std::fs::remove_file(&day).expect("remove");
+    std::fs::write(&day, bytes).expect("copy again");
+    let copied = run(dir.path(), &[]);
+    assert!(copied.status.success(), "{}", describe(&copied));
+    assert_eq!(
+        days_in(dir.path(), "lake"),
+        (published.to_string(), vec![], 1)
+    );
+
+    // The lake moved: the runs folder and the state move with it.
+    std::fs::rename(&lake, dir.path().join("moved")).expect("mv");
+    let moved = run(dir.path(), &["--var", "lake=moved"]);
+    assert!(moved.status.success(), "{}", describe(&moved));
+    assert_eq!(
+        days_in(dir.path(), "moved"),
+        (published.to_string(), vec![], 1)
+    );
+
+    // A new day is read, alone.
+    add_day(&dir.path().join("moved"), "2026-11-21", 4);
+    let next = run(dir.path(), &["--var", "lake=moved"]);
+    assert!(next.status.success(), "{}", describe(&next));
+    assert_eq!(
+        days_in(dir.path(), "moved"),
+        (
+            "[('2026-11-19', 3), ('2026-11-20', 2), ('2026-11-21', 4)]".to_string(),
+            vec!["calls_2026-11-21.csv".to_string()],
+            2
+        )
+    );
+}
+
+/// A file whose bytes changed after a run read it stops the run, naming
+/// it and the choices; `ignore` keeps what was read; `reread` reads again
+/// every file of the run that read it and replaces what that run appended,
+/// so the day is replaced, not added to.
+#[test]
+fn a_changed_input_stops_the_run_unless_the_source_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write_pipeline = |on_changed: &str| {
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            pipeline_in("lake", on_changed),
+        )
+        .expect("pipeline")
+    };
+    write_pipeline("");
+    std::fs::write(dir.path().join("daily.sql"), DAILY).expect("sql");
+    let lake = dir.path().join("lake");
+    add_day(&lake, "2026-11-19", 3);
+    assert!(run(dir.path(), &[]).status.success());
+    add_day(&lake, "2026-11-20", 2);
+    assert!(run(dir.path(), &[]).status.success());
+    let published = "[('2026-11-19', 3), ('2026-11-20', 2)]";
+
+    add_day(&lake, "2026-11-19", 5);
+    let changed = run(dir.path(), &[]);
+    assert_eq!(changed.status.code(), Some(1), "{}", describe(&changed));
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    for expected in [
+        "calls_2026-11-19.csv` changed after run",
+        "`on_changed_input: reread`",
+        "`on_changed_input: ignore`",
+        "`--full-refresh`",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert_eq!(days_in(dir.path(), "lake").0, published);
+
+    write_pipeline("    on_changed_input: ignore\n");
+    let ignored = run(dir.path(), &[]);
+    assert!(ignored.status.success(), "{}", describe(&ignored));
+    assert!(
+        String::from_utf8_lossy(&ignored.stderr).contains("its new bytes are not read"),
+        "{}",
+        describe(&ignored)
+    );
+    assert_eq!(
+        days_in(dir.path(), "lake"),
+        (published.to_string(), vec![], 2)
+    );
+
+    add_day(&lake, "2026-11-19", 7);
+    write_pipeline("    on_changed_input: reread\n");
+    let reread = run(dir.path(), &[]);
+    assert!(reread.status.success(), "{}", describe(&reread));
+    assert_eq!(
+        days_in(dir.path(), "lake"),
+        (
+            "[('2026-11-19', 7), ('2026-11-20', 2)]".to_string(),
+            vec!["calls_2026-11-19.csv".to_string()],
+            2
+        ),
+        "the first run's rows were not replaced"
+    );
+    // Read once more, nothing changes.
+    let idle = run(dir.path(), &[]);
+    assert!(idle.status.success(), "{}", describe(&idle));
+    assert_eq!(days_in(dir.path(), "lake").1, Vec::<String>::new());
+}
+
+/// Two runs of one pipeline at once: the second finds the first's lock in
+/// the runs folder and is skipped (exit 75, a line saying who holds it),
+/// publishing nothing. The lock of a run killed is broken by the next run,
+/// which reads the new file once.
+#[test]
+fn a_second_run_at_once_is_skipped_and_a_dead_runs_lock_is_broken() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).expect("pipeline");
+    std::fs::write(dir.path().join("daily.sql"), DAILY).expect("sql");
+    add_day(dir.path(), "2026-11-19", 3);
+    let first = crate::publish::pause_command_at(
+        crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
+        "writing:daily",
+    );
+    let second = run(dir.path(), &[]);
+    assert_eq!(second.status.code(), Some(75), "{}", describe(&second));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("skipped: run `") && stderr.contains("holds the lock"),
+        "{stderr}"
+    );
+    let json = run(dir.path(), &["--log-format", "json"]);
+    assert_eq!(json.status.code(), Some(75), "{}", describe(&json));
+    assert!(
+        String::from_utf8_lossy(&json.stderr).contains("\"message\":\"pipeline skipped\""),
+        "{}",
+        describe(&json)
+    );
+    assert!(
+        !dir.path().join("out/daily").exists() || part_files(dir.path()) == 0,
+        "a skipped run published"
+    );
+
+    crate::publish::kill(first);
+    let next = run(dir.path(), &[]);
+    assert!(next.status.success(), "{}", describe(&next));
+    assert!(
+        String::from_utf8_lossy(&next.stderr).contains("broke the lock of a dead run"),
+        "{}",
+        describe(&next)
+    );
+    assert_eq!(published_days(dir.path()).trim(), "[('2026-11-19', 3)]");
+    assert!(
+        !dir.path().join("out/_runs/lock/calls_daily.json").exists(),
+        "the lock is released"
     );
 }

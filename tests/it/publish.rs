@@ -77,7 +77,7 @@ pub fn kill_command_at(command: std::process::Command, point: &str) {
 }
 
 /// Kills a paused run with SIGKILL.
-fn kill(mut child: Child) {
+pub fn kill(mut child: Child) {
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("killed child");
     assert_eq!(
@@ -89,7 +89,7 @@ fn kill(mut child: Child) {
 
 /// Starts `command` (a civica run) pausing at `point`, and returns it once
 /// it says it has paused there.
-fn pause_command_at(mut command: std::process::Command, point: &str) -> Child {
+pub fn pause_command_at(mut command: std::process::Command, point: &str) -> Child {
     let mut child = command
         .env("CIVICA_PAUSE_AT", point)
         .stdout(Stdio::null())
@@ -268,7 +268,8 @@ fn a_run_that_cannot_complete_an_earlier_publish_publishes_nothing() {
     assert_eq!(snapshot(dir.path()), day1, "then its own publish");
 }
 
-/// Two runs of one pipeline at once: the second waits for the first's
+/// Two runs of one pipeline at once: the second finds the first's lock and
+/// is skipped; without the lock (removed by hand) it waits for the first's
 /// publish, and when that does not end it stops without publishing, so the
 /// outputs never mix the two runs.
 #[test]
@@ -285,6 +286,13 @@ fn a_run_never_publishes_over_a_publish_still_under_way() {
     let left = staging_folders(dir.path());
 
     write_inputs(dir.path(), 1);
+    // The pipeline's lock turns the second run away first.
+    let skipped = run(dir.path());
+    assert_eq!(skipped.status.code(), Some(75), "{}", describe(&skipped));
+    assert!(String::from_utf8_lossy(&skipped.stderr).contains("holds the lock"));
+    assert_eq!(snapshot(dir.path()), torn, "nothing published over it");
+    // With the lock removed by hand, the publish under way still holds it off.
+    std::fs::remove_file(dir.path().join("out/_runs/lock/killed.json")).expect("remove the lock");
     let overlapping = run(dir.path());
     assert_eq!(
         overlapping.status.code(),

@@ -81,7 +81,7 @@ fn file_urls_work_for_sources_and_outputs() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The third line of the fixture log has no closing quote on its user agent.
     assert!(
-        stdout.contains("3 line(s) read, 1 rejected (33.333%, see `web__rejected`)"),
+        stdout.contains("3 line(s) read = 2 loaded + 1 rejected + 0 skipped (blank or header); 33.333% rejected, in `web__rejected`"),
         "{stdout}"
     );
     let calls = crate::common::query(

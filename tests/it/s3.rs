@@ -173,7 +173,9 @@ fn wrong_credentials_and_missing_buckets_are_named() {
         quickstart_command("s3://lake", "validate"),
         "not-the-secret",
     );
-    assert_eq!(denied.status.code(), Some(2), "{}", describe(&denied));
+    // Refused credentials and a missing bucket fail the run (1): the
+    // pipeline is right, the store is not.
+    assert_eq!(denied.status.code(), Some(1), "{}", describe(&denied));
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert!(
         stderr.contains(
@@ -190,7 +192,7 @@ fn wrong_credentials_and_missing_buckets_are_named() {
         quickstart_command("s3://no-such-bucket", "validate"),
         SECRET_KEY,
     );
-    assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
+    assert_eq!(missing.status.code(), Some(1), "{}", describe(&missing));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
         stderr.contains("cannot read `s3://no-such-bucket/raw/crm/citizens/`: bucket `no-such-bucket` does not exist"),
@@ -259,16 +261,26 @@ fn storage_settings_in_the_yaml_reach_the_client() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    // (An endpoint written with a user and password: they never show.)
     let out = run_with_yaml_settings(
         dir.path(),
         &logs_pipeline(
-            &format!("http://127.0.0.1:{closed}"),
+            &format!("http://keyholder:hunter2@127.0.0.1:{closed}"),
             "  max_retries: 0\n  connect_timeout_s: 2\n",
         ),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an outage is exit 1: {}",
+        describe(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot read `s3://logs/web/`"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("keyholder"),
+        "{stderr}"
+    );
 }
 
 /// The publish guarantees on the S3 server, where outputs are versions
@@ -498,4 +510,45 @@ print(con.sql("SELECT day::VARCHAR, count(*) FROM read_parquet(getvariable('dail
         .expect("count")
         .value(0);
     assert_eq!(calls, 2, "the current version's rows only");
+}
+
+/// Two runs at once on a bucket: the lock object is taken with a
+/// create-if-absent write (`If-None-Match: *`), so the second is skipped
+/// (exit 75); once the first is dead, the next run breaks its lock.
+#[test]
+fn a_second_run_on_a_bucket_is_skipped_by_the_lock() {
+    let server = S3Server::start();
+    let lake = server.bucket_dir("lake");
+    std::fs::create_dir_all(lake.join("raw/people")).expect("mkdir");
+    std::fs::write(lake.join("raw/people/people.csv"), "id;name\n1;anna\n").expect("people");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let yaml = "name: locked\nruns: s3://lake/out/_runs/\nsources:\n  people:\n    path: s3://lake/raw/people/\n    format: { type: csv, delimiter: \";\" }\noutputs:\n  - { table: people, path: s3://lake/out/people/ }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("pipeline");
+    let command = || crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]);
+    let first =
+        crate::publish::pause_command_at(server.configure(command(), SECRET_KEY), "writing:people");
+    assert!(
+        lake.join("out/_runs/lock/locked.json").exists(),
+        "the lock object"
+    );
+    let second = server.run(command(), SECRET_KEY);
+    assert_eq!(second.status.code(), Some(75), "{}", describe(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr)
+            .contains("holds the lock `s3://lake/out/_runs/lock/locked.json`"),
+        "{}",
+        describe(&second)
+    );
+    crate::publish::kill(first);
+    let next = server.run(command(), SECRET_KEY);
+    assert!(next.status.success(), "{}", describe(&next));
+    assert!(
+        String::from_utf8_lossy(&next.stderr).contains("broke the lock of a dead run"),
+        "{}",
+        describe(&next)
+    );
+    assert!(
+        !lake.join("out/_runs/lock/locked.json").exists(),
+        "released"
+    );
 }

@@ -454,3 +454,78 @@ fn gaussian_mixture_segments_every_citizen() {
     let distinct: std::collections::BTreeSet<i32> = found.iter().map(|p| p.1).collect();
     assert_eq!(distinct.len(), 3);
 }
+
+/// A saved model edited or damaged is refused when read, naming the file
+/// and what is wrong: exit 1, nothing published, never a panic (fewer ids
+/// than centroids, no centroids, centroids of the wrong length, duplicate
+/// ids, a centroid of 1e308; before, these panicked, padded with zeros,
+/// published duplicate ids or looped forever).
+#[test]
+fn a_damaged_saved_model_stops_the_run_with_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::copy(fixture("iris"), dir.path().join("people.csv")).expect("copy");
+    let features = fixture_features("iris");
+    let refit = pipeline(
+        dir.path(),
+        "people.csv",
+        &features,
+        "",
+        "{ type: kmeans, k: 3, seed: 1 }",
+    );
+    run(dir.path(), &refit);
+    let model_path = dir.path().join("out/segments_model.json");
+    let good: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&model_path).expect("model")).expect("JSON");
+    let published = fs::read(dir.path().join("out/segments/part-00000.parquet")).expect("output");
+    type Damage = fn(&mut serde_json::Value);
+    let damages: Vec<(&str, Damage)> = vec![
+        ("2 segment ids for 3 centroids", |m| {
+            m["segment_ids"].as_array_mut().expect("ids").pop();
+        }),
+        ("no centroids", |m| m["centroids"] = serde_json::json!([])),
+        ("has 3 values for 4 features", |m| {
+            m["centroids"][1].as_array_mut().expect("centroid").pop();
+        }),
+        ("is listed twice", |m| {
+            m["segment_ids"][1] = m["segment_ids"][0].clone()
+        }),
+        ("which no fit gives", |m| {
+            m["centroids"][0][2] = serde_json::json!(1e308)
+        }),
+        ("invalid type", |m| {
+            m["centroids"] = serde_json::json!("none")
+        }),
+    ];
+    for (expected, damage) in damages {
+        for mode in ["", ", mode: assign"] {
+            let mut model = good.clone();
+            damage(&mut model);
+            fs::write(&model_path, serde_json::to_vec(&model).expect("JSON")).expect("write");
+            let file = pipeline(
+                dir.path(),
+                "people.csv",
+                &features,
+                "",
+                &format!("{{ type: kmeans, k: 3, seed: 1{mode} }}"),
+            );
+            let out = civica(dir.path(), &["run", &file]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{expected}{mode}: {}",
+                describe(&out)
+            );
+            assert!(
+                stderr.contains("segments_model.json") && stderr.contains(expected),
+                "{expected}{mode}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert_eq!(
+                fs::read(dir.path().join("out/segments/part-00000.parquet")).expect("output"),
+                published,
+                "a run on a damaged model published"
+            );
+        }
+    }
+}
