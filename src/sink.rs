@@ -156,6 +156,45 @@ struct Publication {
     tags: Vec<Option<String>>,
 }
 
+impl Publication {
+    /// What a record civica wrote for run `run_id` always holds: its files
+    /// staged where that run stages them (beside or below the output
+    /// folder, named by the run), and names that stay inside the folders.
+    /// A record edited into anything else could move files anywhere.
+    fn validate(&self, run_id: &str) -> Result<(), String> {
+        let staging_of_run = [
+            format!("{}.civica-staging-{run_id}", self.folder),
+            format!("{}/.civica-staging-{run_id}", self.folder),
+            format!("{}/{VERSIONS}/{run_id}", self.folder),
+        ];
+        if !staging_of_run.contains(&self.staging) {
+            return Err(format!(
+                "its staging `{}` is not where run {run_id} stages `{}`",
+                self.staging, self.folder
+            ));
+        }
+        if let Some(bad) = self.files.iter().find(|file| {
+            file.is_empty()
+                || file.starts_with('/')
+                || file
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
+        }) {
+            return Err(format!(
+                "it names the file `{bad}`, which leaves its folder"
+            ));
+        }
+        if !self.tags.is_empty() && self.tags.len() != self.files.len() {
+            return Err(format!(
+                "it has {} e-tags for {} files",
+                self.tags.len(),
+                self.files.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// An output written where readers do not look, waiting to be published.
 #[derive(Debug, Clone)]
 pub struct StagedOutput {
@@ -1097,6 +1136,11 @@ async fn complete_recorded(
         .map_err(|err| format!("cannot read the record: {err}"))?;
     let publications: Vec<Publication> = serde_json::from_slice(&body)
         .map_err(|err| format!("the record is not a publish record: {err}"))?;
+    for publication in &publications {
+        publication.validate(run_id).map_err(|err| {
+            format!("the record cannot be right: {err}; check the outputs, then remove the record")
+        })?;
+    }
     let mut done = Vec::new();
     for publication in publications {
         let target = ensure_store(ctx, &publication.location).map_err(|err| err.to_string())?;
@@ -1324,6 +1368,60 @@ mod tests {
         assert!(!run_alive(&format!("{yesterday}-{pid}")));
         assert!(!run_alive(&format!("{now}-999999999")), "no such process");
         assert!(!run_alive("validate"));
+    }
+
+    #[test]
+    fn a_publish_record_edited_to_move_files_elsewhere_is_refused() {
+        let good = Publication {
+            location: "/lake/out/people/".to_string(),
+            folder: "lake/out/people".to_string(),
+            staging: "lake/out/people.civica-staging-R1".to_string(),
+            files: vec![
+                "part-00000.parquet".to_string(),
+                "day=1/part-R1.parquet".to_string(),
+            ],
+            replace: Replace::Everything,
+            layout: Layout::Renamed,
+            tags: vec![None, None],
+        };
+        assert_eq!(good.validate("R1"), Ok(()));
+        let versioned = Publication {
+            staging: "lake/out/people/_versions/R1".to_string(),
+            layout: Layout::Versioned,
+            tags: Vec::new(),
+            ..good.clone()
+        };
+        assert_eq!(versioned.validate("R1"), Ok(()));
+        let cases = [
+            (
+                Publication {
+                    staging: "etc".to_string(),
+                    ..good.clone()
+                },
+                "is not where run R1",
+            ),
+            (good.clone(), "is not where run R2"),
+            (
+                Publication {
+                    files: vec!["../../etc/passwd".to_string()],
+                    tags: Vec::new(),
+                    ..good.clone()
+                },
+                "leaves its folder",
+            ),
+            (
+                Publication {
+                    tags: vec![None],
+                    ..good.clone()
+                },
+                "1 e-tags for 2 files",
+            ),
+        ];
+        for (at, (publication, expected)) in cases.into_iter().enumerate() {
+            let run = if at == 1 { "R2" } else { "R1" };
+            let err = publication.validate(run).expect_err(expected);
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod peer;
 mod publish;
 mod quarantine;
 mod quickstart;
+mod readme;
 mod run_failures;
 mod s3;
 mod segmentation;
