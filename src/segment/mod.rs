@@ -111,7 +111,7 @@ pub enum SegmentError {
     },
     /// A feature holds values no distance can be computed with.
     #[error(
-        "feature `{column}` of table `{table}` has {count} value(s) {problem} (e.g. {example}); k-means needs finite values of comparable scale: fix or clip them in the SQL, or use `log1p`"
+        "feature `{column}` of table `{table}` has {count} value(s) {problem} (e.g. {example:e}); k-means needs finite values of comparable scale: fix or clip them in the SQL, or use `log1p`"
     )]
     FeatureOutOfRange {
         /// The column.
@@ -544,19 +544,26 @@ fn check_feature_range(
     };
     for (j, column) in features.columns.iter().enumerate() {
         let values = column.iter().map(|v| model_value(plan.log1p[j], *v));
-        let (mut infinite, mut huge) = ((0, 0.0), (0, 0.0));
+        // Values too large themselves, else values whose scaling is.
+        let (mut infinite, mut huge, mut scaled_huge) = ((0, 0.0), (0, 0.0), (0, 0.0));
         for v in values {
+            let scaled = scaler.apply(j, v);
             if !v.is_finite() {
                 infinite = (infinite.0 + 1, v);
-            } else if scaler.apply(j, v).abs() > limit || !scaler.apply(j, v).is_finite() {
+            } else if v.abs() > limit {
                 huge = (huge.0 + 1, v);
+            } else if !(scaled.is_finite() && scaled.abs() <= limit) {
+                scaled_huge = (scaled_huge.0 + 1, v);
             }
         }
-        let found = match (infinite, huge) {
-            ((count, example), _) if count > 0 => Some((count, "that are not finite", example)),
-            (_, (count, example)) if count > 0 => Some((count, "too large to compare", example)),
-            _ => None,
-        };
+        let found = [
+            (infinite, "that are not finite"),
+            (huge, "too large to compare"),
+            (scaled_huge, "too large to compare once scaled"),
+        ]
+        .into_iter()
+        .find(|((count, _), _)| *count > 0)
+        .map(|((count, example), problem)| (count, problem, example));
         if let Some((count, problem, example)) = found {
             return Err(SegmentError::FeatureOutOfRange {
                 column: plan.features[j].clone(),

@@ -310,3 +310,34 @@ fn checks_and_options_cannot_do_what_they_are_not_for() {
     );
     assert!(!stderr.contains("earlier run's publish"), "{stderr}");
 }
+
+/// `validate` opens a sample of each line source: an access-log source
+/// none of whose first lines fits its format (a wrong `flavor` or
+/// `pattern`) is reported before the night, naming the file.
+#[test]
+fn validate_reads_a_sample_of_each_log_source() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lines = "2026-11-20T09:00:00Z 200 /a\n2026-11-20T09:00:01Z 404 /b\n";
+    let ok = run_source(
+        dir.path(),
+        "    format: { type: access_log, pattern: '^(?P<time_iso8601>\\S+) (?P<status>\\d+) (?P<path>\\S+)$' }\n",
+        &[("app.log", lines.as_bytes())],
+    );
+    assert!(ok.status.success(), "{}", describe(&ok));
+    let yaml = std::fs::read_to_string(dir.path().join("pipeline.yaml")).expect("yaml");
+    let wrong = yaml.replace(
+        "format: { type: access_log, pattern: '^(?P<time_iso8601>\\S+) (?P<status>\\d+) (?P<path>\\S+)$' }",
+        "format: { type: access_log, flavor: combined }",
+    );
+    assert_ne!(wrong, yaml);
+    std::fs::write(dir.path().join("pipeline.yaml"), wrong).expect("pipeline");
+    let out = civica(dir.path(), &["validate", "pipeline.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "app.log`: none of its first 2 lines is a `access_log` line as the source's format says"
+        ),
+        "{}",
+        describe(&out)
+    );
+}

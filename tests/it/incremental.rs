@@ -377,3 +377,42 @@ fn a_second_run_at_once_is_skipped_and_a_dead_runs_lock_is_broken() {
         "the lock is released"
     );
 }
+
+/// A state damaged or edited into one civica cannot have written stops the
+/// run (exit 1) naming the file and what to do, and publishes nothing.
+#[test]
+fn a_damaged_state_stops_the_run_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).expect("pipeline");
+    std::fs::write(dir.path().join("daily.sql"), DAILY).expect("sql");
+    add_day(dir.path(), "2026-11-19", 3);
+    assert!(run(dir.path(), &[]).status.success());
+    let state = dir.path().join("out/_runs/state/calls_daily.json");
+    for (damage, expected) in [
+        (
+            "{\"sources\": {\"calls\": {\"a.csv\": {\"bytes\": \"many\"}}}}",
+            "is damaged: invalid type",
+        ),
+        (
+            "{\"format\": 2, \"sources\": {\"calls\": {\"a.csv\": {\"bytes\": 3, \"etag\": null, \"sha256\": \"abc\", \"run_id\": \"r\"}}}}",
+            "is not a SHA-256",
+        ),
+        (
+            "{\"format\": 7, \"sources\": {}}",
+            "written by a newer civica",
+        ),
+        ("not json", "is damaged"),
+    ] {
+        std::fs::write(&state, damage).expect("damage");
+        add_day(dir.path(), "2026-11-20", 2);
+        let out = run(dir.path(), &[]);
+        assert_eq!(out.status.code(), Some(1), "{damage}: {}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("calls_daily.json` is damaged") && stderr.contains(expected),
+            "{damage}: {stderr}"
+        );
+        assert!(stderr.contains("--full-refresh"), "{stderr}");
+        assert_eq!(part_files(dir.path()), 1, "nothing published");
+    }
+}

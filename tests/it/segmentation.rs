@@ -529,3 +529,41 @@ fn a_damaged_saved_model_stops_the_run_with_what_is_wrong() {
         }
     }
 }
+
+/// A feature that is not finite, or too large to compare once scaled, is
+/// named with its table (it failed k-means with "row 0, column 0").
+#[test]
+fn a_feature_out_of_range_is_named() {
+    for (value, expected) in [
+        (
+            "3e300",
+            "feature `calls` of table `people` has 1 value(s) too large to compare",
+        ),
+        (
+            "inf",
+            "feature `calls` of table `people` has 1 value(s) that are not finite",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(
+            dir.path().join("people.csv"),
+            "id,calls,wait\n1,1,2\n2,2,3\n3,3,4\n4,4,5\n",
+        )
+        .expect("csv");
+        let yaml = format!(
+            "name: seg\nsources:\n  raw:\n    path: people.csv\n    format: {{ type: csv }}\ntransforms:\n  - {{ name: people, sql: people.sql }}\nsegment:\n  from: people\n  id: id\n  features: [calls, wait]\n  model: {{ type: kmeans, k: 2, seed: 1 }}\noutputs:\n  - {{ table: segments, path: out/segments/ }}\n"
+        );
+        fs::write(dir.path().join("seg.yaml"), yaml).expect("pipeline");
+        fs::write(
+            dir.path().join("people.sql"),
+            format!(
+                "SELECT id, CASE WHEN id = 4 THEN CAST('{value}' AS DOUBLE) ELSE CAST(calls AS DOUBLE) END AS calls, wait FROM raw"
+            ),
+        )
+        .expect("sql");
+        let out = civica(dir.path(), &["run", "seg.yaml"]);
+        assert_eq!(out.status.code(), Some(1), "{value}: {}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{value}: {stderr}");
+    }
+}
