@@ -32,6 +32,8 @@ pub struct Journal {
     pub segment: Option<Value>,
     /// The data-quality checks' results, when they ran.
     pub checks: Vec<crate::check::CheckResult>,
+    /// Each line source's account of its lines.
+    pub lines: Vec<(String, crate::source::lines::LineCounts)>,
 }
 
 /// A published output.
@@ -125,6 +127,14 @@ pub fn manifest(
         "error": outcome.err().map(|e| e.to_string()),
         "inputs": inputs,
         "steps": steps,
+        // Every line accounted for: read = loaded + rejected + skipped.
+        "lines": journal.lines.iter().map(|(source, counts)| json!({
+            "source": source,
+            "read": counts.read(),
+            "loaded": counts.loaded(),
+            "rejected": counts.rejected,
+            "skipped": counts.skipped,
+        })).collect::<Vec<_>>(),
         "outputs": journal.outputs,
         "segment": journal.segment,
         "checks": journal.checks,

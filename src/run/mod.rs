@@ -215,14 +215,7 @@ pub async fn prepare(
         let started = Instant::now();
         match list_source(&ctx, source).await {
             Ok(listing) => listings.push((source, listing, started)),
-            Err(err) => {
-                failed.insert(source.name.clone());
-                failures.push(Diagnostic::at(
-                    &plan.file,
-                    source.pos,
-                    source_problem(&source.name, &err),
-                ));
-            }
+            Err(err) => fail_source(&plan.file, source, &err, &mut failed, &mut failures),
         }
     }
     let incremental: Vec<_> = listings
@@ -242,7 +235,10 @@ pub async fn prepare(
         && failures.is_empty()
         && recovery.unfinished.is_empty()
     {
-        match state::select_inputs(&ctx, &incremental, &load_state, &clock.run_id).await {
+        // `validate` does not hash new objects: only a run records them.
+        let selected =
+            state::select_inputs(&ctx, &incremental, &load_state, &clock.run_id, repair).await;
+        match selected {
             Ok(selected) => selection = selected,
             Err(errors) => failures.extend(errors.into_iter().map(&failure)),
         }
@@ -252,6 +248,9 @@ pub async fn prepare(
     }
     for (source, listing, started) in listings {
         let chosen = selection.objects.get(&source.name);
+        let store_url = crate::storage::table_url(&listing.source.location)
+            .map(|url| url.object_store().as_str().to_string())
+            .unwrap_or_default();
         let read = chosen.map(|listed| {
             listed
                 .iter()
@@ -265,21 +264,14 @@ pub async fn prepare(
                     for input in &mut stats.inputs {
                         input.sha256 = listed
                             .iter()
-                            .find(|l| input.path.ends_with(l.meta.location.as_ref()))
+                            .find(|l| input.path == format!("{store_url}{}", l.meta.location))
                             .and_then(|l| l.sha256.clone());
                     }
                 }
                 tracing::debug!(source = %source.name, location = %source.location, files = stats.files, "source registered");
                 sources.push((source.name.clone(), stats, started.elapsed()));
             }
-            Err(err) => {
-                failed.insert(source.name.clone());
-                failures.push(Diagnostic::at(
-                    &plan.file,
-                    source.pos,
-                    source_problem(&source.name, &err),
-                ));
-            }
+            Err(err) => fail_source(&plan.file, source, &err, &mut failed, &mut failures),
         }
     }
     for step in &plan.steps {
@@ -354,14 +346,24 @@ pub async fn prepare(
     }
 }
 
-/// A source's problem, naming the source once.
-fn source_problem(name: &str, err: &crate::source::SourceError) -> String {
+/// Records a source that could not be listed or registered: its problem
+/// (naming the source once) among the failures, and its table as failed,
+/// so that steps reading it are not checked further.
+fn fail_source(
+    file: &str,
+    source: &SourcePlan,
+    err: &crate::source::SourceError,
+    failed: &mut BTreeSet<String>,
+    failures: &mut Vec<Diagnostic>,
+) {
     let text = err.to_string();
-    let named = format!("source `{name}`: ");
-    match text.starts_with(&named) {
+    let named = format!("source `{}`: ", source.name);
+    let message = match text.starts_with(&named) {
         true => text,
         false => format!("{named}{text}"),
-    }
+    };
+    failed.insert(source.name.clone());
+    failures.push(Diagnostic::at(file, source.pos, message));
 }
 
 /// What is wrong with a local runs folder that exists but is not a folder.
@@ -785,8 +787,9 @@ async fn execute(
     }
     for (source, quarantine) in &quarantines {
         out.start("lines", &source.name);
-        let report = check_quarantine(ctx, source, quarantine, &plan.outputs).await?;
+        let (report, counts) = check_quarantine(ctx, source, quarantine, &plan.outputs).await?;
         out.finish(report);
+        journal.lines.push((source.name.clone(), counts));
     }
     if !plan.checks.is_empty() {
         let checks_started = Instant::now();
@@ -934,7 +937,7 @@ async fn check_quarantine(
     source: &SourcePlan,
     quarantine: &Quarantine,
     plan_outputs: &[OutputPlan],
-) -> Result<StepReport, Error> {
+) -> Result<(StepReport, LineCounts), Error> {
     let started = Instant::now();
     let failed = |err| {
         Error::Run(RunFailure::Source {
@@ -994,13 +997,14 @@ async fn check_quarantine(
             ));
         }
     }
-    Ok(StepReport {
+    let report = StepReport {
         kind: "lines",
         name: source.name.clone(),
         rows: usize::try_from(total.loaded()).ok(),
         elapsed: started.elapsed(),
         detail,
-    })
+    };
+    Ok((report, total))
 }
 
 fn replace_table(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), Error> {

@@ -178,12 +178,14 @@ pub struct Selection {
 /// what earlier runs read: new objects, and the objects of runs whose
 /// input changed under `on_changed_input: reread`. An object whose bytes
 /// changed under `fail` (the default) is an error naming it and the
-/// choices.
+/// choices. New objects are hashed only with `hash_new` (a run, which
+/// records them; `validate` does not).
 pub async fn select_inputs(
     ctx: &SessionContext,
     listings: &[(&SourcePlan, &str, &[ObjectMeta])],
     before: &LoadState,
     run_id: &str,
+    hash_new: bool,
 ) -> Result<Selection, Vec<String>> {
     let mut selection = Selection {
         next: LoadState {
@@ -220,15 +222,22 @@ pub async fn select_inputs(
                     })
             };
             let Some(earlier) = seen.get(&key) else {
-                match hash().await {
-                    Ok(sha) => listed.push(Listed {
-                        meta: meta.clone(),
-                        key,
-                        sha256: Some(sha),
-                        read: true,
-                    }),
-                    Err(err) => errors.push(err),
-                }
+                let sha256 = match hash_new {
+                    true => match hash().await {
+                        Ok(sha) => Some(sha),
+                        Err(err) => {
+                            errors.push(err);
+                            continue;
+                        }
+                    },
+                    false => None,
+                };
+                listed.push(Listed {
+                    meta: meta.clone(),
+                    key,
+                    sha256,
+                    read: true,
+                });
                 continue;
             };
             let same_tag = meta.e_tag.is_some() && earlier.etag == meta.e_tag;

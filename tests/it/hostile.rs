@@ -89,6 +89,18 @@ fn every_line_is_accounted_for_in_each_format() {
             Some(account),
             "{what}"
         );
+        let manifest = crate::common::manifests(&dir.path().join("out/_runs"))
+            .pop()
+            .expect("a run");
+        let lines = &manifest["lines"][0];
+        assert_eq!(lines["source"], "src");
+        let count = |key: &str| lines[key].as_u64().expect("a count");
+        assert_eq!(
+            count("read"),
+            count("loaded") + count("rejected") + count("skipped"),
+            "{what}: {lines}"
+        );
+        assert_eq!(count("loaded") as usize, rows, "{what}");
         assert!(
             stdout
                 .contains("which this run does not keep (add `{ table: src__rejected, path: … }`"),

@@ -28,7 +28,12 @@ fn run(dir: &Path, extra: &[&str]) -> std::process::Output {
 
 /// The files the last run's manifest says it read, by file name.
 fn last_inputs(dir: &Path) -> Vec<String> {
-    let all = crate::common::manifests(&dir.join("out/_runs"));
+    inputs_of_last_run(&dir.join("out/_runs"))
+}
+
+/// The files the last manifest in a runs folder says its run read.
+fn inputs_of_last_run(runs: &Path) -> Vec<String> {
+    let all = crate::common::manifests(runs);
     let last: &Value = all.last().expect("a run");
     last["inputs"]
         .as_array()
@@ -50,7 +55,12 @@ fn published_days(dir: &Path) -> String {
 }
 
 fn part_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("out/daily"))
+    parts_in(&dir.join("out/daily"))
+}
+
+/// The `part-*` files of an output folder.
+fn parts_in(folder: &Path) -> usize {
+    std::fs::read_dir(folder)
         .expect("output folder")
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
@@ -173,24 +183,11 @@ fn days_in(dir: &Path, lake: &str) -> (String, Vec<String>, usize) {
         "import duckdb\nprint(duckdb.sql(\"SELECT day::VARCHAR, sum(calls)::INT FROM read_parquet('{}/out/daily/*.parquet') GROUP BY day ORDER BY day\").fetchall())",
         lake.display()
     ));
-    let inputs = {
-        let all = crate::common::manifests(&lake.join("out/_runs"));
-        all.last().expect("a run")["inputs"]
-            .as_array()
-            .expect("inputs")
-            .iter()
-            .map(|i| {
-                let path = i["path"].as_str().expect("path");
-                path.rsplit('/').next().unwrap_or(path).to_string()
-            })
-            .collect()
-    };
-    let parts = std::fs::read_dir(lake.join("out/daily"))
-        .expect("output folder")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
-        .count();
-    (days.trim().to_string(), inputs, parts)
+    (
+        days.trim().to_string(),
+        inputs_of_last_run(&lake.join("out/_runs")),
+        parts_in(&lake.join("out/daily")),
+    )
 }
 
 /// A file touched, copied again with the same bytes, or a lake moved to
