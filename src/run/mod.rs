@@ -175,7 +175,7 @@ pub async fn prepare(
                     ..Problems::default()
                 });
             }
-            Err(LockError::Store(message)) => failures.push(failure(message)),
+            Err(LockError::Failed(message)) => failures.push(failure(message)),
         }
     }
     // What dead runs left is repaired first: a publish they left half-way
@@ -659,7 +659,10 @@ async fn execute(
     journal: &mut Journal,
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
-    let replaced_runs = &selection.replaced_runs;
+    // Only the outputs made from incremental sources hold rows of the runs
+    // whose inputs are read again; the others' appended files stay.
+    let from_incremental = tables_from_incremental_sources(plan);
+    let no_runs = BTreeSet::new();
     // The state after this run, published with the outputs.
     let next_state = match &plan.runs {
         Some(runs) if plan.sources.iter().any(|s| s.incremental) => {
@@ -841,6 +844,10 @@ async fn execute(
     for output in &plan.outputs {
         let output_started = Instant::now();
         out.start("output", &output.table);
+        let replaced_runs = match from_incremental.contains(&output.table) {
+            true => &selection.replaced_runs,
+            false => &no_runs,
+        };
         match stage_output(ctx, output, run_id, plan.full_refresh, replaced_runs).await {
             Ok(done) => {
                 out.finish(StepReport {
@@ -912,6 +919,28 @@ async fn execute(
         steps: out.steps.clone(),
         elapsed: started.elapsed(),
     })
+}
+
+/// The tables whose rows come, directly or through steps, from an
+/// incremental source (its table or its rejected lines).
+fn tables_from_incremental_sources(plan: &Plan) -> BTreeSet<String> {
+    let mut tables: BTreeSet<String> = plan
+        .sources
+        .iter()
+        .filter(|s| s.incremental)
+        .flat_map(|s| std::iter::once(s.name.clone()).chain(s.rejected_table()))
+        .collect();
+    // Steps are in dependency order: one pass sees every path.
+    for step in &plan.steps {
+        let reads_one = match step {
+            Step::Sql(sql) => sql.reads.iter().any(|(name, _)| tables.contains(name)),
+            Step::Segment(seg) => tables.contains(&seg.from),
+        };
+        if reads_one {
+            tables.extend(step.produces().into_iter().map(str::to_string));
+        }
+    }
+    tables
 }
 
 /// A folder removed when dropped: where a run keeps its step results on disk.

@@ -206,7 +206,17 @@ pub async fn select_inputs(
             .map_err(|e| vec![e.to_string()])?
             .object_store();
         let seen = upgraded(before, &source.name, &store_url, &prefix);
-        let mut kept = BTreeMap::new();
+        // What was read and is not listed now (moved away, archived) stays
+        // known: were it put back, it is not read again.
+        let listed_keys: BTreeSet<String> = objects
+            .iter()
+            .map(|meta| object_key(&prefix, &meta.location))
+            .collect();
+        let mut kept: BTreeMap<String, Seen> = seen
+            .iter()
+            .filter(|(key, _)| !listed_keys.contains(*key))
+            .map(|(key, earlier)| (key.clone(), earlier.clone()))
+            .collect();
         let mut listed = Vec::new();
         for meta in *objects {
             let key = object_key(&prefix, &meta.location);
@@ -222,7 +232,7 @@ pub async fn select_inputs(
                     })
             };
             let Some(earlier) = seen.get(&key) else {
-                let sha256 = match hash_new {
+                let sha256 = match hash_new && meta.size > 0 {
                     true => match hash().await {
                         Ok(sha) => Some(sha),
                         Err(err) => {
@@ -240,28 +250,29 @@ pub async fn select_inputs(
                 });
                 continue;
             };
-            let same_tag = meta.e_tag.is_some() && earlier.etag == meta.e_tag;
-            let unchanged = if earlier.bytes != meta.size {
-                Some(false)
-            } else if same_tag && earlier.sha256.is_some() {
-                Some(true)
+            let same_tag = earlier.etag == meta.e_tag;
+            let resized = earlier.bytes != meta.size;
+            let (unchanged, sha) = if resized && source.on_changed_input == OnChangedInput::Fail {
+                // Changed for sure, and the run stops: no need to hash.
+                (false, earlier.sha256.clone())
+            } else if !resized && same_tag && meta.e_tag.is_some() && earlier.sha256.is_some() {
+                (true, earlier.sha256.clone())
             } else {
-                None
-            };
-            let (unchanged, sha) = match unchanged {
-                Some(verdict) => (verdict, earlier.sha256.clone()),
-                None => match hash().await {
+                // The bytes decide, and the hash recorded is the one of
+                // the bytes there now.
+                match hash().await {
                     // Without an earlier hash, the same size and tag stand
-                    // for the same bytes (format 1).
+                    // for the same bytes (format 1, also on stores
+                    // without tags).
                     Ok(sha) => (
-                        earlier.sha256.as_ref().map_or(same_tag, |h| *h == sha),
+                        !resized && earlier.sha256.as_ref().map_or(same_tag, |h| *h == sha),
                         Some(sha),
                     ),
                     Err(err) => {
                         errors.push(err);
                         continue;
                     }
-                },
+                }
             };
             let name = display_object(location, &meta.location);
             let current = Seen {
@@ -310,7 +321,23 @@ pub async fn select_inputs(
         selection.next.sources.insert(source.name.clone(), kept);
     }
     // Second pass: every object of a replaced run is read again, so that
-    // its appended rows are replaced whole.
+    // its appended rows are replaced whole. A replaced run that also read
+    // a source this run does not read incrementally cannot be replaced:
+    // its rows from there would be lost.
+    for (name, objects) in &before.sources {
+        if listings.iter().any(|(source, _, _)| source.name == *name) {
+            continue;
+        }
+        if let Some(run) = objects
+            .values()
+            .filter_map(|seen| seen.run_id.as_ref())
+            .find(|run| selection.replaced_runs.contains(*run))
+        {
+            errors.push(format!(
+                "run `{run}` also read source `{name}`, which this run does not read incrementally, so the rows it appended cannot be read again; run with `--full-refresh`"
+            ));
+        }
+    }
     if !selection.replaced_runs.is_empty() {
         for (source, location, _) in listings {
             let listed = selection.objects.entry(source.name.clone()).or_default();
@@ -338,6 +365,12 @@ pub async fn select_inputs(
                     Some(object) => {
                         object.read = true;
                         kept.remove(&key);
+                        if object.sha256.is_none() {
+                            // Read again: its state is of the bytes read.
+                            object.sha256 = content_sha256(store_of(ctx, location)?.as_ref(), &object.meta.location)
+                                .await
+                                .ok();
+                        }
                     }
                     None => errors.push(format!(
                         "source `{}`: run `{run}` read `{key}`, which is gone, so the rows that run appended cannot be read again; put the file back, or run with `--full-refresh`",
@@ -352,7 +385,9 @@ pub async fn select_inputs(
     }
     for (name, listed) in &selection.objects {
         let kept = selection.next.sources.entry(name.clone()).or_default();
-        for object in listed.iter().filter(|l| l.read) {
+        // An empty file is read as nothing and stays unknown: filled
+        // later, it is a new file.
+        for object in listed.iter().filter(|l| l.read && l.meta.size > 0) {
             kept.insert(
                 object.key.clone(),
                 Seen {
@@ -374,6 +409,14 @@ pub async fn select_inputs(
             .or_insert_with(|| objects.clone());
     }
     Ok(selection)
+}
+
+/// The store of a location, as an error list.
+fn store_of(
+    ctx: &SessionContext,
+    location: &str,
+) -> Result<std::sync::Arc<dyn ObjectStore>, Vec<String>> {
+    ensure_store(ctx, location).map_err(|e| vec![e.to_string()])
 }
 
 /// A source's entries keyed by path below its folder: a state of format 1

@@ -105,12 +105,14 @@ pub(super) async fn register_csv(
             );
         }
     }
-    if csv.header {
+    // By name only: a declared `schema` maps columns by position. Empty
+    // names (a trailing `;`) are not names.
+    if csv.header && source.schema.is_none() {
         for (idx, header) in headers.iter().enumerate() {
             if let Some(twice) = header
                 .iter()
                 .enumerate()
-                .find(|(i, name)| header[..*i].contains(name))
+                .find(|(i, name)| !name.is_empty() && header[..*i].contains(name))
             {
                 return Err(SourceError::File {
                     file: display(idx),

@@ -273,7 +273,9 @@ fn refuse_special_files(location: &str, extension: &str) -> Result<(), SourceErr
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            // Symbolic links to folders are not followed: a link to a
+            // parent would loop for good.
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
                 folders.push(path);
             } else if path.to_string_lossy().ends_with(extension) && special(&path) {
                 return Err(refuse(&path));
@@ -333,6 +335,10 @@ pub async fn register_listing(
         extension,
     } = listing;
     let source = &source;
+    // An incremental source reads the objects chosen, never its folder: a
+    // file that lands between the listing and the scan waits for the next
+    // run, which records it.
+    let explicit = read.is_some();
     let (objects, skipped) = match read {
         Some(read) => {
             let skipped = listed.len() - read.len().min(listed.len());
@@ -368,7 +374,7 @@ pub async fn register_listing(
         stats.inputs = inputs;
         return Ok(stats);
     }
-    let subset = skipped > 0 || !empty.is_empty();
+    let subset = explicit || skipped > 0 || !empty.is_empty();
     let mut stats = SourceStats {
         files: read_count,
         skipped,
@@ -410,7 +416,10 @@ pub async fn register_listing(
                 None => LogParser::Flavor(log.flavor),
             };
             let layout = Arc::new(AccessLogLayout::new(parser));
-            check_sample(ctx, source, layout.as_ref(), &objects).await?;
+            // (Unless every line may be rejected.)
+            if source.max_rejected_ratio < 1.0 {
+                check_sample(ctx, source, layout.as_ref(), &objects).await?;
+            }
             let settings = LineOptions {
                 source: source.name.clone(),
                 location: source.location.clone(),
@@ -678,7 +687,7 @@ fn table_paths(
     if hive_folders {
         return Err(SourceError::File {
             file: source.location.clone(),
-            reason: "`incremental: true` does not read Hive-style folders (`name=value/`) yet; name the files directly or use a full read".to_string(),
+            reason: "reading some of a source's files (`incremental: true`, or beside a file of 0 bytes) does not work with Hive-style folders (`name=value/`) yet; name the files directly, read the whole folder, or remove the empty file".to_string(),
         });
     }
     let store = table_url(&source.location)?.object_store();

@@ -46,32 +46,48 @@ pub fn render(
     template: &str,
     vars: &BTreeMap<String, String>,
 ) -> Result<Rendered, Vec<TemplateError>> {
-    render_with(template, vars, |_, value| value.to_string())
+    render_with(template, vars, |_, value| Ok(value.to_string()))
 }
 
-/// Fills every `{{ name }}` in an SQL text from `vars`, as data: inside a
-/// string literal (`'{{ ds }}'`) the value's quotes are doubled, inside a
-/// quoted identifier its double quotes, inside a comment it cannot end the
-/// comment, and elsewhere it becomes a literal (a number as written, any
-/// other value a quoted string). `{{ name | raw }}` inserts the text as it
-/// is, as SQL code: never for values from outside.
+/// Fills every `{{ name }}` in an SQL text from `vars`, as data, written
+/// for where it stands as DataFusion's SQL tokenizer reads the text:
+/// inside a string literal (`'{{ ds }}'`) the value's quotes are doubled,
+/// inside a quoted identifier (`"…"`, `` `…` ``) its quote characters,
+/// inside a comment it cannot end the comment, and in code it becomes a
+/// literal (a number as written, a negative one in parentheses, any other
+/// value a quoted string). Where no value can be written safely (`E'…'`,
+/// `$$…$$`, a placeholder joined to a name) it is an error.
+/// `{{ name | raw }}` inserts the text as it is, as SQL code: never for
+/// values from outside.
 pub fn render_sql(
     template: &str,
     vars: &BTreeMap<String, String>,
 ) -> Result<Rendered, Vec<TemplateError>> {
-    let contexts = sql_contexts(template);
+    let contexts =
+        sql_contexts(template).map_err(|message| vec![TemplateError { offset: 0, message }])?;
     render_with(template, vars, |offset, value| {
-        let context = contexts
-            .iter()
-            .find(|(at, _)| *at == offset)
-            .map_or(SqlContext::Code, |(_, context)| *context);
+        let context = contexts.iter().find(|(at, _)| *at == offset).map_or(
+            SqlContext::Unsupported("a place civica cannot read"),
+            |(_, context)| *context,
+        );
         match context {
-            SqlContext::Code if is_plain_number(value) => value.to_string(),
-            SqlContext::Code => format!("'{}'", value.replace('\'', "''")),
-            SqlContext::String => value.replace('\'', "''"),
-            SqlContext::Identifier => value.replace('"', "\"\""),
-            SqlContext::LineComment => value.replace(['\n', '\r'], " "),
-            SqlContext::BlockComment => value.replace("*/", "* /"),
+            SqlContext::Code if is_plain_number(value) && value.starts_with('-') => {
+                Ok(format!("({value})"))
+            }
+            SqlContext::Code if is_plain_number(value) => Ok(value.to_string()),
+            SqlContext::Code => Ok(format!("'{}'", value.replace('\'', "''"))),
+            SqlContext::String => Ok(value.replace('\'', "''")),
+            SqlContext::Identifier(quote) => {
+                Ok(value.replace(quote, &format!("{quote}{quote}")))
+            }
+            SqlContext::LineComment => Ok(value.replace(['\n', '\r'], " ")),
+            SqlContext::BlockComment => Ok(value.replace("*/", "* /").replace("/*", "/ *")),
+            SqlContext::Joined => Err(
+                "is joined to other characters of a name or number; write it apart, or use `| raw` for a value the pipeline's authors control".to_string(),
+            ),
+            SqlContext::Unsupported(place) => Err(format!(
+                "stands inside {place}, where civica cannot write a value safely; put it in a `'…'` string, or use `| raw` for a value the pipeline's authors control"
+            )),
         }
     })
 }
@@ -82,47 +98,100 @@ const RAW: &str = "raw";
 /// Where a placeholder stands in SQL text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SqlContext {
+    /// Alone, as a token of its own.
     Code,
+    /// Inside a `'…'` string.
     String,
-    Identifier,
+    /// Inside an identifier quoted with this character.
+    Identifier(char),
     LineComment,
     BlockComment,
+    /// Part of a longer word or number.
+    Joined,
+    /// Inside another kind of literal, named.
+    Unsupported(&'static str),
 }
 
-/// The context of each placeholder of an SQL text, by its offset. The
-/// placeholders themselves are skipped, so a value never changes the
-/// context of what follows.
-fn sql_contexts(template: &str) -> Vec<(usize, SqlContext)> {
-    let bytes = template.as_bytes();
-    let mut found = Vec::new();
-    let mut context = SqlContext::Code;
-    let mut at = 0;
-    while at < bytes.len() {
-        if template[at..].starts_with("{{") {
-            found.push((at, context));
-            at = template[at..]
-                .find("}}")
-                .map_or(bytes.len(), |end| at + end + 2);
-            continue;
-        }
-        let next = bytes.get(at + 1).copied();
-        let (next_context, width) = match (context, bytes[at], next) {
-            (SqlContext::Code, b'\'', _) => (SqlContext::String, 1),
-            (SqlContext::Code, b'"', _) => (SqlContext::Identifier, 1),
-            (SqlContext::Code, b'-', Some(b'-')) => (SqlContext::LineComment, 2),
-            (SqlContext::Code, b'/', Some(b'*')) => (SqlContext::BlockComment, 2),
-            (SqlContext::String, b'\'', Some(b'\'')) => (SqlContext::String, 2),
-            (SqlContext::String, b'\'', _) => (SqlContext::Code, 1),
-            (SqlContext::Identifier, b'"', Some(b'"')) => (SqlContext::Identifier, 2),
-            (SqlContext::Identifier, b'"', _) => (SqlContext::Code, 1),
-            (SqlContext::LineComment, b'\n', _) => (SqlContext::Code, 1),
-            (SqlContext::BlockComment, b'*', Some(b'/')) => (SqlContext::Code, 2),
-            (same, _, _) => (same, 1),
+/// The text a placeholder is replaced with while the SQL is tokenized: a
+/// plain word, which keeps every context as it is.
+fn sentinel(index: usize) -> String {
+    format!("civica_placeholder_{index}_x")
+}
+
+/// The context of each placeholder of an SQL text, by its offset, as
+/// DataFusion's tokenizer (sqlparser's generic dialect) reads the text with
+/// each placeholder replaced by a plain word.
+fn sql_contexts(template: &str) -> Result<Vec<(usize, SqlContext)>, String> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+    let mut offsets = Vec::new();
+    let mut text = String::with_capacity(template.len());
+    let mut rest = 0;
+    while let Some(found) = template[rest..].find("{{") {
+        let start = rest + found;
+        let Some(close) = template[start + 2..].find("}}") else {
+            break;
         };
-        context = next_context;
-        at += width;
+        text.push_str(&template[rest..start]);
+        text.push_str(&sentinel(offsets.len()));
+        offsets.push(start);
+        rest = start + 2 + close + 2;
     }
-    found
+    text.push_str(&template[rest..]);
+    if offsets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tokens = Tokenizer::new(&GenericDialect {}, &text)
+        .tokenize()
+        .map_err(|err| format!("cannot read the SQL to fill its placeholders: {err}"))?;
+    let mut contexts = vec![None; offsets.len()];
+    for token in &tokens {
+        let (content, context) = match token {
+            Token::Word(word) => (
+                word.value.clone(),
+                match word.quote_style {
+                    Some(quote) => SqlContext::Identifier(quote),
+                    None => SqlContext::Code,
+                },
+            ),
+            Token::SingleQuotedString(value) => (value.clone(), SqlContext::String),
+            Token::Whitespace(Whitespace::SingleLineComment { comment, .. }) => {
+                (comment.clone(), SqlContext::LineComment)
+            }
+            Token::Whitespace(Whitespace::MultiLineComment(comment)) => {
+                (comment.clone(), SqlContext::BlockComment)
+            }
+            Token::Number(value, _) => (value.clone(), SqlContext::Joined),
+            Token::EscapedStringLiteral(value) => {
+                (value.clone(), SqlContext::Unsupported("an `E'…'` string"))
+            }
+            Token::DollarQuotedString(value) => (
+                value.value.clone(),
+                SqlContext::Unsupported("a `$$…$$` string"),
+            ),
+            other => (
+                other.to_string(),
+                SqlContext::Unsupported("this kind of literal"),
+            ),
+        };
+        for (index, slot) in contexts.iter_mut().enumerate() {
+            let mark = sentinel(index);
+            if content.contains(&mark) {
+                let joined = matches!(context, SqlContext::Code) && content != mark;
+                *slot = Some(if joined { SqlContext::Joined } else { context });
+            }
+        }
+    }
+    Ok(offsets
+        .into_iter()
+        .zip(contexts)
+        .map(|(offset, context)| {
+            (
+                offset,
+                context.unwrap_or(SqlContext::Unsupported("a place civica cannot read")),
+            )
+        })
+        .collect())
 }
 
 /// `42`, `-7`, `0.25`, `1e5`: a value SQL reads as the same number.
@@ -160,7 +229,7 @@ pub fn placeholder_names(template: &str) -> Vec<&str> {
 fn render_with(
     template: &str,
     vars: &BTreeMap<String, String>,
-    place: impl Fn(usize, &str) -> String,
+    place: impl Fn(usize, &str) -> Result<String, String>,
 ) -> Result<Rendered, Vec<TemplateError>> {
     let mut text = String::with_capacity(template.len());
     let mut pieces = vec![(0, 0)];
@@ -201,10 +270,19 @@ fn render_with(
                 .try_fold(value.clone(), |value, filter| apply_filter(filter, &value))
             {
                 Ok(value) => {
-                    pieces.push((text.len(), start));
-                    match raw {
-                        true => text.push_str(&value),
-                        false => text.push_str(&place(start, &value)),
+                    let placed = match raw {
+                        true => Ok(value),
+                        false => place(start, &value),
+                    };
+                    match placed {
+                        Ok(placed) => {
+                            pieces.push((text.len(), start));
+                            text.push_str(&placed);
+                        }
+                        Err(message) => errors.push(TemplateError {
+                            offset: start,
+                            message: format!("placeholder `{}` {message}", &template[start..end]),
+                        }),
                     }
                 }
                 Err(message) => errors.push(TemplateError {
@@ -396,6 +474,9 @@ mod tests {
             ("col".to_string(), "a\"b".to_string()),
             ("note".to_string(), "line\nDROP */ x".to_string()),
             ("table".to_string(), "calls".to_string()),
+            ("nest".to_string(), "x */ OR /* y".to_string()),
+            ("tick".to_string(), "a`b".to_string()),
+            ("neg".to_string(), "-1".to_string()),
         ]);
         let cases = [
             ("WHERE s = '{{ svc }}'", "WHERE s = 'x'' OR ''1''=''1'"),
@@ -405,6 +486,18 @@ mod tests {
             ("CAST('{{ ds }}' AS DATE)", "CAST('2026-11-21' AS DATE)"),
             ("SELECT \"{{ col }}\"", "SELECT \"a\"\"b\""),
             ("-- {{ note }}\nSELECT 1", "-- line DROP */ x\nSELECT 1"),
+            (
+                "/* a /* b */ {{ nest }} */ SELECT 1",
+                "/* a /* b */ x * / OR / * y */ SELECT 1",
+            ),
+            ("SELECT `{{ tick }}`", "SELECT `a``b`"),
+            ("SELECT x-{{ neg }}", "SELECT x-(-1)"),
+            (
+                "-- città '{{ n }}\nSELECT 'Forlì', {{ n }}",
+                "-- città '90\nSELECT 'Forlì', 90",
+            ),
+            ("SELECT '--', {{ svc }}", "SELECT '--', 'x'' OR ''1''=''1'"),
+            ("SELECT $$it's$$, {{ n }}", "SELECT $$it's$$, 90"),
             (
                 "/* {{ note }} */ SELECT 1",
                 "/* line\nDROP * / x */ SELECT 1",
@@ -420,6 +513,24 @@ mod tests {
             let got = render_sql(template, &vars).expect("renders");
             assert_eq!(got.text, expected, "{template}");
         }
+        // Where no value can be written safely, an error names the place.
+        for (template, expected) in [
+            ("SELECT E'{{ svc }}'", "stands inside an `E'…'` string"),
+            ("SELECT $$ {{ svc }} $$", "stands inside a `$$…$$` string"),
+            (
+                "SELECT * FROM calls_{{ n }}",
+                "is joined to other characters",
+            ),
+        ] {
+            let errors = render_sql(template, &vars).expect_err(template);
+            assert!(
+                errors[0].message.contains(expected),
+                "{template}: {errors:?}"
+            );
+        }
+        // `| raw` is taken as written, joined or not.
+        let raw = render_sql("SELECT * FROM calls_{{ n | raw }}", &vars).expect("raw");
+        assert_eq!(raw.text, "SELECT * FROM calls_90");
     }
 
     #[test]

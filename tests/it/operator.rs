@@ -127,6 +127,7 @@ fn each_run_leaves_a_manifest_without_secrets() {
         .expect("runs folder beside the outputs")
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     let text = std::fs::read_to_string(&runs[0]).expect("manifest");
@@ -182,6 +183,7 @@ fn each_run_leaves_a_manifest_without_secrets() {
         .expect("runs")
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     all.sort();
     assert_eq!(all.len(), 3, "{all:?}");

@@ -292,7 +292,7 @@ fn a_run_never_publishes_over_a_publish_still_under_way() {
     assert!(String::from_utf8_lossy(&skipped.stderr).contains("holds the lock"));
     assert_eq!(snapshot(dir.path()), torn, "nothing published over it");
     // With the lock removed by hand, the publish under way still holds it off.
-    std::fs::remove_file(dir.path().join("out/_runs/lock/killed.json")).expect("remove the lock");
+    std::fs::remove_file(dir.path().join("out/_runs/lock/killed.lock")).expect("remove the lock");
     let overlapping = run(dir.path());
     assert_eq!(
         overlapping.status.code(),

@@ -44,6 +44,7 @@ fn failed_run_names_the_step_and_keeps_published_outputs() {
         .expect("runs folder")
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     manifests.sort();
     assert_eq!(manifests.len(), 2, "{manifests:?}");

@@ -550,9 +550,7 @@ fn a_feature_out_of_range_is_named() {
             "id,calls,wait\n1,1,2\n2,2,3\n3,3,4\n4,4,5\n",
         )
         .expect("csv");
-        let yaml = format!(
-            "name: seg\nsources:\n  raw:\n    path: people.csv\n    format: {{ type: csv }}\ntransforms:\n  - {{ name: people, sql: people.sql }}\nsegment:\n  from: people\n  id: id\n  features: [calls, wait]\n  model: {{ type: kmeans, k: 2, seed: 1 }}\noutputs:\n  - {{ table: segments, path: out/segments/ }}\n"
-        );
+        let yaml = "name: seg\nsources:\n  raw:\n    path: people.csv\n    format: { type: csv }\ntransforms:\n  - { name: people, sql: people.sql }\nsegment:\n  from: people\n  id: id\n  features: [calls, wait]\n  model: { type: kmeans, k: 2, seed: 1 }\noutputs:\n  - { table: segments, path: out/segments/ }\n";
         fs::write(dir.path().join("seg.yaml"), yaml).expect("pipeline");
         fs::write(
             dir.path().join("people.sql"),
