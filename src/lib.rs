@@ -88,12 +88,19 @@ fn source_failure(name: &str, err: &datafusion::error::DataFusionError) -> Strin
 #[derive(Debug, thiserror::Error)]
 pub enum RunFailure {
     /// An SQL step failed.
-    #[error("transform `{step}` ({file}) failed: {}", describe(source))]
+    #[error(
+        "transform `{step}` ({file}) failed: {}{}",
+        describe(source),
+        damaged.as_ref().map(|f| format!(" (in `{f}`, which cannot be read whole)")).unwrap_or_default()
+    )]
     Transform {
         /// The step.
         step: String,
         /// Its SQL file.
         file: String,
+        /// The NDJSON or Parquet file of a source it reads that fails when
+        /// read alone, when the error comes from one.
+        damaged: Option<String>,
         /// DataFusion's error.
         #[source]
         source: datafusion::error::DataFusionError,

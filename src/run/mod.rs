@@ -601,7 +601,7 @@ pub async fn run_prepared(
     let pipeline_hash = manifest::content_hash(&plan);
     let inputs: Vec<(String, Vec<InputObject>)> = sources
         .iter_mut()
-        .map(|(name, stats, _)| (name.clone(), std::mem::take(&mut stats.inputs)))
+        .map(|(name, stats, _)| (name.clone(), stats.inputs.clone()))
         .collect();
     let mut journal = Journal::default();
     let result = if recovery.unfinished.is_empty() {
@@ -697,6 +697,14 @@ async fn execute(
     };
     let mut quarantines = Vec::new();
     let mut model_file = None;
+    // The files each source reads, to name a damaged one when a step fails.
+    let read_files: std::collections::BTreeMap<String, Vec<String>> = sources
+        .iter()
+        .map(|(name, stats, _)| {
+            let files = stats.inputs.iter().map(|i| i.path.clone()).collect();
+            (name.clone(), files)
+        })
+        .collect();
     // The bytes of each source read line by line (CSV, logs), for the
     // progress of the steps that scan them.
     let mut line_bytes: std::collections::BTreeMap<String, u64> = Default::default();
@@ -743,15 +751,18 @@ async fn execute(
         }
         match step {
             Step::Sql(sql) => {
-                let rows = run_step(ctx, sql, results.as_deref())
-                    .await
-                    .map_err(|source| {
-                        Error::Run(RunFailure::Transform {
+                let rows = match run_step(ctx, sql, results.as_deref()).await {
+                    Ok(rows) => rows,
+                    Err(source) => {
+                        let damaged = damaged_file(ctx, plan, sql, &read_files).await;
+                        return Err(Error::Run(RunFailure::Transform {
                             step: sql.name.clone(),
                             file: sql.file.clone(),
+                            damaged,
                             source,
-                        })
-                    })?;
+                        }));
+                    }
+                };
                 out.finish(StepReport {
                     kind: "transform",
                     name: sql.name.clone(),
@@ -919,6 +930,66 @@ async fn execute(
         steps: out.steps.clone(),
         elapsed: started.elapsed(),
     })
+}
+
+/// When a step failed, the first NDJSON or Parquet file of the sources it
+/// reads that fails when read alone: DataFusion's readers name no file
+/// (`Json error: Encountered unexpected 'b'`). Only on failure, so it
+/// costs a successful run nothing.
+async fn damaged_file(
+    ctx: &SessionContext,
+    plan: &Plan,
+    step: &crate::spec::SqlStep,
+    read_files: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Option<String> {
+    use crate::spec::FormatSpec;
+    use datafusion::prelude::{JsonReadOptions, ParquetReadOptions};
+    for source in plan
+        .sources
+        .iter()
+        .filter(|s| step.reads.iter().any(|(name, _)| *name == s.name))
+    {
+        for file in read_files.get(&source.name).into_iter().flatten() {
+            let frame = match &source.format {
+                FormatSpec::Ndjson(json) => {
+                    let options = JsonReadOptions::default().file_extension(&json.extension);
+                    ctx.read_json(file.as_str(), options).await
+                }
+                FormatSpec::Parquet(parquet) => {
+                    let options = ParquetReadOptions::default().file_extension(&parquet.extension);
+                    ctx.read_parquet(file.as_str(), options).await
+                }
+                FormatSpec::Csv(_) | FormatSpec::AccessLog(_) => break,
+            };
+            // Every column read to the end (a count would read only the
+            // footer of a Parquet file).
+            let read = match frame {
+                Ok(frame) => drain(frame).await,
+                Err(err) => Err(err),
+            };
+            if read.is_err() {
+                return Some(crate::storage::display_object(
+                    &source.location,
+                    &crate::storage::store_path(
+                        crate::storage::table_url(file).ok()?.prefix().as_ref(),
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Reads a frame to its end, keeping nothing.
+async fn drain(
+    frame: datafusion::dataframe::DataFrame,
+) -> Result<(), datafusion::error::DataFusionError> {
+    use futures::StreamExt;
+    let mut stream = frame.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        batch?;
+    }
+    Ok(())
 }
 
 /// The tables whose rows come, directly or through steps, from an

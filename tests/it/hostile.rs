@@ -355,3 +355,30 @@ fn validate_reads_a_sample_of_each_log_source() {
         describe(&out)
     );
 }
+
+/// Damage past what schema inference reads (an NDJSON line after the
+/// first thousand) fails the step, naming the file DataFusion's reader
+/// does not.
+#[test]
+fn a_file_damaged_deep_inside_is_named_when_the_step_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut damaged = String::new();
+    for i in 0..3000 {
+        damaged.push_str(&format!("{{\"id\": {i}, \"x\": {}}}\n", i * 2));
+    }
+    damaged.push_str("{broken\n");
+    let out = run_source(
+        dir.path(),
+        "    format: { type: ndjson }\n",
+        &[
+            ("a.json", damaged.as_bytes()),
+            ("b.json", b"{\"id\": 1, \"x\": 1}\n"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a.json`, which cannot be read whole)") && !stderr.contains("b.json"),
+        "{stderr}"
+    );
+}
