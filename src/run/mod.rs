@@ -661,7 +661,7 @@ async fn execute(
     let started = Instant::now();
     // Only the outputs made from incremental sources hold rows of the runs
     // whose inputs are read again; the others' appended files stay.
-    let from_incremental = tables_from_incremental_sources(plan);
+    let from_incremental = state::tables_from_incremental_sources(plan);
     let no_runs = BTreeSet::new();
     // The state after this run, published with the outputs.
     let next_state = match &plan.runs {
@@ -754,7 +754,14 @@ async fn execute(
                 let rows = match run_step(ctx, sql, results.as_deref()).await {
                     Ok(rows) => rows,
                     Err(source) => {
-                        let damaged = damaged_file(ctx, plan, sql, &read_files).await;
+                        let damaged = crate::source::damaged_file(
+                            ctx,
+                            plan.sources
+                                .iter()
+                                .filter(|s| sql.reads.iter().any(|(name, _)| *name == s.name)),
+                            &read_files,
+                        )
+                        .await;
                         return Err(Error::Run(RunFailure::Transform {
                             step: sql.name.clone(),
                             file: sql.file.clone(),
@@ -930,88 +937,6 @@ async fn execute(
         steps: out.steps.clone(),
         elapsed: started.elapsed(),
     })
-}
-
-/// When a step failed, the first NDJSON or Parquet file of the sources it
-/// reads that fails when read alone: DataFusion's readers name no file
-/// (`Json error: Encountered unexpected 'b'`). Only on failure, so it
-/// costs a successful run nothing.
-async fn damaged_file(
-    ctx: &SessionContext,
-    plan: &Plan,
-    step: &crate::spec::SqlStep,
-    read_files: &std::collections::BTreeMap<String, Vec<String>>,
-) -> Option<String> {
-    use crate::spec::FormatSpec;
-    use datafusion::prelude::{JsonReadOptions, ParquetReadOptions};
-    for source in plan
-        .sources
-        .iter()
-        .filter(|s| step.reads.iter().any(|(name, _)| *name == s.name))
-    {
-        for file in read_files.get(&source.name).into_iter().flatten() {
-            let frame = match &source.format {
-                FormatSpec::Ndjson(json) => {
-                    let options = JsonReadOptions::default().file_extension(&json.extension);
-                    ctx.read_json(file.as_str(), options).await
-                }
-                FormatSpec::Parquet(parquet) => {
-                    let options = ParquetReadOptions::default().file_extension(&parquet.extension);
-                    ctx.read_parquet(file.as_str(), options).await
-                }
-                FormatSpec::Csv(_) | FormatSpec::AccessLog(_) => break,
-            };
-            // Every column read to the end (a count would read only the
-            // footer of a Parquet file).
-            let read = match frame {
-                Ok(frame) => drain(frame).await,
-                Err(err) => Err(err),
-            };
-            if read.is_err() {
-                return Some(crate::storage::display_object(
-                    &source.location,
-                    &crate::storage::store_path(
-                        crate::storage::table_url(file).ok()?.prefix().as_ref(),
-                    ),
-                ));
-            }
-        }
-    }
-    None
-}
-
-/// Reads a frame to its end, keeping nothing.
-async fn drain(
-    frame: datafusion::dataframe::DataFrame,
-) -> Result<(), datafusion::error::DataFusionError> {
-    use futures::StreamExt;
-    let mut stream = frame.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        batch?;
-    }
-    Ok(())
-}
-
-/// The tables whose rows come, directly or through steps, from an
-/// incremental source (its table or its rejected lines).
-fn tables_from_incremental_sources(plan: &Plan) -> BTreeSet<String> {
-    let mut tables: BTreeSet<String> = plan
-        .sources
-        .iter()
-        .filter(|s| s.incremental)
-        .flat_map(|s| std::iter::once(s.name.clone()).chain(s.rejected_table()))
-        .collect();
-    // Steps are in dependency order: one pass sees every path.
-    for step in &plan.steps {
-        let reads_one = match step {
-            Step::Sql(sql) => sql.reads.iter().any(|(name, _)| tables.contains(name)),
-            Step::Segment(seg) => tables.contains(&seg.from),
-        };
-        if reads_one {
-            tables.extend(step.produces().into_iter().map(str::to_string));
-        }
-    }
-    tables
 }
 
 /// A folder removed when dropped: where a run keeps its step results on disk.

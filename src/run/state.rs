@@ -411,6 +411,28 @@ pub async fn select_inputs(
     Ok(selection)
 }
 
+/// The tables whose rows come, directly or through steps, from an
+/// incremental source (its table or its rejected lines).
+pub fn tables_from_incremental_sources(plan: &crate::spec::Plan) -> BTreeSet<String> {
+    let mut tables: BTreeSet<String> = plan
+        .sources
+        .iter()
+        .filter(|s| s.incremental)
+        .flat_map(|s| std::iter::once(s.name.clone()).chain(s.rejected_table()))
+        .collect();
+    // Steps are in dependency order: one pass sees every path.
+    for step in &plan.steps {
+        let reads_one = match step {
+            crate::spec::Step::Sql(sql) => sql.reads.iter().any(|(name, _)| tables.contains(name)),
+            crate::spec::Step::Segment(seg) => tables.contains(&seg.from),
+        };
+        if reads_one {
+            tables.extend(step.produces().into_iter().map(str::to_string));
+        }
+    }
+    tables
+}
+
 /// The store of a location, as an error list.
 fn store_of(
     ctx: &SessionContext,

@@ -435,6 +435,57 @@ pub async fn register_listing(
     Ok(stats)
 }
 
+/// When a step failed, the first NDJSON or Parquet file of the sources it
+/// read that fails when read alone: DataFusion's readers name no file
+/// (`Json error: Encountered unexpected 'b'`). Only on failure, so it
+/// costs a successful run nothing.
+pub async fn damaged_file(
+    ctx: &SessionContext,
+    sources: impl Iterator<Item = &SourcePlan>,
+    read_files: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Option<String> {
+    for source in sources {
+        for file in read_files.get(&source.name).into_iter().flatten() {
+            let frame = match &source.format {
+                FormatSpec::Ndjson(json) => {
+                    let options = JsonReadOptions::default().file_extension(&json.extension);
+                    ctx.read_json(file.as_str(), options).await
+                }
+                FormatSpec::Parquet(parquet) => {
+                    let options = ParquetReadOptions::default().file_extension(&parquet.extension);
+                    ctx.read_parquet(file.as_str(), options).await
+                }
+                FormatSpec::Csv(_) | FormatSpec::AccessLog(_) => break,
+            };
+            // Every column read to the end (a count would read only the
+            // footer of a Parquet file).
+            let read = match frame {
+                Ok(frame) => drain(frame).await,
+                Err(err) => Err(err),
+            };
+            if read.is_err() {
+                return Some(display_object(
+                    &source.location,
+                    &crate::storage::store_path(table_url(file).ok()?.prefix().as_ref()),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Reads a frame to its end, keeping nothing.
+async fn drain(
+    frame: datafusion::dataframe::DataFrame,
+) -> Result<(), datafusion::error::DataFusionError> {
+    use futures::StreamExt;
+    let mut stream = frame.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        batch?;
+    }
+    Ok(())
+}
+
 /// Compares every file's columns with the first file's, as `schema_drift`
 /// says: `fail` names the first file that differs; `ignore_new` returns the
 /// first file's columns and `union` every file's columns, to read every
