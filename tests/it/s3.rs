@@ -552,3 +552,84 @@ fn a_second_run_on_a_bucket_is_skipped_by_the_lock() {
         "released"
     );
 }
+
+/// An incremental source on a bucket: a file touched by a re-upload of the
+/// same bytes is not read again, and a file rewritten with
+/// `on_changed_input: reread` replaces the day in the `append` output's
+/// next version instead of adding to it.
+#[test]
+fn incremental_reads_on_a_bucket_are_never_doubled() {
+    let server = S3Server::start();
+    let lake = server.bucket_dir("lake");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write_calls = |day: &str, calls: usize| {
+        std::fs::create_dir_all(lake.join("raw/calls")).expect("mkdir");
+        let mut text = "call_id;day\n".to_string();
+        for i in 0..calls {
+            text.push_str(&format!("{i};{day}\n"));
+        }
+        std::fs::write(lake.join(format!("raw/calls/{day}.csv")), text).expect("calls");
+    };
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        "name: calls\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\n    incremental: true\n    on_changed_input: reread\ntransforms:\n  - { name: daily, sql: daily.sql }\noutputs:\n  - { table: daily, path: s3://lake/out/daily/, mode: append }\n",
+    )
+    .expect("pipeline");
+    std::fs::write(
+        dir.path().join("daily.sql"),
+        "SELECT day, count(*) AS calls FROM calls GROUP BY day ORDER BY day",
+    )
+    .expect("sql");
+    let run = || {
+        let out = server.run(
+            crate::common::civica_command(dir.path(), &["run", "pipeline.yaml"]),
+            SECRET_KEY,
+        );
+        assert!(out.status.success(), "{}", describe(&out));
+    };
+    let days = || {
+        let folder = current_version(&lake.join("out/daily"));
+        let mut parts: Vec<String> = std::fs::read_dir(&folder)
+            .expect("version")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        parts.sort();
+        let rows = crate::common::query(
+            &[("d", &folder)],
+            "SELECT CAST(day AS VARCHAR) AS day, CAST(calls AS VARCHAR) AS calls FROM d ORDER BY day",
+        );
+        let pairs: Vec<String> = rows
+            .iter()
+            .flat_map(|b| {
+                crate::common::strings(b, 0)
+                    .into_iter()
+                    .zip(crate::common::strings(b, 1))
+                    .map(|(d, c)| format!("{d}={c}"))
+            })
+            .collect();
+        (pairs, parts.len())
+    };
+    write_calls("2026-11-19", 3);
+    run();
+    write_calls("2026-11-20", 2);
+    run();
+    assert_eq!(
+        days(),
+        (vec!["2026-11-19=3".into(), "2026-11-20=2".into()], 2)
+    );
+    // The same bytes uploaded again: not read.
+    write_calls("2026-11-20", 2);
+    run();
+    assert_eq!(
+        days(),
+        (vec!["2026-11-19=3".into(), "2026-11-20=2".into()], 2)
+    );
+    // Other bytes: the run that read it is replaced.
+    write_calls("2026-11-19", 5);
+    run();
+    assert_eq!(
+        days(),
+        (vec!["2026-11-19=5".into(), "2026-11-20=2".into()], 2)
+    );
+}
