@@ -317,6 +317,35 @@ pub async fn select_inputs(
                 read: false,
             });
         }
+        // A civica output read at the version its `_CURRENT` names: a file
+        // read before and gone from the current version was replaced by
+        // the run that publishes it (a reread, a full refresh), so what it
+        // gave this pipeline is out of date, like a changed file.
+        if *location != source.location {
+            for (key, earlier) in seen.iter().filter(|(key, _)| !listed_keys.contains(*key)) {
+                let run = earlier.run_id.as_deref().unwrap_or("of an earlier civica");
+                match source.on_changed_input {
+                    OnChangedInput::Fail => errors.push(format!(
+                        "source `{}`: `{key}`, which run `{run}` read, is not in the current version of `{}` any more (the pipeline that publishes it replaced it); to replace what that run appended with the current version's files, set `on_changed_input: reread` on the source; to keep what was read, `on_changed_input: ignore`; or start over with `--full-refresh`",
+                        source.name, source.location
+                    )),
+                    OnChangedInput::Ignore => selection.ignored.push(format!(
+                        "source `{}`: `{key}` is not in the current version of `{}` any more; what was read of it is kept (`on_changed_input: ignore`)",
+                        source.name, source.location
+                    )),
+                    OnChangedInput::Reread => match &earlier.run_id {
+                        Some(run) => {
+                            selection.replaced_runs.insert(run.clone());
+                            kept.remove(key);
+                        }
+                        None => errors.push(format!(
+                            "source `{}`: `{key}` is gone from the current version, and the state does not say which run read it, so its rows cannot be replaced; run with `--full-refresh`",
+                            source.name
+                        )),
+                    },
+                }
+            }
+        }
         selection.objects.insert(source.name.clone(), listed);
         selection.next.sources.insert(source.name.clone(), kept);
     }
@@ -371,6 +400,11 @@ pub async fn select_inputs(
                                 .await
                                 .ok();
                         }
+                    }
+                    // Replaced upstream: the current version's files stand
+                    // for it.
+                    None if *location != source.location => {
+                        kept.remove(&key);
                     }
                     None => errors.push(format!(
                         "source `{}`: run `{run}` read `{key}`, which is gone, so the rows that run appended cannot be read again; put the file back, or run with `--full-refresh`",

@@ -633,3 +633,89 @@ fn incremental_reads_on_a_bucket_are_never_doubled() {
         (vec!["2026-11-19=5".into(), "2026-11-20=2".into()], 2)
     );
 }
+
+/// A pipeline reading another's `append` output incrementally (at the
+/// version its `_CURRENT` names): when the upstream run replaces a part
+/// (its input changed and was read again), the downstream run stops by
+/// default, naming the part gone, and with `on_changed_input: reread`
+/// replaces what it had appended from it, so the day is not counted twice.
+#[test]
+fn a_part_replaced_upstream_is_not_counted_twice_downstream() {
+    let server = S3Server::start();
+    let lake = server.bucket_dir("lake");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write_calls = |day: &str, calls: usize| {
+        std::fs::create_dir_all(lake.join("raw/calls")).expect("mkdir");
+        let mut text = "call_id;day\n".to_string();
+        for i in 0..calls {
+            text.push_str(&format!("{i};{day}\n"));
+        }
+        std::fs::write(lake.join(format!("raw/calls/{day}.csv")), text).expect("calls");
+    };
+    std::fs::write(
+        dir.path().join("upstream.yaml"),
+        "name: upstream\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\n    incremental: true\n    on_changed_input: reread\ntransforms:\n  - { name: daily, sql: daily.sql }\noutputs:\n  - { table: daily, path: s3://lake/out/daily/, mode: append }\n",
+    )
+    .expect("pipeline");
+    std::fs::write(
+        dir.path().join("daily.sql"),
+        "SELECT day, count(*) AS calls FROM calls GROUP BY day",
+    )
+    .expect("sql");
+    let downstream = |on_changed: &str| {
+        format!(
+            "name: downstream\nruns: s3://lake/_runs/\nsources:\n  daily:\n    path: s3://lake/out/daily/\n    format: {{ type: parquet }}\n    incremental: true\n{on_changed}transforms:\n  - {{ name: copied, sql: copied.sql }}\noutputs:\n  - {{ table: copied, path: s3://lake/out/copied/, mode: append }}\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("copied.sql"),
+        "SELECT day, calls FROM daily",
+    )
+    .expect("sql");
+    let run = |file: &str| {
+        server.run(
+            crate::common::civica_command(dir.path(), &["run", file]),
+            SECRET_KEY,
+        )
+    };
+    let copied = || {
+        let rows = crate::common::query(
+            &[("c", &current_version(&lake.join("out/copied")))],
+            "SELECT CAST(day AS VARCHAR) AS d, CAST(sum(calls) AS VARCHAR) AS n FROM c GROUP BY day ORDER BY d",
+        );
+        rows.iter()
+            .flat_map(|b| {
+                crate::common::strings(b, 0)
+                    .into_iter()
+                    .zip(crate::common::strings(b, 1))
+                    .map(|(d, c)| format!("{d}={c}"))
+            })
+            .collect::<Vec<_>>()
+    };
+    std::fs::write(dir.path().join("downstream.yaml"), downstream("")).expect("pipeline");
+    write_calls("2026-11-19", 3);
+    assert!(run("upstream.yaml").status.success());
+    let first = run("downstream.yaml");
+    assert!(first.status.success(), "{}", describe(&first));
+    assert_eq!(copied(), ["2026-11-19=3"]);
+
+    write_calls("2026-11-19", 5);
+    assert!(run("upstream.yaml").status.success());
+    let stopped = run("downstream.yaml");
+    assert_eq!(stopped.status.code(), Some(1), "{}", describe(&stopped));
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("is not in the current version of"),
+        "{}",
+        describe(&stopped)
+    );
+    assert_eq!(copied(), ["2026-11-19=3"]);
+
+    std::fs::write(
+        dir.path().join("downstream.yaml"),
+        downstream("    on_changed_input: reread\n"),
+    )
+    .expect("pipeline");
+    let replaced = run("downstream.yaml");
+    assert!(replaced.status.success(), "{}", describe(&replaced));
+    assert_eq!(copied(), ["2026-11-19=5"], "the day was counted twice");
+}
