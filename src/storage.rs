@@ -232,6 +232,18 @@ pub fn object_at(
     ))
 }
 
+/// The path on this machine's file system of a local location (a path or
+/// a `file://` URL); `None` for an object store.
+pub fn local_path_of(location: &str) -> Option<std::path::PathBuf> {
+    let url = table_url(location).ok()?;
+    if url.scheme() != "file" {
+        return None;
+    }
+    object_store::local::LocalFileSystem::new()
+        .path_to_filesystem(url.prefix())
+        .ok()
+}
+
 /// The store of `folder` and the path of `name` (which may hold a `/`)
 /// below it.
 pub fn object_in(

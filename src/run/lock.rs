@@ -21,7 +21,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{object_in, table_url};
+use crate::storage::{local_path_of, object_in};
 
 /// How long another machine's lock object is taken for a live run.
 pub const LEASE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -104,15 +104,7 @@ pub async fn take_lock(
     pipeline: &str,
     run_id: &str,
 ) -> Result<RunLock, LockError> {
-    let local = table_url(runs)
-        .ok()
-        .filter(|url| url.scheme() == "file")
-        .and_then(|url| {
-            object_store::local::LocalFileSystem::new()
-                .path_to_filesystem(url.prefix())
-                .ok()
-        });
-    match local {
+    match local_path_of(runs) {
         Some(folder) => lock_file(
             &folder.join("lock").join(format!("{pipeline}.lock")),
             run_id,

@@ -368,13 +368,7 @@ fn fail_source(
 
 /// What is wrong with a local runs folder that exists but is not a folder.
 fn runs_folder_problem(runs: &str) -> Option<String> {
-    let url = crate::storage::table_url(runs).ok()?;
-    if url.scheme() != "file" {
-        return None;
-    }
-    let path = object_store::local::LocalFileSystem::new()
-        .path_to_filesystem(url.prefix())
-        .ok()?;
+    let path = crate::storage::local_path_of(runs)?;
     let meta = std::fs::metadata(&path).ok()?;
     (!meta.is_dir()).then(|| {
         format!(

@@ -32,7 +32,7 @@ use self::lines::{
 use self::log_pattern::LogPattern;
 use crate::spec::{FormatSpec, OnError, SchemaDrift, SchemaSpec, SourcePlan, arrow_type};
 use crate::storage::{
-    StorageError, display_object, ensure_store, list_objects, object_url, table_url,
+    StorageError, display_object, ensure_store, list_objects, local_path_of, object_url, table_url,
 };
 use datafusion::datasource::MemTable;
 
@@ -210,8 +210,8 @@ pub async fn list_source(
         FormatSpec::AccessLog(log) => log.extension.clone().unwrap_or_default(),
     };
     // Before listing: opening a FIFO would block the run for good.
-    if table_url(&source.location)?.scheme() == "file" {
-        refuse_special_files(&source.location, &extension)?;
+    if let Some(root) = local_path_of(&source.location) {
+        refuse_special_files(root, &extension)?;
     }
     let mut listed = list_objects(ctx, &source.location, &extension).await?;
     // An output civica published to an object store is read at the version
@@ -230,7 +230,7 @@ pub async fn list_source(
             extension,
         });
     }
-    if table_url(&source.location)?.scheme() == "file" {
+    if local_path_of(&source.location).is_some() {
         check_local_files(&source.location, &listed)?;
     }
     Ok(Listing {
@@ -243,15 +243,8 @@ pub async fn list_source(
 /// Fails, naming it, when the local path of a source, or an entry below its
 /// folder with the source's file ending, is a FIFO, socket or device:
 /// listing would skip it silently, and reading a FIFO blocks for good.
-fn refuse_special_files(location: &str, extension: &str) -> Result<(), SourceError> {
+fn refuse_special_files(root: std::path::PathBuf, extension: &str) -> Result<(), SourceError> {
     use std::os::unix::fs::FileTypeExt;
-    let Ok(url) = table_url(location) else {
-        return Ok(());
-    };
-    let Ok(root) = object_store::local::LocalFileSystem::new().path_to_filesystem(url.prefix())
-    else {
-        return Ok(());
-    };
     let special = |path: &std::path::Path| {
         std::fs::metadata(path).is_ok_and(|meta| {
             let kind = meta.file_type();
