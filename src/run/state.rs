@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::spec::{OnChangedInput, SourcePlan};
-use crate::storage::{display_object, ensure_store, object_at, table_url};
+use crate::storage::{StorageError, display_object, ensure_store, object_at, table_url};
 
 /// The layout of the state file this civica writes. States written before
 /// it (keyed by URL, without content hashes) are read and upgraded.
@@ -174,6 +174,43 @@ pub struct Selection {
     pub ignored: Vec<String>,
 }
 
+/// An incremental source's folder as listed, resolved once for both passes
+/// of [`select_inputs`].
+struct Root<'a> {
+    source: &'a SourcePlan,
+    /// The folder listed: a version folder when the source follows a
+    /// civica output's `_CURRENT` pointer.
+    location: &'a str,
+    store: std::sync::Arc<dyn ObjectStore>,
+    /// Its path in the store, which object keys are relative to.
+    prefix: ObjectPath,
+    /// What earlier runs read of it, by path below the folder.
+    seen: BTreeMap<String, Seen>,
+}
+
+impl<'a> Root<'a> {
+    fn resolve(
+        ctx: &SessionContext,
+        before: &LoadState,
+        source: &'a SourcePlan,
+        location: &'a str,
+    ) -> Result<Self, StorageError> {
+        let url = table_url(location)?;
+        Ok(Root {
+            source,
+            location,
+            store: ensure_store(ctx, location)?,
+            prefix: url.prefix().clone(),
+            seen: upgraded(before, &source.name, &url.object_store(), url.prefix()),
+        })
+    }
+
+    /// Whether the folder listed is a version of a civica output.
+    fn follows_pointer(&self) -> bool {
+        self.location != self.source.location
+    }
+}
+
 /// Decides which objects of each incremental source this run reads, given
 /// what earlier runs read: new objects, and the objects of runs whose
 /// input changed under `on_changed_input: reread`. An object whose bytes
@@ -195,33 +232,32 @@ pub async fn select_inputs(
         ..Selection::default()
     };
     let mut errors = Vec::new();
+    let mut roots = Vec::new();
     // Each object against what was read of it: first pass.
     for (source, location, objects) in listings {
-        let store = ensure_store(ctx, location).map_err(|e| vec![e.to_string()])?;
-        let prefix = table_url(location)
-            .map_err(|e| vec![e.to_string()])?
-            .prefix()
-            .clone();
-        let store_url = table_url(location)
-            .map_err(|e| vec![e.to_string()])?
-            .object_store();
-        let seen = upgraded(before, &source.name, &store_url, &prefix);
+        let root = Root::resolve(ctx, before, source, location).map_err(|e| vec![e.to_string()])?;
+        let mut listed: Vec<Listed> = objects
+            .iter()
+            .map(|meta| Listed {
+                meta: meta.clone(),
+                key: object_key(&root.prefix, &meta.location),
+                sha256: None,
+                read: false,
+            })
+            .collect();
+        let listed_keys: BTreeSet<String> = listed.iter().map(|l| l.key.clone()).collect();
         // What was read and is not listed now (moved away, archived) stays
         // known: were it put back, it is not read again.
-        let listed_keys: BTreeSet<String> = objects
-            .iter()
-            .map(|meta| object_key(&prefix, &meta.location))
-            .collect();
-        let mut kept: BTreeMap<String, Seen> = seen
+        let mut kept: BTreeMap<String, Seen> = root
+            .seen
             .iter()
             .filter(|(key, _)| !listed_keys.contains(*key))
             .map(|(key, earlier)| (key.clone(), earlier.clone()))
             .collect();
-        let mut listed = Vec::new();
-        for meta in *objects {
-            let key = object_key(&prefix, &meta.location);
+        for object in &mut listed {
+            let meta = &object.meta;
             let hash = || async {
-                content_sha256(store.as_ref(), &meta.location)
+                content_sha256(root.store.as_ref(), &meta.location)
                     .await
                     .map_err(|e| {
                         format!(
@@ -231,23 +267,14 @@ pub async fn select_inputs(
                         )
                     })
             };
-            let Some(earlier) = seen.get(&key) else {
-                let sha256 = match hash_new && meta.size > 0 {
-                    true => match hash().await {
-                        Ok(sha) => Some(sha),
-                        Err(err) => {
-                            errors.push(err);
-                            continue;
-                        }
-                    },
-                    false => None,
-                };
-                listed.push(Listed {
-                    meta: meta.clone(),
-                    key,
-                    sha256,
-                    read: true,
-                });
+            let Some(earlier) = root.seen.get(&object.key) else {
+                object.read = true;
+                if hash_new && meta.size > 0 {
+                    match hash().await {
+                        Ok(sha) => object.sha256 = Some(sha),
+                        Err(err) => errors.push(err),
+                    }
+                }
                 continue;
             };
             let same_tag = earlier.etag == meta.e_tag;
@@ -274,80 +301,59 @@ pub async fn select_inputs(
                     }
                 }
             };
-            let name = display_object(location, &meta.location);
+            object.sha256 = sha.clone();
             let current = Seen {
                 bytes: meta.size,
                 etag: meta.e_tag.clone(),
-                sha256: sha.clone(),
+                sha256: sha,
                 run_id: earlier.run_id.clone(),
             };
             if unchanged {
-                kept.insert(key.clone(), current);
-            } else {
-                match source.on_changed_input {
-                    OnChangedInput::Fail => errors.push(format!(
-                        "source `{}`: `{name}` changed after run `{}` read it ({} bytes then, {} now); to read it again and replace what that run appended, set `on_changed_input: reread` on the source; to keep what was read, `on_changed_input: ignore`; or start over with `--full-refresh`",
-                        source.name,
-                        earlier.run_id.as_deref().unwrap_or("of an earlier civica"),
-                        earlier.bytes,
-                        meta.size
-                    )),
-                    OnChangedInput::Ignore => {
-                        selection.ignored.push(format!(
-                            "source `{}`: `{name}` changed after an earlier run read it; its new bytes are not read (`on_changed_input: ignore`)",
-                            source.name
-                        ));
-                        kept.insert(key.clone(), current);
-                    }
-                    OnChangedInput::Reread => match &earlier.run_id {
-                        Some(run) => {
-                            selection.replaced_runs.insert(run.clone());
-                        }
-                        None => errors.push(format!(
-                            "source `{}`: `{name}` changed, and the state does not say which run read it (written by an earlier civica), so its rows cannot be replaced; run with `--full-refresh`",
-                            source.name
-                        )),
-                    },
-                }
+                kept.insert(object.key.clone(), current);
+                continue;
             }
-            listed.push(Listed {
-                meta: meta.clone(),
-                key,
-                sha256: sha,
-                read: false,
-            });
+            let name = display_object(location, &meta.location);
+            let change = Change {
+                what: format!(
+                    "`{name}` changed after run `{}` read it ({} bytes then, {} now)",
+                    earlier.run_id.as_deref().unwrap_or("of an earlier civica"),
+                    earlier.bytes,
+                    meta.size
+                ),
+                remedy: "read it again and replace what that run appended",
+                ignored: "its new bytes are not read",
+                key: object.key.clone(),
+                current: Some(current),
+            };
+            change.apply(source, earlier, &mut kept, &mut selection, &mut errors);
         }
         // A civica output read at the version its `_CURRENT` names: a file
         // read before and gone from the current version was replaced by
         // the run that publishes it (a reread, a full refresh), so what it
         // gave this pipeline is out of date, like a changed file.
-        if *location != source.location {
-            for (key, earlier) in seen.iter().filter(|(key, _)| !listed_keys.contains(*key)) {
-                let run = earlier.run_id.as_deref().unwrap_or("of an earlier civica");
-                match source.on_changed_input {
-                    OnChangedInput::Fail => errors.push(format!(
-                        "source `{}`: `{key}`, which run `{run}` read, is not in the current version of `{}` any more (the pipeline that publishes it replaced it); to replace what that run appended with the current version's files, set `on_changed_input: reread` on the source; to keep what was read, `on_changed_input: ignore`; or start over with `--full-refresh`",
-                        source.name, source.location
-                    )),
-                    OnChangedInput::Ignore => selection.ignored.push(format!(
-                        "source `{}`: `{key}` is not in the current version of `{}` any more; what was read of it is kept (`on_changed_input: ignore`)",
-                        source.name, source.location
-                    )),
-                    OnChangedInput::Reread => match &earlier.run_id {
-                        Some(run) => {
-                            selection.replaced_runs.insert(run.clone());
-                            kept.remove(key);
-                        }
-                        None => errors.push(format!(
-                            "source `{}`: `{key}` is gone from the current version, and the state does not say which run read it, so its rows cannot be replaced; run with `--full-refresh`",
-                            source.name
-                        )),
-                    },
-                }
+        if root.follows_pointer() {
+            for (key, earlier) in root
+                .seen
+                .iter()
+                .filter(|(key, _)| !listed_keys.contains(*key))
+            {
+                let change = Change {
+                    what: format!(
+                        "`{key}`, which run `{}` read, is not in the current version of `{}` any more (the pipeline that publishes it replaced it)",
+                        earlier.run_id.as_deref().unwrap_or("of an earlier civica"),
+                        source.location
+                    ),
+                    remedy: "replace what that run appended with the current version's files",
+                    ignored: "what was read of it is kept",
+                    key: key.clone(),
+                    current: None,
+                };
+                change.apply(source, earlier, &mut kept, &mut selection, &mut errors);
             }
         }
         selection.objects.insert(source.name.clone(), listed);
         selection.next.sources.insert(source.name.clone(), kept);
+        roots.push(root);
     }
     // Second pass: every object of a replaced run is read again, so that
     // its appended rows are replaced whole. A replaced run that also read
@@ -367,50 +373,35 @@ pub async fn select_inputs(
             ));
         }
     }
-    if !selection.replaced_runs.is_empty() {
-        for (source, location, _) in listings {
-            let listed = selection.objects.entry(source.name.clone()).or_default();
-            let kept = selection
-                .next
-                .sources
-                .entry(source.name.clone())
-                .or_default();
-            let prefix = match table_url(location) {
-                Ok(url) => url.prefix().clone(),
-                Err(err) => return Err(vec![err.to_string()]),
+    for root in roots.iter().filter(|_| !selection.replaced_runs.is_empty()) {
+        let name = &root.source.name;
+        let listed = selection.objects.entry(name.clone()).or_default();
+        let kept = selection.next.sources.entry(name.clone()).or_default();
+        for (key, earlier) in &root.seen {
+            let Some(run) = earlier
+                .run_id
+                .as_ref()
+                .filter(|r| selection.replaced_runs.contains(*r))
+            else {
+                continue;
             };
-            let store_url = table_url(location)
-                .map_err(|e| vec![e.to_string()])?
-                .object_store();
-            for (key, earlier) in upgraded(before, &source.name, &store_url, &prefix) {
-                let Some(run) = earlier
-                    .run_id
-                    .as_ref()
-                    .filter(|r| selection.replaced_runs.contains(*r))
-                else {
-                    continue;
-                };
-                match listed.iter_mut().find(|l| l.key == key) {
-                    Some(object) => {
-                        object.read = true;
-                        kept.remove(&key);
-                        if object.sha256.is_none() {
-                            // Read again: its state is of the bytes read.
-                            object.sha256 = content_sha256(store_of(ctx, location)?.as_ref(), &object.meta.location)
-                                .await
-                                .ok();
-                        }
+            kept.remove(key);
+            match listed.iter_mut().find(|l| l.key == *key) {
+                Some(object) => {
+                    object.read = true;
+                    if object.sha256.is_none() {
+                        // Read again: its state is of the bytes read.
+                        object.sha256 = content_sha256(root.store.as_ref(), &object.meta.location)
+                            .await
+                            .ok();
                     }
-                    // Replaced upstream: the current version's files stand
-                    // for it.
-                    None if *location != source.location => {
-                        kept.remove(&key);
-                    }
-                    None => errors.push(format!(
-                        "source `{}`: run `{run}` read `{key}`, which is gone, so the rows that run appended cannot be read again; put the file back, or run with `--full-refresh`",
-                        source.name
-                    )),
                 }
+                // Replaced upstream: the current version's files stand
+                // for it.
+                None if root.follows_pointer() => {}
+                None => errors.push(format!(
+                    "source `{name}`: run `{run}` read `{key}`, which is gone, so the rows that run appended cannot be read again; put the file back, or run with `--full-refresh`"
+                )),
             }
         }
     }
@@ -445,6 +436,65 @@ pub async fn select_inputs(
     Ok(selection)
 }
 
+/// An object that is not as an earlier run read it (its bytes changed, or
+/// it is gone from the version of a civica output), for
+/// `on_changed_input` to decide on.
+struct Change {
+    /// What happened, naming the object.
+    what: String,
+    /// What `reread` does about it.
+    remedy: &'static str,
+    /// What `ignore` does about it.
+    ignored: &'static str,
+    /// The object, by path below its folder.
+    key: String,
+    /// The object as it is now, if it is still there.
+    current: Option<Seen>,
+}
+
+impl Change {
+    /// `fail`: an error with the choices; `ignore`: a warning, and the
+    /// object taken as it is now (`current`, if it is still there);
+    /// `reread`: the run that read it is replaced.
+    fn apply(
+        self,
+        source: &SourcePlan,
+        earlier: &Seen,
+        kept: &mut BTreeMap<String, Seen>,
+        selection: &mut Selection,
+        errors: &mut Vec<String>,
+    ) {
+        let Change {
+            what,
+            remedy,
+            ignored,
+            key,
+            current,
+        } = self;
+        let name = &source.name;
+        match (source.on_changed_input, &earlier.run_id) {
+            (OnChangedInput::Fail, _) => errors.push(format!(
+                "source `{name}`: {what}; to {remedy}, set `on_changed_input: reread` on the source; to keep what was read, `on_changed_input: ignore`; or start over with `--full-refresh`"
+            )),
+            (OnChangedInput::Ignore, _) => {
+                selection.ignored.push(format!(
+                    "source `{name}`: {what}; {ignored} (`on_changed_input: ignore`)"
+                ));
+                if let Some(current) = current {
+                    kept.insert(key, current);
+                }
+            }
+            (OnChangedInput::Reread, Some(run)) => {
+                selection.replaced_runs.insert(run.clone());
+                kept.remove(&key);
+            }
+            (OnChangedInput::Reread, None) => errors.push(format!(
+                "source `{name}`: {what}, and the state does not say which run read it (written by an earlier civica), so its rows cannot be replaced; run with `--full-refresh`"
+            )),
+        }
+    }
+}
+
 /// The tables whose rows come, directly or through steps, from an
 /// incremental source (its table or its rejected lines).
 pub fn tables_from_incremental_sources(plan: &crate::spec::Plan) -> BTreeSet<String> {
@@ -465,14 +515,6 @@ pub fn tables_from_incremental_sources(plan: &crate::spec::Plan) -> BTreeSet<Str
         }
     }
     tables
-}
-
-/// The store of a location, as an error list.
-fn store_of(
-    ctx: &SessionContext,
-    location: &str,
-) -> Result<std::sync::Arc<dyn ObjectStore>, Vec<String>> {
-    ensure_store(ctx, location).map_err(|e| vec![e.to_string()])
 }
 
 /// A source's entries keyed by path below its folder: a state of format 1
