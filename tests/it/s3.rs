@@ -133,6 +133,16 @@ fn quickstart_reads_its_lake_from_a_bucket_and_writes_outputs_to_it() {
     assert_eq!(moved, 300, "every citizen had a previous segment");
 }
 
+/// Writes `calls` calls of `day` as `raw/calls/<day>.csv` in a bucket's folder.
+fn write_calls(lake: &std::path::Path, day: &str, calls: usize) {
+    std::fs::create_dir_all(lake.join("raw/calls")).expect("mkdir");
+    let mut text = "call_id;day\n".to_string();
+    for i in 0..calls {
+        text.push_str(&format!("{i};{day}\n"));
+    }
+    std::fs::write(lake.join(format!("raw/calls/{day}.csv")), text).expect("calls");
+}
+
 /// The local folder of the version an output folder's `_CURRENT` names.
 fn current_version(folder: &std::path::Path) -> PathBuf {
     let pointer = std::fs::read_to_string(folder.join("_CURRENT")).expect("a _CURRENT pointer");
@@ -413,14 +423,7 @@ fn readers_follow_the_pointer_to_the_current_version() {
     let server = S3Server::start();
     let lake = server.bucket_dir("lake");
     let dir = tempfile::tempdir().expect("temp dir");
-    let write_calls = |day: &str, calls: usize| {
-        std::fs::create_dir_all(lake.join("raw/calls")).expect("mkdir");
-        let mut text = "call_id;day\n".to_string();
-        for i in 0..calls {
-            text.push_str(&format!("{i};{day}\n"));
-        }
-        std::fs::write(lake.join(format!("raw/calls/{day}.csv")), text).expect("calls");
-    };
+    let write_calls = |day: &str, calls: usize| write_calls(&lake, day, calls);
     std::fs::write(
         dir.path().join("pipeline.yaml"),
         "name: calls\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\ntransforms:\n  - { name: today, sql: today.sql }\noutputs:\n  - { table: today, path: s3://lake/out/today/ }\n  - { table: today, path: s3://lake/out/daily/, mode: overwrite_partition, partition_by: [day] }\n  - { table: today, path: s3://lake/out/log/, mode: append }\n",
@@ -562,14 +565,7 @@ fn incremental_reads_on_a_bucket_are_never_doubled() {
     let server = S3Server::start();
     let lake = server.bucket_dir("lake");
     let dir = tempfile::tempdir().expect("temp dir");
-    let write_calls = |day: &str, calls: usize| {
-        std::fs::create_dir_all(lake.join("raw/calls")).expect("mkdir");
-        let mut text = "call_id;day\n".to_string();
-        for i in 0..calls {
-            text.push_str(&format!("{i};{day}\n"));
-        }
-        std::fs::write(lake.join(format!("raw/calls/{day}.csv")), text).expect("calls");
-    };
+    let write_calls = |day: &str, calls: usize| write_calls(&lake, day, calls);
     std::fs::write(
         dir.path().join("pipeline.yaml"),
         "name: calls\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\n    incremental: true\n    on_changed_input: reread\ntransforms:\n  - { name: daily, sql: daily.sql }\noutputs:\n  - { table: daily, path: s3://lake/out/daily/, mode: append }\n",
@@ -644,14 +640,7 @@ fn a_part_replaced_upstream_is_not_counted_twice_downstream() {
     let server = S3Server::start();
     let lake = server.bucket_dir("lake");
     let dir = tempfile::tempdir().expect("temp dir");
-    let write_calls = |day: &str, calls: usize| {
-        std::fs::create_dir_all(lake.join("raw/calls")).expect("mkdir");
-        let mut text = "call_id;day\n".to_string();
-        for i in 0..calls {
-            text.push_str(&format!("{i};{day}\n"));
-        }
-        std::fs::write(lake.join(format!("raw/calls/{day}.csv")), text).expect("calls");
-    };
+    let write_calls = |day: &str, calls: usize| write_calls(&lake, day, calls);
     std::fs::write(
         dir.path().join("upstream.yaml"),
         "name: upstream\nruns: s3://lake/_runs/\nsources:\n  calls:\n    path: s3://lake/raw/calls/\n    format: { type: csv, delimiter: \";\" }\n    incremental: true\n    on_changed_input: reread\ntransforms:\n  - { name: daily, sql: daily.sql }\noutputs:\n  - { table: daily, path: s3://lake/out/daily/, mode: append }\n",
