@@ -9,7 +9,9 @@
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod faults;
 pub mod run;
+pub mod run_id;
 pub mod segment;
 pub mod sink;
 pub mod source;

@@ -218,7 +218,7 @@ async fn lock_object(
                     age.num_hours()
                 )));
             }
-            if !rebooted && crate::sink::run_alive(&holder.run_id) {
+            if !rebooted && crate::run_id::run_alive(&holder.run_id) {
                 return Err(LockError::Held(format!(
                     "{} holds the lock `{location}`, so this run was skipped",
                     holder.describe()

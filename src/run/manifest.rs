@@ -66,11 +66,7 @@ impl RunClock {
     pub fn start() -> Self {
         let started = Utc::now();
         RunClock {
-            run_id: format!(
-                "{}-{}",
-                started.format("%Y%m%dT%H%M%S%.3fZ"),
-                std::process::id()
-            ),
+            run_id: crate::run_id::new_run_id(started),
             started,
         }
     }

@@ -857,16 +857,16 @@ async fn migrations(
     let Some(folder) = &plan.published else {
         return Ok(empty);
     };
-    let folder = &crate::sink::current_folder(ctx, folder).await?;
+    let folder = &crate::storage::layout::current_folder(ctx, folder).await?;
     let store = ensure_store(ctx, folder)?;
     let prefix = table_url(folder)?.prefix().clone();
-    let file = prefix.clone().join(crate::sink::OUTPUT_FILE);
+    let file = prefix.clone().join(crate::storage::layout::OUTPUT_FILE);
     if store.head(&file).await.is_err() {
         return Ok(empty);
     }
     let previous = ctx
         .read_parquet(
-            format!("{}{}", folder, crate::sink::OUTPUT_FILE),
+            format!("{}{}", folder, crate::storage::layout::OUTPUT_FILE),
             ParquetReadOptions::default(),
         )
         .await?;

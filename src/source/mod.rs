@@ -217,7 +217,7 @@ pub async fn list_source(
     // An output civica published to an object store is read at the version
     // its `_CURRENT` pointer names, not every version it keeps (asked after
     // the listing, whose errors explain a store's problems best).
-    let current = crate::sink::current_folder(ctx, &source.location).await?;
+    let current = crate::storage::layout::current_folder(ctx, &source.location).await?;
     let mut source = source.clone();
     if current != source.location {
         tracing::debug!(source = %source.name, version = %current, "following the folder's pointer");

@@ -1,5 +1,7 @@
 //! Object stores for the URLs a pipeline names: local paths and `file://` built in, `s3://`, `gs://` and `az://` configured from the environment.
 
+pub mod layout;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,6 +244,24 @@ pub fn local_path_of(location: &str) -> Option<std::path::PathBuf> {
     object_store::local::LocalFileSystem::new()
         .path_to_filesystem(url.prefix())
         .ok()
+}
+
+/// The local file system path of a store path when `location` is on
+/// local disk and the path exists, `None` elsewhere.
+pub fn local_path(location: &str, path: &str) -> Option<std::path::PathBuf> {
+    if !is_local(location) {
+        return None;
+    }
+    let path = object_store::path::Path::parse(path).ok()?;
+    object_store::local::LocalFileSystem::new()
+        .path_to_filesystem(&path)
+        .ok()
+        .filter(|p| p.exists())
+}
+
+/// Whether `location` is on local disk (a path or a `file://` URL).
+pub fn is_local(location: &str) -> bool {
+    location.starts_with('/') || location.starts_with("file://")
 }
 
 /// The store of `folder` and the path of `name` (which may hold a `/`)
