@@ -16,8 +16,9 @@ use datafusion::logical_expr::{cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::Serialize;
 
-use crate::spec::{CheckPlan, CheckRule, FAILING_KEY, Severity, quote_ident};
-use crate::transform::read_only_query;
+use crate::spec::{CheckPlan, CheckRule, FAILING_KEY, Severity};
+use crate::sql::quote_ident;
+use crate::sql::read_only_query;
 
 /// How many failing keys a result keeps as a sample.
 pub const SAMPLE_KEYS: usize = 5;

@@ -16,6 +16,7 @@ pub mod segment;
 pub mod sink;
 pub mod source;
 pub mod spec;
+pub mod sql;
 pub mod storage;
 pub mod transform;
 

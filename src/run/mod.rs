@@ -304,7 +304,7 @@ pub async fn prepare(
                     "check `{}` of `{}`: {}",
                     check.name,
                     check.table,
-                    crate::transform::problem_from_error(&err, "").message
+                    crate::sql::problem_from_error(&err, "").message
                 ),
             ));
         }

@@ -883,7 +883,7 @@ async fn migrations(
     let current_table = format!("__civica_current_{}", plan.name);
     ctx.register_table(&previous_table, previous.into_view())?;
     ctx.register_batch(&current_table, segments.clone())?;
-    let quote = crate::spec::quote_ident;
+    let quote = crate::sql::quote_ident;
     let sql = format!(
         "SELECT CAST(p.segment AS INT) AS previous_segment, c.segment AS segment, \
          COUNT(*) AS citizens FROM {} p JOIN {} c ON p.{id} = c.{id} \

@@ -8,7 +8,8 @@ use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
 
 use super::{SinkError, read_error};
-use crate::spec::{OutputPlan, quote_ident};
+use crate::spec::OutputPlan;
+use crate::sql::quote_ident;
 
 /// The folder name of a null partition value, as Hive, Spark and Arrow write it.
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";

@@ -9,6 +9,7 @@ use chrono::{NaiveDate, NaiveTime, TimeDelta};
 
 use super::template::{pos_of_offset, render_sql};
 use super::{CheckKind, CheckSpec, Diagnostic, Located, Pos, Severity, display_path};
+use crate::sql::quote_ident;
 
 /// A check ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,11 +70,6 @@ pub enum CheckRule {
 
 /// The name of the column a failing-rows query identifies rows with.
 pub const FAILING_KEY: &str = "failing_key";
-
-/// A column name quoted for SQL.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 /// The keys each kind of check accepts besides `type`, `name`,
 /// `severity`; the first group is required.
@@ -449,7 +445,7 @@ fn sql_query(
         Ok(rendered) => {
             let query = rendered.text.trim().trim_end_matches(';').to_string();
             // A check reads; it never writes (`COPY … TO`), defines or sets.
-            match crate::transform::parse_query(&query) {
+            match crate::sql::parse_query(&query) {
                 Ok(_) => Some(query),
                 Err(problem) => {
                     diags.push(Diagnostic::at(

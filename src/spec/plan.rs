@@ -13,7 +13,7 @@ use super::{
     ModelMode, ModelSpec, OnError, PipelineSpec, Pos, Precision, Scaling, SchemaDrift, SchemaSpec,
     backticked, display_path,
 };
-use crate::transform::{SqlProblem, parse_query, sql_diagnostic, table_references};
+use crate::sql::{SqlProblem, parse_query, sql_diagnostic, table_references};
 
 /// What the command line adds to a pipeline.
 #[derive(Debug, Clone, Default)]
