@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 use civica::demo::{DemoOptions, write_demo_lake};
+use civica::plan::PlanOptions;
 use civica::run::{prepare, run_prepared};
-use civica::spec::CheckOptions;
 
 fn quickstart(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -42,13 +42,13 @@ fn quickstart(c: &mut Criterion) {
     group.finish();
 }
 
-fn options(lake: &Path) -> CheckOptions {
-    CheckOptions {
+fn options(lake: &Path) -> PlanOptions {
+    PlanOptions {
         vars: vec![
             ("lake".to_string(), lake.display().to_string()),
             ("ds".to_string(), "2026-11-21".to_string()),
         ],
-        ..CheckOptions::default()
+        ..PlanOptions::default()
     }
 }
 

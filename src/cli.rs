@@ -18,11 +18,10 @@ macro_rules! say {
     }};
 }
 use crate::demo::{DemoOptions, write_demo_lake};
+use crate::plan::{PlanOptions, Step};
 use crate::run::{Prepared, RunEvent, StepReport, human_bytes, prepare, run_prepared};
 use crate::source::lines::BYTES_SCANNED;
-use crate::spec::{
-    CheckOptions, Diagnostic, Diagnostics, FormatSpec, ResourcesSpec, Step, flavor_name,
-};
+use crate::spec::{Diagnostic, Diagnostics, ResourcesSpec};
 
 /// civica: load a municipality's exports and logs, transform them with SQL,
 /// segment citizens, publish Parquet.
@@ -293,7 +292,7 @@ async fn prepare_or_report(args: &PipelineArgs, repair: bool) -> Result<Prepared
         // The last `ds` given is the one used.
         vars.push(("ds".to_string(), date.format("%Y-%m-%d").to_string()));
     }
-    let opts = CheckOptions {
+    let opts = PlanOptions {
         vars,
         resources: ResourcesSpec {
             memory_limit: target.memory_limit.clone(),
@@ -301,7 +300,7 @@ async fn prepare_or_report(args: &PipelineArgs, repair: bool) -> Result<Prepared
             target_partitions: target.target_partitions,
         },
         full_refresh: target.full_refresh,
-        ..CheckOptions::default()
+        ..PlanOptions::default()
     };
     prepare(&target.pipeline, &opts, repair)
         .await
@@ -438,13 +437,7 @@ fn print_validation_summary(prepared: &Prepared) {
         plan.vars.get("ds").map(String::as_str).unwrap_or("-")
     );
     for (source, (_, stats, _)) in plan.sources.iter().zip(&prepared.sources) {
-        let format = match &source.format {
-            FormatSpec::Csv(_) => "csv".to_string(),
-            FormatSpec::Ndjson(_) => "ndjson".to_string(),
-            FormatSpec::Parquet(_) => "parquet".to_string(),
-            FormatSpec::AccessLog(log) if log.pattern.is_some() => "access_log/pattern".to_string(),
-            FormatSpec::AccessLog(log) => format!("access_log/{}", flavor_name(log.flavor)),
-        };
+        let format = source.format.name();
         say!(
             "  source    {:<22} {:<20} {} file(s), {}",
             source.name,
@@ -460,12 +453,12 @@ fn print_validation_summary(prepared: &Prepared) {
                 "  segment   {:<22} {} k={} on {} feature(s) of `{}`",
                 seg.name,
                 match seg.model.kind {
-                    crate::spec::ModelKind::Kmeans(_) => "k-means",
-                    crate::spec::ModelKind::Gmm => "gaussian mixture",
+                    crate::plan::ModelKind::Kmeans(_) => "k-means",
+                    crate::plan::ModelKind::Gmm => "gaussian mixture",
                 },
                 match seg.model.k {
-                    crate::spec::KPlan::Fixed(k) => k.to_string(),
-                    crate::spec::KPlan::Auto(min, max) => format!("auto ({min}..={max})"),
+                    crate::plan::KPlan::Fixed(k) => k.to_string(),
+                    crate::plan::KPlan::Auto(min, max) => format!("auto ({min}..={max})"),
                 },
                 seg.features.len(),
                 seg.from

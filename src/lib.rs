@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod faults;
+pub mod plan;
 pub mod run;
 pub mod run_id;
 pub mod segment;

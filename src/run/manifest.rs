@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::StepReport;
 use crate::Error;
+use crate::plan::{Plan, Step};
 use crate::source::InputObject;
-use crate::spec::{Plan, Step};
 use crate::storage::object_in;
 
 /// The linfa release civica is built with (checked against `Cargo.lock`

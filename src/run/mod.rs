@@ -14,6 +14,9 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::check::CheckStatus;
+use crate::plan::{
+    OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
+};
 use crate::segment::{SegmentError, check_segment_columns, fit_segments, output_schemas};
 use crate::sink::{
     Recovery, StagedOutput, discard_staged, publish_outputs, recover, stage_object, stage_output,
@@ -21,10 +24,7 @@ use crate::sink::{
 use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats, list_source, register_listing};
-use crate::spec::{
-    CheckOptions, Diagnostic, OnError, OutputPlan, Plan, ResourcesPlan, SegmentPlan, SourcePlan,
-    Step, check_spec, display_path, load_spec,
-};
+use crate::spec::{Diagnostic, OnError, display_path, load_spec};
 use crate::storage::configure_store;
 use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
@@ -111,7 +111,7 @@ impl From<Problems> for Error {
 /// repaired first (see [`recover`]).
 pub async fn prepare(
     pipeline: &Path,
-    opts: &CheckOptions,
+    opts: &PlanOptions,
     repair: bool,
 ) -> Result<Prepared, Problems> {
     let clock = RunClock::start();
@@ -125,11 +125,11 @@ pub async fn prepare(
         pos: None,
         message,
     };
-    let opts = CheckOptions {
+    let opts = PlanOptions {
         run_id: Some(clock.run_id.clone()),
         ..opts.clone()
     };
-    let (plan, mut diags) = check_spec(&spec, pipeline, &opts);
+    let (plan, mut diags) = build_plan(&spec, pipeline, &opts);
     let ctx = match new_session(&plan.resources) {
         Ok(ctx) => ctx,
         Err(message) => {

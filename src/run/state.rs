@@ -19,7 +19,8 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::spec::{OnChangedInput, SourcePlan};
+use crate::plan::SourcePlan;
+use crate::spec::OnChangedInput;
 use crate::storage::{StorageError, display_object, ensure_store, object_at, table_url};
 
 /// The layout of the state file this civica writes. States written before
@@ -497,7 +498,7 @@ impl Change {
 
 /// The tables whose rows come, directly or through steps, from an
 /// incremental source (its table or its rejected lines).
-pub fn tables_from_incremental_sources(plan: &crate::spec::Plan) -> BTreeSet<String> {
+pub fn tables_from_incremental_sources(plan: &crate::plan::Plan) -> BTreeSet<String> {
     let mut tables: BTreeSet<String> = plan
         .sources
         .iter()
@@ -507,8 +508,8 @@ pub fn tables_from_incremental_sources(plan: &crate::spec::Plan) -> BTreeSet<Str
     // Steps are in dependency order: one pass sees every path.
     for step in &plan.steps {
         let reads_one = match step {
-            crate::spec::Step::Sql(sql) => sql.reads.iter().any(|(name, _)| tables.contains(name)),
-            crate::spec::Step::Segment(seg) => tables.contains(&seg.from),
+            crate::plan::Step::Sql(sql) => sql.reads.iter().any(|(name, _)| tables.contains(name)),
+            crate::plan::Step::Segment(seg) => tables.contains(&seg.from),
         };
         if reads_one {
             tables.extend(step.produces().into_iter().map(str::to_string));

@@ -14,7 +14,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::{SinkError, read_error};
 use crate::faults::pause_point;
-use crate::spec::OutputPlan;
+use crate::plan::OutputPlan;
 
 /// Writes a frame's rows to one Parquet object; returns its rows and size.
 /// `first` marks an output's first file, where the `writing:<table>` test

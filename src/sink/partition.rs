@@ -8,7 +8,7 @@ use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
 
 use super::{SinkError, read_error};
-use crate::spec::OutputPlan;
+use crate::plan::OutputPlan;
 use crate::sql::quote_ident;
 
 /// The folder name of a null partition value, as Hive, Spark and Arrow write it.

@@ -1,8 +1,6 @@
 //! The pipeline specification: the YAML as written ([`PipelineSpec`]), loading it with located errors, and the checked [`Plan`].
 
-mod checks;
 mod model;
-mod plan;
 pub mod template;
 pub mod yaml;
 
@@ -10,9 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-pub use checks::*;
 pub use model::*;
-pub use plan::*;
 pub use yaml::Pos;
 use yaml::{Node, Value, from_node};
 

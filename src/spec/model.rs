@@ -211,6 +211,34 @@ pub enum FormatSpec {
     AccessLog(AccessLogFormatSpec),
 }
 
+// Adding a source format: see "Adding a source format" in ARCHITECTURE.md.
+// Here: a variant with its options struct (`deny_unknown_fields`), and its
+// arm in `name` and `has_quarantine`.
+impl FormatSpec {
+    /// The format as `validate` and the run summary name it:
+    /// `csv`, `ndjson`, `parquet`, `access_log/<flavor>` or
+    /// `access_log/pattern`.
+    pub fn name(&self) -> String {
+        match self {
+            FormatSpec::Csv(_) => "csv".to_string(),
+            FormatSpec::Ndjson(_) => "ndjson".to_string(),
+            FormatSpec::Parquet(_) => "parquet".to_string(),
+            FormatSpec::AccessLog(log) if log.pattern.is_some() => "access_log/pattern".to_string(),
+            FormatSpec::AccessLog(log) => format!("access_log/{}", log.flavor.name()),
+        }
+    }
+
+    /// Whether lines of this format can be unreadable one by one, and so
+    /// go to a quarantine table (`<source>__rejected`) instead of failing
+    /// the whole file. NDJSON and Parquet files are read whole.
+    pub fn has_quarantine(&self) -> bool {
+        match self {
+            FormatSpec::Csv(_) | FormatSpec::AccessLog(_) => true,
+            FormatSpec::Ndjson(_) | FormatSpec::Parquet(_) => false,
+        }
+    }
+}
+
 /// Options of `format: { type: csv }`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -300,6 +328,16 @@ pub enum LogFlavor {
     /// Combined Log Format: Common plus referer and user agent.
     #[default]
     Combined,
+}
+
+impl LogFlavor {
+    /// The flavor as written in the YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFlavor::Common => "common",
+            LogFlavor::Combined => "combined",
+        }
+    }
 }
 
 /// Column names and types in file order (a YAML mapping keeps its order).

@@ -173,12 +173,12 @@ fn damaged_lines_are_quarantined_with_their_number_and_reason() {
 
 /// Plans one `web` source from YAML with the library, for tests that need
 /// their own session settings.
-fn plan_source(dir: &Path, source: &str) -> civica::spec::SourcePlan {
+fn plan_source(dir: &Path, source: &str) -> civica::plan::SourcePlan {
     let path = dir.join(format!("p{}.yaml", source.len()));
     std::fs::write(&path, format!("name: ranges\nsources:\n  web:\n{source}")).expect("yaml");
     let spec = civica::spec::load_spec(&path).expect("spec loads");
     let (plan, diags) =
-        civica::spec::check_spec(&spec, &path, &civica::spec::CheckOptions::default());
+        civica::plan::build_plan(&spec, &path, &civica::plan::PlanOptions::default());
     assert!(diags.is_empty(), "{diags:?}");
     plan.sources.into_iter().next().expect("one source")
 }

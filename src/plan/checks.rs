@@ -7,8 +7,11 @@ use std::path::Path;
 
 use chrono::{NaiveDate, NaiveTime, TimeDelta};
 
-use super::template::{pos_of_offset, render_sql};
-use super::{CheckKind, CheckSpec, Diagnostic, Located, Pos, Severity, display_path};
+use super::{Plan, Tables};
+use crate::spec::template::{pos_of_offset, render_sql};
+use crate::spec::{
+    CheckKind, CheckSpec, Diagnostic, Literal, Located, PipelineSpec, Pos, Severity, display_path,
+};
 use crate::sql::quote_ident;
 
 /// A check ready to run.
@@ -111,21 +114,44 @@ fn keys_set(spec: &CheckSpec) -> Vec<&'static str> {
 }
 
 /// What the checks of a pipeline need from the rest of the plan.
-pub struct CheckContext<'a> {
+struct CheckContext<'a> {
     /// The pipeline file, for diagnostics.
-    pub file: &'a str,
+    file: &'a str,
     /// Its folder, which SQL files are relative to.
-    pub pipeline_dir: &'a Path,
+    pipeline_dir: &'a Path,
     /// Every table the pipeline defines.
-    pub tables: &'a BTreeSet<String>,
+    tables: &'a BTreeSet<String>,
     /// The variables, for placeholders in check queries.
-    pub vars: &'a BTreeMap<String, String>,
+    vars: &'a BTreeMap<String, String>,
     /// The run date (`ds`): freshness is measured from its end.
-    pub ds: NaiveDate,
+    ds: NaiveDate,
 }
 
-/// Checks the `checks` section; every problem is added to `diags`.
-pub fn check_checks(
+/// Plans the `checks` section; every problem is added to `diags`.
+pub(super) fn plan_checks(
+    spec: &PipelineSpec,
+    plan: &Plan,
+    pipeline_dir: &Path,
+    tables: &Tables,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<CheckPlan> {
+    let ds = plan
+        .vars
+        .get("ds")
+        .and_then(|ds| NaiveDate::parse_from_str(ds, "%Y-%m-%d").ok())
+        .unwrap_or_default();
+    let table_names: BTreeSet<String> = tables.defined.keys().cloned().collect();
+    let cx = CheckContext {
+        file: tables.file,
+        pipeline_dir,
+        tables: &table_names,
+        vars: &plan.vars,
+        ds,
+    };
+    plan_each(&cx, &spec.checks, diags)
+}
+
+fn plan_each(
     cx: &CheckContext,
     checks: &[(Located<String>, Vec<Located<CheckSpec>>)],
     diags: &mut Vec<Diagnostic>,
@@ -263,7 +289,7 @@ fn check_one(
             }
             let list: Vec<String> = values
                 .iter()
-                .map(|v| super::Literal::Text(v.text()).sql())
+                .map(|v| Literal::Text(v.text()).sql())
                 .collect();
             rows(format!(
                 "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {c} IS NOT NULL AND {as_text} NOT IN ({})",
@@ -293,9 +319,9 @@ fn check_one(
             ))
         }
         CheckKind::RowCount => {
-            let mut bound = |key: &str, value: &Option<super::Literal>| match value {
+            let mut bound = |key: &str, value: &Option<Literal>| match value {
                 None => None,
-                Some(super::Literal::Number(x)) if *x >= 0.0 && x.fract() == 0.0 => Some(*x as u64),
+                Some(Literal::Number(x)) if *x >= 0.0 && x.fract() == 0.0 => Some(*x as u64),
                 Some(other) => {
                     problem(
                         key,
