@@ -5,9 +5,9 @@ use std::io::Read;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use civica::demo::{DemoOptions, write_demo_lake};
+use civica::pipeline::LogFlavor;
 use civica::source::access_log::{AccessLogLayout, LogParser};
 use civica::source::lines::LineLayout;
-use civica::spec::LogFlavor;
 
 fn demo_log(citizens: u64) -> String {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -16,8 +16,8 @@ use datafusion::logical_expr::{cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::Serialize;
 
+use crate::pipeline::Severity;
 use crate::plan::{CheckPlan, CheckRule, FAILING_KEY};
-use crate::spec::Severity;
 use crate::sql::quote_ident;
 use crate::sql::read_only_query;
 

@@ -18,10 +18,10 @@ macro_rules! say {
     }};
 }
 use crate::demo::{DemoOptions, write_demo_lake};
+use crate::pipeline::{Diagnostic, Diagnostics, ResourcesSpec};
 use crate::plan::{PlanOptions, Step};
 use crate::run::{Prepared, RunEvent, StepReport, human_bytes, prepare, run_prepared};
 use crate::source::lines::BYTES_SCANNED;
-use crate::spec::{Diagnostic, Diagnostics, ResourcesSpec};
 
 /// civica: load a municipality's exports and logs, transform them with SQL,
 /// segment citizens, publish Parquet.

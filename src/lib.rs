@@ -10,13 +10,13 @@ pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod faults;
+pub mod pipeline;
 pub mod plan;
 pub mod run;
 pub mod run_id;
 pub mod segment;
 pub mod sink;
 pub mod source;
-pub mod spec;
 pub mod sql;
 pub mod storage;
 pub mod transform;
@@ -31,12 +31,12 @@ pub const SKIPPED_EXIT_CODE: u8 = 75;
 pub enum Error {
     /// The pipeline has problems; each is listed with its file and position.
     #[error("{0}")]
-    Invalid(spec::Diagnostics),
+    Invalid(pipeline::Diagnostics),
     /// The pipeline is right, but what it reads failed before any step
     /// ran: a store that cannot be reached, a missing or changed input, a
     /// damaged state, an unfinished earlier publish.
     #[error("{0}")]
-    NotStarted(spec::Diagnostics),
+    NotStarted(pipeline::Diagnostics),
     /// Another run of the pipeline holds its lock: this run did nothing.
     #[error("{0}")]
     Skipped(String),

@@ -11,8 +11,8 @@ use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use regex::Regex;
 
-use crate::spec::template::{Rendered, offset_of_pos, pos_of_offset};
-use crate::spec::{Diagnostic, Pos};
+use crate::pipeline::template::{Rendered, offset_of_pos, pos_of_offset};
+use crate::pipeline::{Diagnostic, Pos};
 
 /// A problem in a step's SQL, at a position of the rendered query when known.
 #[derive(Debug, Clone, PartialEq)]

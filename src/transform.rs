@@ -14,8 +14,8 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
+use crate::pipeline::Diagnostic;
 use crate::plan::SqlStep;
-use crate::spec::Diagnostic;
 use crate::sql::{problem_from_error, read_only_query, sql_diagnostic};
 
 /// Plans a step's query against the tables registered so far and registers

@@ -8,8 +8,8 @@ use std::path::Path;
 use chrono::{NaiveDate, NaiveTime, TimeDelta};
 
 use super::{Plan, Tables};
-use crate::spec::template::{pos_of_offset, render_sql};
-use crate::spec::{
+use crate::pipeline::template::{pos_of_offset, render_sql};
+use crate::pipeline::{
     CheckKind, CheckSpec, Diagnostic, Literal, Located, PipelineSpec, Pos, Severity, display_path,
 };
 use crate::sql::quote_ident;

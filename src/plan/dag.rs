@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{SegmentPlan, SqlStep, Step};
-use crate::spec::{Diagnostic, PipelineSpec, Pos, backticked};
+use crate::pipeline::{Diagnostic, PipelineSpec, Pos, backticked};
 use crate::sql::{SqlProblem, sql_diagnostic};
 
 /// Orders SQL steps and the segment step so that each comes after the

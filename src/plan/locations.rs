@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use super::{Plan, vars::render_located};
-use crate::spec::Diagnostic;
-use crate::spec::PipelineSpec;
-use crate::spec::display_path;
-use crate::spec::template::render;
+use crate::pipeline::Diagnostic;
+use crate::pipeline::PipelineSpec;
+use crate::pipeline::display_path;
+use crate::pipeline::template::render;
 
 /// The part of a path template before its first run-dependent placeholder
 /// (`{{ ds }}`, `{{ ds_nodash }}`, `{{ run_id }}`, with or without

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use crate::spec::template::Rendered;
-use crate::spec::{
+use crate::pipeline::template::Rendered;
+use crate::pipeline::{
     ColumnType, Diagnostic, FormatSpec, OnChangedInput, OnError, OutputMode, PipelineSpec, Pos,
     ResourcesSpec, SchemaDrift, SchemaSpec, StorageSpec, display_path,
 };

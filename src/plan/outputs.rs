@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{OutputPlan, Plan, Tables, locations::resolve_location, vars::render_located};
-use crate::spec::{Diagnostic, OutputMode, PipelineSpec, Pos};
+use crate::pipeline::{Diagnostic, OutputMode, PipelineSpec, Pos};
 
 /// Plans every output whose table exists and whose folder is its own: two
 /// outputs in one folder, or one inside another, would replace each

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::PlanOptions;
-use crate::spec::{Diagnostic, PipelineSpec};
+use crate::pipeline::{Diagnostic, PipelineSpec};
 
 /// What a run may use, resolved.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{Plan, Step, Tables, locations::resolve_location, vars::render_located};
-use crate::spec::{
+use crate::pipeline::{
     Diagnostic, FeatureName, Impute, KChoice, Located, ModelMode, ModelSpec, PipelineSpec,
     Precision, Scaling, SegmentSpec, backticked,
 };

@@ -6,7 +6,7 @@ use super::{
     Plan, SourcePlan, Tables, locations::resolve_location, rejected_table_name,
     vars::render_located,
 };
-use crate::spec::{Diagnostic, FormatSpec, Located, PipelineSpec, SourceSpec};
+use crate::pipeline::{Diagnostic, FormatSpec, Located, PipelineSpec, SourceSpec};
 
 fn check_format(file: &str, source: &Located<SourceSpec>, diags: &mut Vec<Diagnostic>) {
     if let FormatSpec::AccessLog(log) = &source.value.format

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Plan, SqlStep, Tables};
-use crate::spec::template::{pos_of_offset, render_sql};
-use crate::spec::{Diagnostic, Located, PipelineSpec, TransformSpec, display_path};
+use crate::pipeline::template::{pos_of_offset, render_sql};
+use crate::pipeline::{Diagnostic, Located, PipelineSpec, TransformSpec, display_path};
 use crate::sql::{parse_query, sql_diagnostic, table_references};
 
 fn load_sql_step(

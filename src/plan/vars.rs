@@ -8,8 +8,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use super::{Plan, PlanOptions, Step, is_identifier};
-use crate::spec::template::{builtin_vars, placeholder_names, render};
-use crate::spec::{Diagnostic, PipelineSpec, Pos};
+use crate::pipeline::template::{builtin_vars, placeholder_names, render};
+use crate::pipeline::{Diagnostic, PipelineSpec, Pos};
 
 /// Variables civica sets itself.
 const BUILTIN_VARS: [&str; 3] = ["ds", "ds_nodash", "run_id"];

@@ -14,6 +14,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::check::CheckStatus;
+use crate::pipeline::{Diagnostic, OnError, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
 };
@@ -24,7 +25,6 @@ use crate::sink::{
 use crate::source::functions::register_functions;
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats, list_source, register_listing};
-use crate::spec::{Diagnostic, OnError, display_path, load_spec};
 use crate::storage::configure_store;
 use crate::transform::{plan_step, run_step};
 use crate::{Error, RunFailure};
@@ -98,10 +98,10 @@ impl From<Problems> for Error {
         if let Some(holder) = skipped {
             Error::Skipped(holder)
         } else if invalid.is_empty() {
-            Error::NotStarted(crate::spec::Diagnostics(failed))
+            Error::NotStarted(crate::pipeline::Diagnostics(failed))
         } else {
             invalid.extend(failed);
-            Error::Invalid(crate::spec::Diagnostics(invalid))
+            Error::Invalid(crate::pipeline::Diagnostics(invalid))
         }
     }
 }

@@ -19,8 +19,8 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::pipeline::OnChangedInput;
 use crate::plan::SourcePlan;
-use crate::spec::OnChangedInput;
 use crate::storage::{StorageError, display_object, ensure_store, object_at, table_url};
 
 /// The layout of the state file this civica writes. States written before

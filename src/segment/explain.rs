@@ -10,8 +10,8 @@ use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, S
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::pipeline::FeatureName;
 use crate::plan::SegmentPlan;
-use crate::spec::FeatureName;
 
 /// |z| from which a feature sets a segment apart.
 const NOTABLE_Z: f64 = 0.5;

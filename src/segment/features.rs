@@ -11,8 +11,8 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::SegmentError;
+use crate::pipeline::Impute;
 use crate::plan::SegmentPlan;
-use crate::spec::Impute;
 
 /// The features of every citizen kept for the fit.
 #[derive(Debug, Clone)]

@@ -31,8 +31,8 @@ pub use kmeans::{Assignment, KMeansError, KMeansModel, KMeansParams};
 pub use model::{SavedModel, Scaler, min_cost_matching, stable_ids};
 pub use quality::{SILHOUETTE_SAMPLE, SilhouetteSample, adjusted_rand_index, davies_bouldin};
 
+use crate::pipeline::{ModelMode, Precision, backticked};
 use crate::plan::{ModelKind, SegmentPlan};
-use crate::spec::{ModelMode, Precision, backticked};
 use crate::storage::{ensure_store, table_url};
 
 /// A problem in the segment step.

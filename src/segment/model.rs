@@ -5,7 +5,7 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::spec::Scaling;
+use crate::pipeline::Scaling;
 
 /// Per-feature affine scaling, `(x − offset) / scale`, kept so centroids
 /// can be read in original units and later runs can scale the same way.

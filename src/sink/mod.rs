@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::parquet::parquet_bytes;
 use self::parquet::write_parquet;
+use crate::pipeline::OutputMode;
 use crate::plan::OutputPlan;
-use crate::spec::OutputMode;
 use crate::storage::layout::{OUTPUT_FILE, VERSIONS, part_files, read_pointer};
 use crate::storage::{
     StorageError, ensure_store, is_local, object_at, path_below, store_path, table_url,

@@ -14,7 +14,7 @@ use datafusion::arrow::error::ArrowError;
 
 use super::lines::{LineDecoder, LineLayout};
 use super::log_pattern::LogPattern;
-use crate::spec::LogFlavor;
+use crate::pipeline::LogFlavor;
 
 /// A value of one column of a log row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,8 +27,8 @@ use regex::Regex;
 use super::datetime::DateTimeFormat;
 use super::lines::{LineDecoder, LineLayout, LineOptions, TextEncoding, read_head};
 use super::{Quarantine, SourceError, register_lines};
+use crate::pipeline::{ColumnType, CsvFormatSpec, EncodingSpec, OnError, SchemaDrift};
 use crate::plan::{SourcePlan, arrow_type};
-use crate::spec::{ColumnType, CsvFormatSpec, EncodingSpec, OnError, SchemaDrift};
 use crate::storage::{display_object, ensure_store};
 
 /// How many data lines type inference looks at, across the first files.

@@ -30,8 +30,8 @@ use self::lines::{
     rejected_schema,
 };
 use self::log_pattern::LogPattern;
+use crate::pipeline::{FormatSpec, OnError, SchemaDrift, SchemaSpec};
 use crate::plan::{SourcePlan, arrow_type};
-use crate::spec::{FormatSpec, OnError, SchemaDrift, SchemaSpec};
 use crate::storage::{
     StorageError, display_object, ensure_store, list_objects, local_path_of, object_url, table_url,
 };

@@ -16,7 +16,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::{ClientConfigKey, RetryConfig};
 
-use crate::spec::StorageSpec;
+use crate::pipeline::StorageSpec;
 use url::Url;
 
 /// A storage problem, naming the URL it is about.

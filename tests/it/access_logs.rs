@@ -176,7 +176,7 @@ fn damaged_lines_are_quarantined_with_their_number_and_reason() {
 fn plan_source(dir: &Path, source: &str) -> civica::plan::SourcePlan {
     let path = dir.join(format!("p{}.yaml", source.len()));
     std::fs::write(&path, format!("name: ranges\nsources:\n  web:\n{source}")).expect("yaml");
-    let spec = civica::spec::load_spec(&path).expect("spec loads");
+    let spec = civica::pipeline::load_spec(&path).expect("spec loads");
     let (plan, diags) =
         civica::plan::build_plan(&spec, &path, &civica::plan::PlanOptions::default());
     assert!(diags.is_empty(), "{diags:?}");

@@ -1,6 +1,12 @@
-//! The pipeline specification: the YAML as written ([`PipelineSpec`]), loading it with located errors, and the checked [`Plan`].
+//! The pipeline as written: the YAML's serde types ([`PipelineSpec`] and one
+//! file per section), loading it with located errors ([`load_spec`]), and
+//! the `{{ }}` templates. Checking it is [`crate::plan`]'s work.
 
-mod model;
+mod check;
+mod document;
+mod output;
+mod segment;
+mod source;
 pub mod template;
 pub mod yaml;
 
@@ -8,7 +14,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-pub use model::*;
+pub use check::{CheckKind, CheckSpec, Literal, Severity};
+pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
+pub use output::{OutputMode, OutputSpec};
+pub use segment::{
+    FeatureName, GmmSpec, Impute, KChoice, KmeansSpec, ModelMode, ModelSpec, Precision, Scaling,
+    SegmentSpec,
+};
+pub use source::{
+    AccessLogFormatSpec, ColumnType, CsvFormatSpec, EncodingSpec, FormatSpec, LogFlavor,
+    NdjsonFormatSpec, OnChangedInput, OnError, ParquetFormatSpec, SchemaDrift, SchemaSpec,
+    SourceSpec,
+};
 pub use yaml::Pos;
 use yaml::{Node, Value, from_node};
 

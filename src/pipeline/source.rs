@@ -1,0 +1,315 @@
+//! The `sources` section as written: where a source is, its format and
+//! options, its schema, and what unreadable lines, changed inputs and
+//! schema drift do.
+
+use serde::Deserialize;
+
+use super::document::default_true;
+
+/// One entry of `sources`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// A file, a folder (ending in `/`) or a URL (`file://`, `s3://`);
+    /// placeholders allowed. Relative paths are resolved against the
+    /// directory civica runs in.
+    pub path: String,
+    /// How the files are written.
+    pub format: FormatSpec,
+    /// Column names and types, in file order. Inferred from the data when absent.
+    #[serde(default)]
+    pub schema: Option<SchemaSpec>,
+    /// What a line that cannot be parsed does: `quarantine` keeps it in the
+    /// table `<source>__rejected`; `fail` fails the run. Default `quarantine`.
+    /// Access logs and CSV.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The share of rejected lines above which the run fails, from 0 to 1.
+    /// Default 0.05.
+    #[serde(default = "default_max_rejected_ratio")]
+    pub max_rejected_ratio: f64,
+    /// What a file whose columns differ from the first file's does (CSV):
+    /// `fail`, `union` or `ignore_new`. Default `fail`.
+    #[serde(default)]
+    pub schema_drift: SchemaDrift,
+    /// Read only the files no successful run has read yet (state kept in
+    /// the runs folder). Default `false`.
+    #[serde(default)]
+    pub incremental: bool,
+    /// What an incremental source does with a file whose bytes changed
+    /// after a run read it: `fail` stops the run naming it; `reread` reads
+    /// it again, with every file of the run that read it, and replaces the
+    /// rows that run appended; `ignore` keeps what was read and logs the
+    /// change. Default `fail`.
+    #[serde(default)]
+    pub on_changed_input: OnChangedInput,
+}
+
+/// What an incremental source does with a file that changed after it was read.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChangedInput {
+    /// Stop the run, naming the file and the choices.
+    #[default]
+    Fail,
+    /// Read it again and replace what the run that read it appended.
+    Reread,
+    /// Keep what was read; log the change.
+    Ignore,
+}
+
+/// What a file whose columns differ from the source's first file does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaDrift {
+    /// Fail, naming the file and the columns added or dropped.
+    #[default]
+    Fail,
+    /// The table has every column of every file; missing ones are null.
+    Union,
+    /// The table has the first file's columns: new ones are ignored,
+    /// dropped ones are null.
+    IgnoreNew,
+}
+
+/// How the bytes of a text file are decoded.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum EncodingSpec {
+    /// UTF-8 (a byte-order mark is skipped).
+    #[default]
+    #[serde(rename = "utf-8", alias = "utf8")]
+    Utf8,
+    /// Windows-1252, the superset of Latin-1 that Italian desktop software
+    /// writes.
+    #[serde(
+        rename = "windows-1252",
+        alias = "latin-1",
+        alias = "latin1",
+        alias = "iso-8859-1",
+        alias = "cp1252"
+    )]
+    Windows1252,
+}
+
+/// What a line that cannot be parsed does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Keep it in `<source>__rejected` with its file, line and reason.
+    #[default]
+    Quarantine,
+    /// Fail the run, naming the file, the line and the reason.
+    Fail,
+}
+
+/// The file format of a source, tagged by `type`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FormatSpec {
+    /// Delimited text.
+    Csv(CsvFormatSpec),
+    /// One JSON object per line.
+    Ndjson(NdjsonFormatSpec),
+    /// Apache Parquet.
+    Parquet(ParquetFormatSpec),
+    /// Web-server access logs (Apache / Nginx).
+    AccessLog(AccessLogFormatSpec),
+}
+
+// Adding a source format: see "Adding a source format" in ARCHITECTURE.md.
+// Here: a variant with its options struct (`deny_unknown_fields`), and its
+// arm in `name` and `has_quarantine`.
+impl FormatSpec {
+    /// The format as `validate` and the run summary name it:
+    /// `csv`, `ndjson`, `parquet`, `access_log/<flavor>` or
+    /// `access_log/pattern`.
+    pub fn name(&self) -> String {
+        match self {
+            FormatSpec::Csv(_) => "csv".to_string(),
+            FormatSpec::Ndjson(_) => "ndjson".to_string(),
+            FormatSpec::Parquet(_) => "parquet".to_string(),
+            FormatSpec::AccessLog(log) if log.pattern.is_some() => "access_log/pattern".to_string(),
+            FormatSpec::AccessLog(log) => format!("access_log/{}", log.flavor.name()),
+        }
+    }
+
+    /// Whether lines of this format can be unreadable one by one, and so
+    /// go to a quarantine table (`<source>__rejected`) instead of failing
+    /// the whole file. NDJSON and Parquet files are read whole.
+    pub fn has_quarantine(&self) -> bool {
+        match self {
+            FormatSpec::Csv(_) | FormatSpec::AccessLog(_) => true,
+            FormatSpec::Ndjson(_) | FormatSpec::Parquet(_) => false,
+        }
+    }
+}
+
+/// Options of `format: { type: csv }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvFormatSpec {
+    /// Field separator, one character. Default `,`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Whether the first line holds the column names. Default `true`.
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// Quote character. Default `"`.
+    #[serde(default = "default_quote")]
+    pub quote: char,
+    /// Escape character inside quoted fields, e.g. `\\`. Default: none (a
+    /// quote inside a quoted field is doubled).
+    #[serde(default)]
+    pub escape: Option<char>,
+    /// `utf-8` or `windows-1252` (also `latin-1`). Default `utf-8`.
+    #[serde(default)]
+    pub encoding: EncodingSpec,
+    /// A text that means null (besides the empty field), e.g. `\\N` or
+    /// `ND`. Default: none. (A bare `null` key is YAML's null, so the key is
+    /// `null_marker`; a quoted `"null"` key is accepted too.)
+    #[serde(default, alias = "null")]
+    pub null_marker: Option<String>,
+    /// Decimal separator of numbers: `.` or `,`. Default `.`.
+    #[serde(default = "default_decimal")]
+    pub decimal: char,
+    /// chrono format of timestamp columns, e.g. `%d/%m/%Y %H:%M:%S`.
+    /// Default: ISO 8601 only.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// chrono format of date columns, e.g. `%d/%m/%Y` or `%y%m%d`.
+    /// Default: ISO 8601 only.
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// chrono format of time columns. Default `%H:%M:%S` (hours may have
+    /// one digit).
+    #[serde(default)]
+    pub time_format: Option<String>,
+    /// File name ending to read in a folder. Default `.csv`.
+    #[serde(default = "default_csv_extension")]
+    pub extension: String,
+}
+
+/// Options of `format: { type: ndjson }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonFormatSpec {
+    /// File name ending to read in a folder. Default `.json`.
+    #[serde(default = "default_json_extension")]
+    pub extension: String,
+}
+
+/// Options of `format: { type: parquet }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetFormatSpec {
+    /// File name ending to read in a folder. Default `.parquet`.
+    #[serde(default = "default_parquet_extension")]
+    pub extension: String,
+}
+
+/// Options of `format: { type: access_log }`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogFormatSpec {
+    /// `common` or `combined`. Default `combined`.
+    #[serde(default)]
+    pub flavor: LogFlavor,
+    /// A custom layout instead of `flavor`: an Nginx `log_format` with
+    /// `$variables`, or a regular expression with named groups.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// File name ending to read in a folder; `.gz`, `.zst`, `.bz2` and `.xz`
+    /// files are decompressed. Default: every file.
+    #[serde(default)]
+    pub extension: Option<String>,
+}
+
+/// The layout of an access-log line.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFlavor {
+    /// NCSA Common Log Format: no referer or user agent.
+    Common,
+    /// Combined Log Format: Common plus referer and user agent.
+    #[default]
+    Combined,
+}
+
+impl LogFlavor {
+    /// The flavor as written in the YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFlavor::Common => "common",
+            LogFlavor::Combined => "combined",
+        }
+    }
+}
+
+/// Column names and types in file order (a YAML mapping keeps its order).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SchemaSpec(pub Vec<(String, ColumnType)>);
+
+impl<'de> Deserialize<'de> for SchemaSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SchemaVisitor;
+        impl<'de> serde::de::Visitor<'de> for SchemaVisitor {
+            type Value = SchemaSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of column name to type")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SchemaSpec, A::Error> {
+                let mut columns = Vec::new();
+                while let Some((name, ty)) = map.next_entry::<String, ColumnType>()? {
+                    columns.push((name, ty));
+                }
+                Ok(SchemaSpec(columns))
+            }
+        }
+        deserializer.deserialize_map(SchemaVisitor)
+    }
+}
+
+/// The type of a column in an explicit `schema`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// Text.
+    String,
+    /// 64-bit signed integer.
+    Int64,
+    /// 64-bit float.
+    Float64,
+    /// `true` / `false`.
+    Boolean,
+    /// A calendar date.
+    Date,
+    /// A date and time without zone.
+    Timestamp,
+    /// A time of day.
+    Time,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+fn default_quote() -> char {
+    '"'
+}
+fn default_decimal() -> char {
+    '.'
+}
+fn default_csv_extension() -> String {
+    ".csv".to_string()
+}
+fn default_json_extension() -> String {
+    ".json".to_string()
+}
+fn default_parquet_extension() -> String {
+    ".parquet".to_string()
+}
+fn default_max_rejected_ratio() -> f64 {
+    0.05
+}
