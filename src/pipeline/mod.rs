@@ -4,6 +4,7 @@
 
 mod check;
 mod document;
+pub mod log_pattern;
 mod output;
 mod segment;
 mod source;

@@ -118,7 +118,7 @@ pub enum FormatSpec {
 
 // Adding a source format: see "Adding a source format" in ARCHITECTURE.md.
 // Here: a variant with its options struct (`deny_unknown_fields`), and its
-// arm in `name` and `has_quarantine`.
+// arm in `name`, `extension` and `has_quarantine`.
 impl FormatSpec {
     /// The format as `validate` and the run summary name it:
     /// `csv`, `ndjson`, `parquet`, `access_log/<flavor>` or
@@ -130,6 +130,16 @@ impl FormatSpec {
             FormatSpec::Parquet(_) => "parquet".to_string(),
             FormatSpec::AccessLog(log) if log.pattern.is_some() => "access_log/pattern".to_string(),
             FormatSpec::AccessLog(log) => format!("access_log/{}", log.flavor.name()),
+        }
+    }
+
+    /// The file ending a source's folder is listed with (empty: any file).
+    pub fn extension(&self) -> &str {
+        match self {
+            FormatSpec::Csv(csv) => &csv.extension,
+            FormatSpec::Ndjson(json) => &json.extension,
+            FormatSpec::Parquet(parquet) => &parquet.extension,
+            FormatSpec::AccessLog(log) => log.extension.as_deref().unwrap_or_default(),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::pipeline::{Diagnostic, FormatSpec, Located, PipelineSpec, SourceSpec}
 fn check_format(file: &str, source: &Located<SourceSpec>, diags: &mut Vec<Diagnostic>) {
     if let FormatSpec::AccessLog(log) = &source.value.format
         && let Some(pattern) = &log.pattern
-        && let Err(problem) = crate::source::log_pattern::LogPattern::compile(pattern)
+        && let Err(problem) = crate::pipeline::log_pattern::LogPattern::compile(pattern)
     {
         diags.push(Diagnostic::at(
             file,

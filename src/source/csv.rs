@@ -24,9 +24,13 @@ use datafusion::prelude::SessionContext;
 use object_store::ObjectMeta;
 use regex::Regex;
 
+use super::SourceError;
 use super::datetime::DateTimeFormat;
+use super::drift::{Mapping, reconcile};
+use super::line_source::register_lines;
 use super::lines::{LineDecoder, LineLayout, LineOptions, TextEncoding, read_head};
-use super::{Quarantine, SourceError, register_lines};
+use super::quarantine::Quarantine;
+use crate::pipeline::backticked;
 use crate::pipeline::{ColumnType, CsvFormatSpec, EncodingSpec, OnError, SchemaDrift};
 use crate::plan::{SourcePlan, arrow_type};
 use crate::storage::{display_object, ensure_store};
@@ -221,91 +225,6 @@ pub(super) async fn register_csv(
         subset,
     )
     .await
-}
-
-fn backticked(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|c| format!("`{c}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// For each file, where its fields go in the table (`None`: ignored).
-pub(super) type Mapping = Vec<Option<usize>>;
-
-/// The table's columns and each file's mapping onto them, by the files'
-/// headers and the `schema_drift` policy. An error names the file (by
-/// index) and what changed.
-pub(super) fn reconcile(
-    headers: &[Vec<String>],
-    drift: SchemaDrift,
-    by_name: bool,
-) -> Result<(Vec<String>, Vec<Mapping>), (usize, String)> {
-    let mut names: Vec<String> = headers.first().cloned().unwrap_or_default();
-    if drift == SchemaDrift::Union {
-        for header in headers {
-            for name in header {
-                if !names.contains(name) {
-                    names.push(name.clone());
-                }
-            }
-        }
-    }
-    let mut mappings = Vec::new();
-    for (idx, header) in headers.iter().enumerate() {
-        if by_name {
-            let added: Vec<String> = header
-                .iter()
-                .filter(|n| !headers[0].contains(n))
-                .cloned()
-                .collect();
-            let dropped: Vec<String> = headers[0]
-                .iter()
-                .filter(|n| !header.contains(n))
-                .cloned()
-                .collect();
-            if drift == SchemaDrift::Fail && (!added.is_empty() || !dropped.is_empty()) {
-                let mut changes = Vec::new();
-                if !added.is_empty() {
-                    changes.push(format!("adds {}", backticked(&added)));
-                }
-                if !dropped.is_empty() {
-                    changes.push(format!("drops {}", backticked(&dropped)));
-                }
-                return Err((idx, changes.join(" and ")));
-            }
-            mappings.push(
-                header
-                    .iter()
-                    .map(|name| names.iter().position(|n| n == name))
-                    .collect(),
-            );
-        } else {
-            if header.len() != names.len() {
-                match drift {
-                    SchemaDrift::Fail => {
-                        return Err((
-                            idx,
-                            format!("has {} columns instead of {}", header.len(), names.len()),
-                        ));
-                    }
-                    SchemaDrift::Union => {
-                        for i in names.len()..header.len() {
-                            names.push(format!("column_{}", i + 1));
-                        }
-                    }
-                    SchemaDrift::IgnoreNew => {}
-                }
-            }
-            mappings.push(
-                (0..header.len())
-                    .map(|i| (i < names.len()).then_some(i))
-                    .collect(),
-            );
-        }
-    }
-    Ok((names, mappings))
 }
 
 /// How a line splits into fields.
