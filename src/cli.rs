@@ -21,7 +21,6 @@ use crate::demo::{DemoOptions, write_demo_lake};
 use crate::pipeline::{Diagnostic, Diagnostics, ResourcesSpec};
 use crate::plan::{PlanOptions, Step};
 use crate::run::{Prepared, RunEvent, StepReport, human_bytes, prepare, run_prepared};
-use crate::source::lines::BYTES_SCANNED;
 
 /// civica: load a municipality's exports and logs, transform them with SQL,
 /// segment citizens, publish Parquet.
@@ -207,9 +206,9 @@ async fn run_pipeline(args: &PipelineArgs, quiet: bool) -> Result<(), Error> {
     let prepared = prepare_or_report(args, true).await?;
     let spinner = (!quiet).then(Spinner::start).flatten();
     let mut print = |event: RunEvent| match event {
-        RunEvent::Started(kind, name, scanned) => {
+        RunEvent::Started { kind, table, scan } => {
             if let Some(spinner) = &spinner {
-                spinner.show(format!("{kind} {name}"), scanned);
+                spinner.show(format!("{kind} {table}"), scan);
             }
         }
         RunEvent::Finished(step) => {
@@ -318,9 +317,9 @@ struct Spinner {
 struct SpinnerState {
     /// The running step and when it started.
     current: Option<(String, std::time::Instant)>,
-    /// The bytes the running step scans, and the process's count of
-    /// scanned bytes when it started.
-    scan: Option<(u64, u64)>,
+    /// The running step's scan, and the session's count of scanned bytes
+    /// when it started.
+    scan: Option<(crate::run::Scan, u64)>,
     /// Whether a line is drawn that must be erased.
     drawn: bool,
     stop: bool,
@@ -346,7 +345,7 @@ impl Spinner {
                     return;
                 }
                 if let Some((label, since)) = &state.current {
-                    let progress = state.scan.map(scan_progress).unwrap_or_default();
+                    let progress = state.scan.as_ref().map(scan_progress).unwrap_or_default();
                     let line = format!(
                         "{frame} {label}  {progress}{:.1} s",
                         since.elapsed().as_secs_f64()
@@ -366,11 +365,13 @@ impl Spinner {
 
     /// Shows `label` as the running step, with a bar of the bytes it has
     /// scanned when it scans `scanned` bytes of CSV and log files.
-    fn show(&self, label: String, scanned: Option<u64>) {
+    fn show(&self, label: String, scan: Option<crate::run::Scan>) {
         if let Ok(mut state) = self.state.lock() {
             state.current = Some((label, std::time::Instant::now()));
-            let before = BYTES_SCANNED.load(std::sync::atomic::Ordering::Relaxed);
-            state.scan = scanned.map(|total| (total, before));
+            state.scan = scan.map(|scan| {
+                let before = scan.scanned.get();
+                (scan, before)
+            });
         }
     }
 
@@ -388,12 +389,10 @@ impl Spinner {
 }
 
 /// A step's scan as a bar: `[########------------]  40%  1.2 of 3.0 GiB  `.
-fn scan_progress((total, before): (u64, u64)) -> String {
+fn scan_progress((scan, before): &(crate::run::Scan, u64)) -> String {
     const WIDTH: u64 = 20;
-    let done = BYTES_SCANNED
-        .load(std::sync::atomic::Ordering::Relaxed)
-        .saturating_sub(before)
-        .min(total);
+    let total = scan.total;
+    let done = scan.scanned.get().saturating_sub(*before).min(total);
     let filled = (done * WIDTH / total.max(1)) as usize;
     format!(
         "[{}{}] {:>3}%  {} of {}  ",

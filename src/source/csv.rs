@@ -214,6 +214,7 @@ pub(super) async fn register_csv(
         fail_on_error: source.on_error == OnError::Fail,
         encoding,
         header: csv.header,
+        scanned: None,
     };
     register_lines(
         ctx,

@@ -80,7 +80,10 @@ pub(super) async fn register_lines(
     objects: Vec<ObjectMeta>,
     subset: bool,
 ) -> Result<Quarantine, SourceError> {
-    let settings = Arc::new(settings);
+    let settings = Arc::new(LineOptions {
+        scanned: lines::BytesScanned::of(ctx),
+        ..settings
+    });
     let tally = Arc::new(ScanTally::default());
     let format = |mode: ScanMode| {
         LineFormat::new(

@@ -95,6 +95,9 @@ pub struct LineOptions {
     pub encoding: TextEncoding,
     /// Whether the first line of each file is a header to skip.
     pub header: bool,
+    /// The session's count of bytes scanned, for progress; set when the
+    /// source is registered.
+    pub scanned: Option<Arc<BytesScanned>>,
 }
 
 /// The columns of a `<source>__rejected` table.
@@ -495,10 +498,12 @@ impl FileOpener for LineOpener {
                     .boxed(),
             };
             // Counted as stored (before decompression), as listed sizes are.
+            let scanned = scan.options.scanned.clone();
             let raw = raw
-                .inspect_ok(|chunk| {
-                    BYTES_SCANNED
-                        .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                .inspect_ok(move |chunk| {
+                    if let Some(scanned) = &scanned {
+                        scanned.add(chunk.len() as u64);
+                    }
                 })
                 .boxed();
             let input = compression.convert_stream(raw)?;
@@ -507,10 +512,29 @@ impl FileOpener for LineOpener {
     }
 }
 
-/// Bytes of CSV and log files this process has read so far, as stored
-/// (compressed files before decompression): what the live progress bar of
-/// a step that scans them counts.
-pub static BYTES_SCANNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Bytes of CSV and log files a session's scans have read so far, as
+/// stored (compressed files before decompression): what the live progress
+/// bar of a step that scans them counts. Each session has one, kept in its
+/// configuration ([`BytesScanned::of`]), and the run's events carry it.
+#[derive(Debug, Default)]
+pub struct BytesScanned(std::sync::atomic::AtomicU64);
+
+impl BytesScanned {
+    /// The bytes scanned so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(&self, bytes: u64) {
+        self.0
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counter of a session, when it was made with one.
+    pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<BytesScanned>> {
+        ctx.state().config().get_extension::<BytesScanned>()
+    }
+}
 
 /// The state of one scan of one file (or byte range of a file).
 struct LineScan {

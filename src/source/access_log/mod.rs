@@ -58,6 +58,7 @@ pub(super) async fn register_access_log(
         fail_on_error: source.on_error == OnError::Fail,
         encoding: TextEncoding::Utf8,
         header: false,
+        scanned: None,
     };
     register_lines(ctx, source, layout, settings, extension, objects, subset).await
 }

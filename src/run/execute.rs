@@ -1,0 +1,427 @@
+//! Running a prepared pipeline: the sources' account, the steps in order,
+//! the line limits, the data-quality checks, then every output staged and
+//! published together.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use crate::check::CheckStatus;
+use crate::pipeline::OnError;
+use crate::plan::{OutputPlan, Plan, SourcePlan, Step};
+use crate::segment::fit_segments;
+use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
+use crate::source::lines::LineCounts;
+use crate::source::{Quarantine, SourceStats};
+use crate::transform::run_step;
+use crate::{Error, RunFailure};
+
+use super::RunSummary;
+use super::events::{Reporter, RunEvent, StepKind, StepReport, human_bytes};
+use super::manifest::{Journal, OutputRecord};
+use super::state::{self, Selection, state_location};
+use crate::source::lines::BytesScanned;
+/// Runs the steps of a prepared pipeline and publishes its outputs.
+pub(super) async fn execute(
+    plan: &Plan,
+    ctx: &SessionContext,
+    sources: Vec<(String, SourceStats, Duration)>,
+    report: &mut dyn FnMut(RunEvent),
+    run_id: &str,
+    selection: &Selection,
+    journal: &mut Journal,
+) -> Result<RunSummary, Error> {
+    let started = Instant::now();
+    // Only the outputs made from incremental sources hold rows of the runs
+    // whose inputs are read again; the others' appended files stay.
+    let from_incremental = state::tables_from_incremental_sources(plan);
+    let no_runs = BTreeSet::new();
+    // The state after this run, published with the outputs.
+    let next_state = match &plan.runs {
+        Some(runs) if plan.sources.iter().any(|s| s.incremental) => {
+            let body = serde_json::to_vec_pretty(&selection.next).unwrap_or_default();
+            Some((state_location(runs, &plan.name), body))
+        }
+        _ => None,
+    };
+    let scanned = BytesScanned::of(ctx).unwrap_or_default();
+    let mut out = Reporter {
+        report,
+        steps: &mut journal.steps,
+        scanned,
+    };
+    // With a memory limit, step results go to disk, in a folder of this run
+    // removed when it ends.
+    let results = match plan.resources.memory_limit {
+        Some(_) => {
+            let base = plan
+                .resources
+                .spill_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir);
+            let folder = base.join(format!("civica-results-{run_id}"));
+            std::fs::create_dir_all(&folder).map_err(|source| {
+                Error::Run(RunFailure::Scratch {
+                    folder: folder.display().to_string(),
+                    source,
+                })
+            })?;
+            Some(ScratchFolder(folder))
+        }
+        None => None,
+    };
+    let mut quarantines = Vec::new();
+    let mut model_file = None;
+    // The files each source reads, to name a damaged one when a step fails.
+    let read_files: std::collections::BTreeMap<String, Vec<String>> = sources
+        .iter()
+        .map(|(name, stats, _)| {
+            let files = stats.inputs.iter().map(|i| i.path.clone()).collect();
+            (name.clone(), files)
+        })
+        .collect();
+    // The bytes of each source read line by line (CSV, logs), for the
+    // progress of the steps that scan them.
+    let mut line_bytes: std::collections::BTreeMap<String, u64> = Default::default();
+    for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
+        if stats.quarantine.is_some() {
+            line_bytes.insert(name.clone(), stats.bytes);
+        }
+        out.finish(StepReport {
+            kind: StepKind::Source,
+            name,
+            rows: None,
+            elapsed,
+            detail: {
+                let mut detail = match stats.skipped {
+                    0 => format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
+                    skipped => format!(
+                        "{} new file(s), {} ({skipped} read by earlier runs)",
+                        stats.files,
+                        human_bytes(stats.bytes)
+                    ),
+                };
+                if stats.empty > 0 {
+                    detail.push_str(&format!(", {} empty", stats.empty));
+                }
+                detail
+            },
+        });
+        if let Some(quarantine) = stats.quarantine {
+            quarantines.push((source, quarantine));
+        }
+    }
+    for step in &plan.steps {
+        let step_started = Instant::now();
+        match step {
+            Step::Sql(sql) => {
+                let scanned = sql
+                    .reads
+                    .iter()
+                    .filter_map(|(name, _)| line_bytes.get(name.as_str()))
+                    .sum();
+                out.start_scan(StepKind::Transform, &sql.name, scanned)
+            }
+            Step::Segment(seg) => out.start(StepKind::Segment, &seg.name),
+        }
+        match step {
+            Step::Sql(sql) => {
+                let rows = match run_step(ctx, sql, results.as_deref()).await {
+                    Ok(rows) => rows,
+                    Err(source) => {
+                        let damaged = crate::source::damaged_file(
+                            ctx,
+                            plan.sources
+                                .iter()
+                                .filter(|s| sql.reads.iter().any(|(name, _)| *name == s.name)),
+                            &read_files,
+                        )
+                        .await;
+                        return Err(Error::Run(RunFailure::Transform {
+                            step: sql.name.clone(),
+                            file: sql.file.clone(),
+                            damaged,
+                            source,
+                        }));
+                    }
+                };
+                out.finish(StepReport {
+                    kind: StepKind::Transform,
+                    name: sql.name.clone(),
+                    rows: Some(rows),
+                    elapsed: step_started.elapsed(),
+                    detail: sql.file.clone(),
+                });
+            }
+            Step::Segment(seg) => {
+                let result = fit_segments(ctx, seg).await.map_err(|source| {
+                    Error::Run(RunFailure::Segment {
+                        step: seg.name.clone(),
+                        source,
+                    })
+                })?;
+                replace_table(ctx, &seg.name, result.segments.clone())?;
+                replace_table(ctx, &seg.profiles, result.profiles.clone())?;
+                replace_table(ctx, &seg.quality, result.quality.clone())?;
+                replace_table(ctx, &seg.migrations, result.migrations.clone())?;
+                model_file = result.model.clone();
+                journal.segment = Some(serde_json::json!({
+                    "table": seg.name,
+                    "rows": result.rows,
+                    "summary": result.summary,
+                    "quality": result.model.as_ref().map(|(_, m)| m.quality.clone()),
+                }));
+                out.finish(StepReport {
+                    kind: StepKind::Segment,
+                    name: seg.name.clone(),
+                    rows: Some(result.rows),
+                    elapsed: step_started.elapsed(),
+                    detail: result.summary.clone(),
+                });
+            }
+        }
+    }
+    for (source, quarantine) in &quarantines {
+        out.start(StepKind::Lines, &source.name);
+        let (report, counts) = check_quarantine(ctx, source, quarantine, &plan.outputs).await?;
+        out.finish(report);
+        journal.lines.push((source.name.clone(), counts));
+    }
+    if !plan.checks.is_empty() {
+        let checks_started = Instant::now();
+        out.start(StepKind::Checks, "");
+        let results = crate::check::run_checks(ctx, &plan.checks)
+            .await
+            .map_err(|source| Error::Run(RunFailure::Check { source }))?;
+        let mut failed = Vec::new();
+        for result in &results {
+            let mut what = format!(
+                "`{}` of `{}`: {}",
+                result.check, result.table, result.detail
+            );
+            if !result.failing_keys.is_empty() {
+                what.push_str(&format!(", e.g. {}", result.failing_keys.join(", ")));
+            }
+            match result.status {
+                CheckStatus::Pass => {
+                    tracing::debug!(check = %result.check, table = %result.table, "check passed")
+                }
+                CheckStatus::Warn => {
+                    tracing::warn!(check = %result.check, table = %result.table, "check warned: {what}")
+                }
+                CheckStatus::Fail => {
+                    tracing::warn!(check = %result.check, table = %result.table, "check failed: {what}");
+                    failed.push(what);
+                }
+            }
+        }
+        let count = |status| results.iter().filter(|r| r.status == status).count();
+        out.finish(StepReport {
+            kind: StepKind::Checks,
+            name: format!("{} check(s)", results.len()),
+            rows: None,
+            elapsed: checks_started.elapsed(),
+            detail: format!(
+                "{} passed, {} warned, {} failed",
+                count(CheckStatus::Pass),
+                count(CheckStatus::Warn),
+                count(CheckStatus::Fail)
+            ),
+        });
+        journal.checks = results;
+        if !failed.is_empty() {
+            return Err(Error::Run(RunFailure::ChecksFailed { failed }));
+        }
+    }
+    let mut staged: Vec<StagedOutput> = Vec::new();
+    for output in &plan.outputs {
+        let output_started = Instant::now();
+        out.start(StepKind::Output, &output.table);
+        let replaced_runs = match from_incremental.contains(&output.table) {
+            true => &selection.replaced_runs,
+            false => &no_runs,
+        };
+        match stage_output(ctx, output, run_id, plan.full_refresh, replaced_runs).await {
+            Ok(done) => {
+                out.finish(StepReport {
+                    kind: StepKind::Output,
+                    name: done.table.clone(),
+                    rows: Some(done.rows),
+                    elapsed: output_started.elapsed(),
+                    detail: format!(
+                        "{} ({}{})",
+                        done.published_path(),
+                        match done.partitions {
+                            0 => String::new(),
+                            n => format!("{n} partition(s), "),
+                        },
+                        human_bytes(done.bytes)
+                    ),
+                });
+                staged.push(done);
+            }
+            Err(source) => {
+                discard_staged(&staged).await;
+                return Err(Error::Run(RunFailure::Output {
+                    table: output.table.clone(),
+                    source,
+                }));
+            }
+        }
+    }
+    // The segment model and the incremental state are published with the
+    // outputs.
+    let mut objects: Vec<(String, Vec<u8>, &str)> = Vec::new();
+    if let Some((path, model)) = &model_file {
+        let json = serde_json::to_vec_pretty(model).unwrap_or_default();
+        objects.push((path.clone(), json, "model"));
+    }
+    if let Some((location, body)) = next_state {
+        objects.push((location, body, "incremental state"));
+    }
+    for (location, body, what) in objects {
+        match stage_object(ctx, &location, body.into(), run_id).await {
+            Ok(done) => staged.push(done),
+            Err(source) => {
+                discard_staged(&staged).await;
+                return Err(Error::Run(RunFailure::Output {
+                    table: format!("{} {what}", plan.name),
+                    source,
+                }));
+            }
+        }
+    }
+    // A publish that fails part-way keeps what it staged: some outputs may
+    // already be published from it, and the next run completes the rest
+    // from the intent record (or removes the leftovers of a run without one).
+    if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
+        return Err(Error::Run(RunFailure::Publish { source }));
+    }
+    journal.outputs = staged
+        .iter()
+        .map(|done| OutputRecord {
+            table: done.table.clone(),
+            path: done.published_path(),
+            files: done.partition_files(),
+            rows: done.rows,
+            bytes: done.bytes,
+        })
+        .collect();
+    Ok(RunSummary {
+        pipeline: plan.name.clone(),
+        steps: out.steps.clone(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A folder removed when dropped: where a run keeps its step results on disk.
+struct ScratchFolder(std::path::PathBuf);
+
+impl std::ops::Deref for ScratchFolder {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Counts a line source's rejected lines (scanning what no step read to
+/// the end) and fails the run when there are more than the source allows.
+async fn check_quarantine(
+    ctx: &SessionContext,
+    source: &SourcePlan,
+    quarantine: &Quarantine,
+    plan_outputs: &[OutputPlan],
+) -> Result<(StepReport, LineCounts), Error> {
+    let started = Instant::now();
+    let failed = |err| {
+        Error::Run(RunFailure::Source {
+            source_name: source.name.clone(),
+            source: err,
+        })
+    };
+    let mut files = quarantine.account(ctx).await.map_err(failed)?;
+    let mut total = LineCounts::default();
+    for (_, counts) in &files {
+        total += *counts;
+    }
+    let ratio = total.rejected as f64 / total.lines.max(1) as f64;
+    let limit = match source.on_error {
+        _ if total.rejected == 0 => None,
+        OnError::Fail => Some("`on_error: fail`".to_string()),
+        OnError::Quarantine if ratio > source.max_rejected_ratio => Some(format!(
+            "{:.2}% is above `max_rejected_ratio` {}",
+            ratio * 100.0,
+            source.max_rejected_ratio
+        )),
+        OnError::Quarantine => None,
+    };
+    if let Some(limit) = limit {
+        files.retain(|(_, counts)| counts.rejected > 0);
+        files.sort_by(|a, b| b.1.rejected.cmp(&a.1.rejected).then(a.0.cmp(&b.0)));
+        let files = files
+            .iter()
+            .take(3)
+            .map(|(path, counts)| format!("`{path}` ({})", counts.rejected))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = quarantine.first_rejected(ctx).await.map_err(failed)?;
+        return Err(Error::Run(RunFailure::Rejected {
+            source_name: source.name.clone(),
+            rejected: total.rejected,
+            lines: total.lines,
+            limit,
+            files,
+            first: first.join("; "),
+        }));
+    }
+    let mut detail = format!(
+        "{} line(s) read = {} loaded + {} rejected + {} skipped (blank or header)",
+        total.read(),
+        total.loaded(),
+        total.rejected,
+        total.skipped
+    );
+    if let Some(table) = source.rejected_table().filter(|_| total.rejected > 0) {
+        detail.push_str(&format!("; {:.3}% rejected, in `{table}`", ratio * 100.0));
+        if !plan_outputs.iter().any(|o| o.table == table) {
+            // The rejected lines hold what was sent, personal data
+            // included: kept only where the pipeline says.
+            detail.push_str(&format!(
+                ", which this run does not keep (add `{{ table: {table}, path: … }}` to `outputs` to keep it)"
+            ));
+        }
+    }
+    let report = StepReport {
+        kind: StepKind::Lines,
+        name: source.name.clone(),
+        rows: usize::try_from(total.loaded()).ok(),
+        elapsed: started.elapsed(),
+        detail,
+    };
+    Ok((report, total))
+}
+
+fn replace_table(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), Error> {
+    let to_error = |source| {
+        Error::Run(RunFailure::Register {
+            table: name.to_string(),
+            source,
+        })
+    };
+    ctx.deregister_table(name).map_err(to_error)?;
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(to_error)?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(to_error)?;
+    Ok(())
+}
