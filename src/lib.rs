@@ -3,8 +3,9 @@
 //! A pipeline is one YAML file: sources (CSV, NDJSON, Parquet, access logs)
 //! read from object storage into Apache Arrow, SQL transforms run by Apache
 //! DataFusion, a k-means segmentation fitted with linfa, and outputs written
-//! as Parquet. [`spec`] reads and checks the YAML into a [`spec::Plan`];
-//! [`run`] prepares and runs it.
+//! as Parquet. [`pipeline`] reads the YAML as written, [`plan`] checks it
+//! into a [`plan::Plan`], and [`run`] prepares and runs it; ARCHITECTURE.md
+//! maps the rest.
 
 pub mod check;
 pub mod cli;
@@ -40,15 +41,22 @@ pub enum Error {
     /// Another run of the pipeline holds its lock: this run did nothing.
     #[error("{0}")]
     Skipped(String),
-    /// A step failed while running.
+    /// A step failed while running (boxed: a failure carries DataFusion's
+    /// error, and every `Result` of the run would otherwise be that large).
     #[error(transparent)]
-    Run(#[from] RunFailure),
+    Run(Box<RunFailure>),
     /// The demo lake could not be written.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
     /// The async runtime could not start (threads or file descriptors exhausted).
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+impl From<RunFailure> for Error {
+    fn from(failure: RunFailure) -> Self {
+        Error::Run(Box::new(failure))
+    }
 }
 
 impl Error {
@@ -59,7 +67,7 @@ impl Error {
         match self {
             Error::Invalid(_) => 2,
             Error::Skipped(_) => SKIPPED_EXIT_CODE,
-            Error::Run(RunFailure::ChecksFailed { .. }) => 3,
+            Error::Run(failure) if matches!(**failure, RunFailure::ChecksFailed { .. }) => 3,
             Error::NotStarted(_) | Error::Run(_) | Error::Demo(_) | Error::Runtime(_) => 1,
         }
     }

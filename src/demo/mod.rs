@@ -114,7 +114,7 @@ pub(crate) struct Sink {
 
 enum SinkInner {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(Box<GzEncoder<BufWriter<File>>>),
 }
 
 impl Sink {
@@ -133,7 +133,7 @@ impl Sink {
         let buffered = BufWriter::with_capacity(1 << 18, file);
         // Level 1: the web logs dominate the lake's size and gzip time; ratio hardly improves above it.
         let inner = if gzip {
-            SinkInner::Gzip(GzEncoder::new(buffered, Compression::fast()))
+            SinkInner::Gzip(Box::new(GzEncoder::new(buffered, Compression::fast())))
         } else {
             SinkInner::Plain(buffered)
         };

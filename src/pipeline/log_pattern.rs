@@ -6,7 +6,7 @@
 //! check it, the access-log reader to read with it
 //! (`source/access_log/pattern.rs`).
 //!
-//! Fields with a known name fill the standard columns (see [`role_of`]);
+//! Fields with a known name fill the standard columns (see `role_of`);
 //! every other field becomes a text column of its own.
 
 use regex::Regex;
@@ -14,21 +14,37 @@ use regex::Regex;
 /// What a field of the pattern fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// `client_ip`.
     ClientIp,
+    /// `ident`.
     Ident,
+    /// `user`.
     User,
+    /// `timestamp` and `utc_offset_minutes`, from a CLF time (`21/Nov/2026:10:00:00 +0100`).
     TimeClf,
+    /// `timestamp` and `utc_offset_minutes`, from an ISO 8601 time.
     TimeIso,
+    /// `method`, `path`, `query` and `protocol`, from a whole request line.
     Request,
+    /// `method`.
     Method,
+    /// `path` and `query`, from a request URI.
     RequestUri,
+    /// `path`.
     Path,
+    /// `query`.
     Query,
+    /// `protocol`.
     Protocol,
+    /// `status`.
     Status,
+    /// `bytes`.
     Bytes,
+    /// `referer`.
     Referer,
+    /// `user_agent`.
     UserAgent,
+    /// `request_time` (seconds, `Float64`).
     RequestTime,
     /// A column of its own, by index among the extra columns.
     Extra(usize),
@@ -72,7 +88,12 @@ pub enum Matcher {
     /// Nginx `log_format`: literal text and fields in turn.
     Format(Vec<Piece>),
     /// A regex; field `i` is capture group `groups[i]`.
-    Regex { regex: Regex, groups: Vec<usize> },
+    Regex {
+        /// The expression.
+        regex: Regex,
+        /// The capture group of each field.
+        groups: Vec<usize>,
+    },
 }
 
 /// A compiled `pattern`.

@@ -19,7 +19,7 @@ pub(super) fn order_steps(
 ) -> Vec<Step> {
     let mut steps: Vec<Step> = sql_steps.into_iter().map(Step::Sql).collect();
     if let Some(seg) = segment {
-        steps.push(Step::Segment(seg));
+        steps.push(Step::Segment(Box::new(seg)));
     }
     // Which step produces each table; sources are produced by no step.
     let mut producer: BTreeMap<&str, usize> = BTreeMap::new();

@@ -126,7 +126,7 @@ pub enum Step {
     /// An SQL transform.
     Sql(SqlStep),
     /// The segmentation step.
-    Segment(SegmentPlan),
+    Segment(Box<SegmentPlan>),
 }
 
 impl Step {

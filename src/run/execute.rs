@@ -66,7 +66,7 @@ pub(super) async fn execute(
                 .unwrap_or_else(std::env::temp_dir);
             let folder = base.join(format!("civica-results-{run_id}"));
             std::fs::create_dir_all(&folder).map_err(|source| {
-                Error::Run(RunFailure::Scratch {
+                Error::from(RunFailure::Scratch {
                     folder: folder.display().to_string(),
                     source,
                 })
@@ -142,7 +142,7 @@ pub(super) async fn execute(
                             &read_files,
                         )
                         .await;
-                        return Err(Error::Run(RunFailure::Transform {
+                        return Err(Error::from(RunFailure::Transform {
                             step: sql.name.clone(),
                             file: sql.file.clone(),
                             damaged,
@@ -160,7 +160,7 @@ pub(super) async fn execute(
             }
             Step::Segment(seg) => {
                 let result = fit_segments(ctx, seg).await.map_err(|source| {
-                    Error::Run(RunFailure::Segment {
+                    Error::from(RunFailure::Segment {
                         step: seg.name.clone(),
                         source,
                     })
@@ -197,7 +197,7 @@ pub(super) async fn execute(
         out.start(StepKind::Checks, "");
         let results = crate::check::run_checks(ctx, &plan.checks)
             .await
-            .map_err(|source| Error::Run(RunFailure::Check { source }))?;
+            .map_err(|source| Error::from(RunFailure::Check { source }))?;
         let mut failed = Vec::new();
         for result in &results {
             let mut what = format!(
@@ -235,7 +235,7 @@ pub(super) async fn execute(
         });
         journal.checks = results;
         if !failed.is_empty() {
-            return Err(Error::Run(RunFailure::ChecksFailed { failed }));
+            return Err(Error::from(RunFailure::ChecksFailed { failed }));
         }
     }
     let mut staged: Vec<StagedOutput> = Vec::new();
@@ -267,7 +267,7 @@ pub(super) async fn execute(
             }
             Err(source) => {
                 discard_staged(&staged).await;
-                return Err(Error::Run(RunFailure::Output {
+                return Err(Error::from(RunFailure::Output {
                     table: output.table.clone(),
                     source,
                 }));
@@ -289,7 +289,7 @@ pub(super) async fn execute(
             Ok(done) => staged.push(done),
             Err(source) => {
                 discard_staged(&staged).await;
-                return Err(Error::Run(RunFailure::Output {
+                return Err(Error::from(RunFailure::Output {
                     table: format!("{} {what}", plan.name),
                     source,
                 }));
@@ -300,7 +300,7 @@ pub(super) async fn execute(
     // already be published from it, and the next run completes the rest
     // from the intent record (or removes the leftovers of a run without one).
     if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
-        return Err(Error::Run(RunFailure::Publish { source }));
+        return Err(Error::from(RunFailure::Publish { source }));
     }
     journal.outputs = staged
         .iter()
@@ -345,7 +345,7 @@ async fn check_quarantine(
 ) -> Result<(StepReport, LineCounts), Error> {
     let started = Instant::now();
     let failed = |err| {
-        Error::Run(RunFailure::Source {
+        Error::from(RunFailure::Source {
             source_name: source.name.clone(),
             source: err,
         })
@@ -376,7 +376,7 @@ async fn check_quarantine(
             .collect::<Vec<_>>()
             .join(", ");
         let first = quarantine.first_rejected(ctx).await.map_err(failed)?;
-        return Err(Error::Run(RunFailure::Rejected {
+        return Err(Error::from(RunFailure::Rejected {
             source_name: source.name.clone(),
             rejected: total.rejected,
             lines: total.lines,
@@ -414,7 +414,7 @@ async fn check_quarantine(
 
 fn replace_table(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), Error> {
     let to_error = |source| {
-        Error::Run(RunFailure::Register {
+        Error::from(RunFailure::Register {
             table: name.to_string(),
             source,
         })

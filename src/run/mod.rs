@@ -89,7 +89,7 @@ pub async fn run_prepared(
         )
         .await
     } else {
-        Err(Error::Run(RunFailure::Unrecovered {
+        Err(Error::from(RunFailure::Unrecovered {
             unfinished: recovery.unfinished,
         }))
     };

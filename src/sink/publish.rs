@@ -21,7 +21,7 @@ pub(super) const INTENTS: &str = "publishing";
 
 /// Publishes every staged output. With a runs folder, the publications are
 /// first recorded in `<runs>/publishing/<run_id>.json`, removed once done:
-/// a run killed half-way is completed by the next run ([`recover`]), so the
+/// a run killed half-way is completed by the next run ([`recover`](super::recover())), so the
 /// outputs end at one run's state, never a mix.
 pub async fn publish_outputs(
     ctx: &SessionContext,

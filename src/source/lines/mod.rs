@@ -128,12 +128,15 @@ impl std::ops::AddAssign for LineCounts {
     }
 }
 
+/// A file's counts by the byte range each scan read.
+type RangeCounts = BTreeMap<(u64, u64), LineCounts>;
+
 /// What complete scans of a source's files counted, file by file and byte
 /// range by byte range. Scans of the same range count the same lines, so a
 /// table read twice is not counted twice.
 #[derive(Debug, Default)]
 pub struct ScanTally {
-    files: Mutex<HashMap<String, BTreeMap<(u64, u64), LineCounts>>>,
+    files: Mutex<HashMap<String, RangeCounts>>,
 }
 
 impl ScanTally {
