@@ -112,7 +112,7 @@ impl Reporter<'_> {
     }
 
     pub(super) fn finish(&mut self, step: StepReport) {
-        tracing::info!(
+        tracing::info!(target: "civica::run",
             kind = step.kind.as_str(),
             table = %step.name,
             rows = step.rows,

@@ -11,6 +11,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
+use super::error::RunFailure;
 use crate::check::CheckStatus;
 use crate::pipeline::OnError;
 use crate::plan::{OutputPlan, Plan, SourcePlan, Step};
@@ -19,7 +20,6 @@ use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, s
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats};
 use crate::transform::run_step;
-use crate::{Error, RunFailure};
 
 use super::RunSummary;
 use super::events::{Reporter, RunEvent, StepKind, StepReport, human_bytes};
@@ -35,7 +35,7 @@ pub(super) async fn execute(
     run_id: &str,
     selection: &Selection,
     journal: &mut Journal,
-) -> Result<RunSummary, Error> {
+) -> Result<RunSummary, Box<RunFailure>> {
     let started = Instant::now();
     // Only the outputs made from incremental sources hold rows of the runs
     // whose inputs are read again; the others' appended files stay.
@@ -66,7 +66,7 @@ pub(super) async fn execute(
                 .unwrap_or_else(std::env::temp_dir);
             let folder = base.join(format!("civica-results-{run_id}"));
             std::fs::create_dir_all(&folder).map_err(|source| {
-                Error::from(RunFailure::Scratch {
+                Box::new(RunFailure::Scratch {
                     folder: folder.display().to_string(),
                     source,
                 })
@@ -142,7 +142,7 @@ pub(super) async fn execute(
                             &read_files,
                         )
                         .await;
-                        return Err(Error::from(RunFailure::Transform {
+                        return Err(Box::new(RunFailure::Transform {
                             step: sql.name.clone(),
                             file: sql.file.clone(),
                             damaged,
@@ -160,7 +160,7 @@ pub(super) async fn execute(
             }
             Step::Segment(seg) => {
                 let result = fit_segments(ctx, seg).await.map_err(|source| {
-                    Error::from(RunFailure::Segment {
+                    Box::new(RunFailure::Segment {
                         step: seg.name.clone(),
                         source,
                     })
@@ -197,7 +197,7 @@ pub(super) async fn execute(
         out.start(StepKind::Checks, "");
         let results = crate::check::run_checks(ctx, &plan.checks)
             .await
-            .map_err(|source| Error::from(RunFailure::Check { source }))?;
+            .map_err(|source| Box::new(RunFailure::Check { source }))?;
         let mut failed = Vec::new();
         for result in &results {
             let mut what = format!(
@@ -209,13 +209,13 @@ pub(super) async fn execute(
             }
             match result.status {
                 CheckStatus::Pass => {
-                    tracing::debug!(check = %result.check, table = %result.table, "check passed")
+                    tracing::debug!(target: "civica::run", check = %result.check, table = %result.table, "check passed")
                 }
                 CheckStatus::Warn => {
-                    tracing::warn!(check = %result.check, table = %result.table, "check warned: {what}")
+                    tracing::warn!(target: "civica::run", check = %result.check, table = %result.table, "check warned: {what}")
                 }
                 CheckStatus::Fail => {
-                    tracing::warn!(check = %result.check, table = %result.table, "check failed: {what}");
+                    tracing::warn!(target: "civica::run", check = %result.check, table = %result.table, "check failed: {what}");
                     failed.push(what);
                 }
             }
@@ -235,7 +235,7 @@ pub(super) async fn execute(
         });
         journal.checks = results;
         if !failed.is_empty() {
-            return Err(Error::from(RunFailure::ChecksFailed { failed }));
+            return Err(Box::new(RunFailure::ChecksFailed { failed }));
         }
     }
     let mut staged: Vec<StagedOutput> = Vec::new();
@@ -267,7 +267,7 @@ pub(super) async fn execute(
             }
             Err(source) => {
                 discard_staged(&staged).await;
-                return Err(Error::from(RunFailure::Output {
+                return Err(Box::new(RunFailure::Output {
                     table: output.table.clone(),
                     source,
                 }));
@@ -289,7 +289,7 @@ pub(super) async fn execute(
             Ok(done) => staged.push(done),
             Err(source) => {
                 discard_staged(&staged).await;
-                return Err(Error::from(RunFailure::Output {
+                return Err(Box::new(RunFailure::Output {
                     table: format!("{} {what}", plan.name),
                     source,
                 }));
@@ -300,7 +300,7 @@ pub(super) async fn execute(
     // already be published from it, and the next run completes the rest
     // from the intent record (or removes the leftovers of a run without one).
     if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
-        return Err(Error::from(RunFailure::Publish { source }));
+        return Err(Box::new(RunFailure::Publish { source }));
     }
     journal.outputs = staged
         .iter()
@@ -342,10 +342,10 @@ async fn check_quarantine(
     source: &SourcePlan,
     quarantine: &Quarantine,
     plan_outputs: &[OutputPlan],
-) -> Result<(StepReport, LineCounts), Error> {
+) -> Result<(StepReport, LineCounts), Box<RunFailure>> {
     let started = Instant::now();
     let failed = |err| {
-        Error::from(RunFailure::Source {
+        Box::new(RunFailure::Source {
             source_name: source.name.clone(),
             source: err,
         })
@@ -376,7 +376,7 @@ async fn check_quarantine(
             .collect::<Vec<_>>()
             .join(", ");
         let first = quarantine.first_rejected(ctx).await.map_err(failed)?;
-        return Err(Error::from(RunFailure::Rejected {
+        return Err(Box::new(RunFailure::Rejected {
             source_name: source.name.clone(),
             rejected: total.rejected,
             lines: total.lines,
@@ -412,9 +412,13 @@ async fn check_quarantine(
     Ok((report, total))
 }
 
-fn replace_table(ctx: &SessionContext, name: &str, batch: RecordBatch) -> Result<(), Error> {
+fn replace_table(
+    ctx: &SessionContext,
+    name: &str,
+    batch: RecordBatch,
+) -> Result<(), Box<RunFailure>> {
     let to_error = |source| {
-        Error::from(RunFailure::Register {
+        Box::new(RunFailure::Register {
             table: name.to_string(),
             source,
         })

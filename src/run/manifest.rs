@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::StepReport;
-use crate::Error;
+use super::error::RunFailure;
 use crate::plan::{Plan, Step};
 use crate::source::InputObject;
 use crate::storage::object_in;
@@ -79,7 +79,7 @@ pub fn manifest(
     clock: &RunClock,
     inputs: &[(String, Vec<InputObject>)],
     journal: &Journal,
-    outcome: Result<(), &Error>,
+    outcome: Result<(), &RunFailure>,
 ) -> Value {
     let finished = Utc::now();
     let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
@@ -119,7 +119,7 @@ pub fn manifest(
         "finished_at": rfc3339(finished),
         "elapsed_ms": (finished - clock.started).num_milliseconds(),
         "status": if outcome.is_ok() { "succeeded" } else { "failed" },
-        "exit_code": outcome.err().map_or(0, Error::exit_code),
+        "exit_code": outcome.err().map_or(0, RunFailure::exit_code),
         "error": outcome.err().map(|e| e.to_string()),
         "inputs": inputs,
         "steps": steps,

@@ -1,5 +1,6 @@
 //! The orchestrator: preparing a pipeline (everything `validate` checks, including planning SQL against the sources' schemas) and running it step by step.
 
+pub mod error;
 pub mod events;
 mod execute;
 pub mod lock;
@@ -7,6 +8,7 @@ pub mod manifest;
 mod prepare;
 pub mod state;
 
+pub use error::RunFailure;
 pub use events::{RunEvent, Scan, StepKind, StepReport, human_bytes};
 pub use prepare::{Problems, prepare};
 
@@ -21,7 +23,6 @@ use crate::plan::Plan;
 use crate::sink::Recovery;
 use crate::source::InputObject;
 use crate::source::SourceStats;
-use crate::{Error, RunFailure};
 
 /// A pipeline whose every check passed, with its session ready to run.
 pub struct Prepared {
@@ -60,7 +61,7 @@ pub struct RunSummary {
 pub async fn run_prepared(
     prepared: Prepared,
     report: &mut dyn FnMut(RunEvent),
-) -> Result<RunSummary, Error> {
+) -> Result<RunSummary, Box<RunFailure>> {
     let Prepared {
         plan,
         ctx,
@@ -89,12 +90,12 @@ pub async fn run_prepared(
         )
         .await
     } else {
-        Err(Error::from(RunFailure::Unrecovered {
+        Err(Box::new(RunFailure::Unrecovered {
             unfinished: recovery.unfinished,
         }))
     };
     if let Some(folder) = &plan.runs {
-        let outcome = result.as_ref().map(|_| ());
+        let outcome = result.as_ref().map(|_| ()).map_err(|failure| &**failure);
         let mut document =
             manifest::manifest(&plan, &pipeline_hash, &clock, &inputs, &journal, outcome);
         document["resources"] = serde_json::json!({

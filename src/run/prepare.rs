@@ -15,7 +15,6 @@ use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::Error;
 use crate::pipeline::{Diagnostic, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
@@ -59,26 +58,6 @@ pub struct Problems {
     pub failed: Vec<Diagnostic>,
     /// Another run of the pipeline holds its lock: this one was skipped.
     pub skipped: Option<String>,
-}
-
-impl From<Problems> for Error {
-    /// An invalid pipeline (exit 2) when anything is wrong with it, else a
-    /// run that failed before its steps (exit 1).
-    fn from(problems: Problems) -> Self {
-        let Problems {
-            mut invalid,
-            failed,
-            skipped,
-        } = problems;
-        if let Some(holder) = skipped {
-            Error::Skipped(holder)
-        } else if invalid.is_empty() {
-            Error::NotStarted(crate::pipeline::Diagnostics(failed))
-        } else {
-            invalid.extend(failed);
-            Error::Invalid(crate::pipeline::Diagnostics(invalid))
-        }
-    }
 }
 
 /// Loads, checks and plans a pipeline. Every problem found is returned at
@@ -162,7 +141,7 @@ pub async fn prepare(
         Recovery::default()
     };
     for repair in &recovery.repairs {
-        tracing::warn!("{repair}");
+        tracing::warn!(target: "civica::run", "{repair}");
     }
     // What incremental sources read before, unless this run starts over.
     let mut load_state = LoadState::default();
@@ -219,7 +198,7 @@ pub async fn prepare(
         }
     }
     for ignored in &selection.ignored {
-        tracing::warn!("{ignored}");
+        tracing::warn!(target: "civica::run", "{ignored}");
     }
     for (source, listing, started) in listings {
         let chosen = selection.objects.get(&source.name);
@@ -243,7 +222,7 @@ pub async fn prepare(
                             .and_then(|l| l.sha256.clone());
                     }
                 }
-                tracing::debug!(source = %source.name, location = %source.location, files = stats.files, "source registered");
+                tracing::debug!(target: "civica::run", source = %source.name, location = %source.location, files = stats.files, "source registered");
                 sources.push((source.name.clone(), stats, started.elapsed()));
             }
             Err(err) => fail_source(&plan.file, source, &err, &mut failed, &mut failures),
@@ -389,7 +368,7 @@ async fn check_partition_columns(ctx: &SessionContext, output: &OutputPlan) -> R
 fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, String> {
     let mut config = SessionConfig::from_env()
         .unwrap_or_else(|err| {
-            tracing::warn!(%err, "ignoring DATAFUSION_* settings");
+            tracing::warn!(target: "civica::run", %err, "ignoring DATAFUSION_* settings");
             SessionConfig::new()
         })
         .with_information_schema(true)

@@ -206,7 +206,7 @@ pub(super) async fn migrations(
         .await?;
     let has = |name: &str| previous.schema().field_with_unqualified_name(name).is_ok();
     if !has(&plan.id) || !has("segment") {
-        tracing::warn!(
+        tracing::warn!(target: "civica::segment",
             "the previous `{}` output has no `{}` and `segment` columns; no migrations",
             plan.name,
             plan.id

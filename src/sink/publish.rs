@@ -72,7 +72,9 @@ pub async fn publish_outputs(
         match store.delete(&path).await {
             Ok(()) => remove_empty_local_folder(runs.unwrap_or_default(), &path).await,
             // Done again by the next run before it reads anything.
-            Err(err) => tracing::warn!(record = %path, %err, "publish record not removed"),
+            Err(err) => {
+                tracing::warn!(target: "civica::sink", record = %path, %err, "publish record not removed")
+            }
         }
     }
     Ok(())

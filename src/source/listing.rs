@@ -38,7 +38,7 @@ pub async fn list_source(
     let current = crate::storage::layout::current_folder(ctx, &source.location).await?;
     let mut source = source.clone();
     if current != source.location {
-        tracing::debug!(source = %source.name, version = %current, "following the folder's pointer");
+        tracing::debug!(target: "civica::source", source = %source.name, version = %current, "following the folder's pointer");
         listed = list_objects(ctx, &current, &extension).await?;
         source.location = current;
     }

@@ -61,7 +61,7 @@ pub(super) fn fit_kmeans<F: Float>(
         let fit_seconds = started.elapsed().as_secs_f64();
         let since = |stage: &str| {
             let ms = started.elapsed().as_millis() as u64;
-            tracing::debug!(k, stage, elapsed_ms = ms, "k-means");
+            tracing::debug!(target: "civica::segment", k, stage, elapsed_ms = ms, "k-means");
         };
         since("fitted");
         let assignment = model.assign(x);
