@@ -2,6 +2,7 @@
 
 mod access_logs;
 mod checks;
+mod cli_output;
 mod common;
 mod csv_sources;
 mod hostile;

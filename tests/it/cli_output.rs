@@ -1,0 +1,141 @@
+//! Whole CLI runs snapshot-tested, as a user sees them: `run` on the
+//! quickstart, a run stopped by a blocking check, `--log-format json`, and
+//! `backfill`. Temporary paths, run ids, timestamps and durations are
+//! filtered out; row
+//! counts, file sizes and model figures stay, so a change in any of them
+//! shows in the review of the snapshot (`cargo insta review`, or see
+//! CONTRIBUTING.md).
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::common::{DS, civica, quickstart_command, write_demo};
+
+/// A small demo lake, written once: 300 citizens over 7 days.
+fn small_lake() -> &'static Path {
+    static LAKE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_demo(dir.path(), 300, 7, 42);
+        dir
+    })
+    .path()
+}
+
+/// Exit code, stdout and stderr, with `dir` shown as `[DIR]`, and run ids,
+/// timestamps and durations replaced by placeholders.
+fn screen(out: &Output, dir: &Path) -> String {
+    let text = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = text.replace(&dir.display().to_string(), "[DIR]");
+    let filters = [
+        (r"\d{8}T\d{6}\.\d{3}Z-\d+", "[RUN_ID]"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", "[TS]"),
+        (r#""timestamp":"[^"]*""#, r#""timestamp":"[TS]""#),
+        (r#""elapsed_ms":\d+"#, r#""elapsed_ms":[MS]"#),
+        (r"\d+\.\d\d s\b", "[T] s"),
+        (r"finished in \d+\.\d+ s", "finished in [T] s"),
+    ];
+    filters.iter().fold(text, |text, (pattern, with)| {
+        Regex::new(pattern)
+            .expect("a valid filter")
+            .replace_all(&text, *with)
+            .into_owned()
+    })
+}
+
+/// The quickstart on a fresh copy of the small lake, so each run starts
+/// from the same state.
+fn fresh_lake() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = std::process::Command::new("cp")
+        .args(["-r", &format!("{}/.", small_lake().display())])
+        .arg(dir.path())
+        .status()
+        .expect("cp runs");
+    assert!(copy.success());
+    dir
+}
+
+fn quickstart(lake: &Path, extra: &[&str]) -> Output {
+    quickstart_command(&lake.display().to_string(), "run")
+        .args(extra)
+        .output()
+        .expect("the civica binary runs")
+}
+
+#[test]
+fn run_on_the_quickstart() {
+    let lake = fresh_lake();
+    let out = quickstart(lake.path(), &[]);
+    insta::assert_snapshot!(screen(&out, lake.path()));
+}
+
+#[test]
+fn run_on_the_quickstart_with_json_logs() {
+    let lake = fresh_lake();
+    let out = quickstart(lake.path(), &["--log-format", "json"]);
+    insta::assert_snapshot!(screen(&out, lake.path()));
+}
+
+#[test]
+fn a_run_stopped_by_a_blocking_check() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("in/people.csv"),
+        "id;name\n1;Anna\n;Bruno\n3;\n",
+    )
+    .expect("write csv");
+    let yaml = r#"name: people
+sources:
+  people:
+    path: in/
+    format: { type: csv, delimiter: ";" }
+checks:
+  people:
+    - { type: not_null, column: id }
+    - { type: not_null, column: name, severity: warn }
+outputs:
+  - { table: people, path: out/people/ }
+"#;
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let out = civica(
+        dir.path(),
+        &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
+    );
+    insta::assert_snapshot!(screen(&out, dir.path()));
+}
+
+#[test]
+fn backfill_of_three_days() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(dir.path().join("in/x.csv"), "n\n1\n2\n").expect("write csv");
+    std::fs::write(
+        dir.path().join("day.sql"),
+        "SELECT '{{ ds }}' AS ds, count(*) AS n FROM x",
+    )
+    .expect("write sql");
+    let yaml = "name: daily\nruns: out/_runs/\nsources:\n  x:\n    path: in/\n    format: { type: csv }\ntransforms:\n  - { name: day, sql: day.sql }\noutputs:\n  - { table: day, path: \"out/day/ds={{ ds_nodash }}/\" }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let out = civica(
+        dir.path(),
+        &[
+            "backfill",
+            "pipeline.yaml",
+            "--from",
+            "2026-11-19",
+            "--to",
+            "2026-11-21",
+        ],
+    );
+    insta::assert_snapshot!(screen(&out, dir.path()));
+}
