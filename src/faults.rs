@@ -7,11 +7,12 @@
 /// environment the run stops at that point (`writing:<table>` after the
 /// first batch of an output is written, `publishing:<n>` after `n`
 /// outputs are published), says so on stderr, and waits to be killed.
-pub fn pause_point(point: &str) {
+pub async fn pause_point(point: &str) {
     if std::env::var("CIVICA_PAUSE_AT").is_ok_and(|p| p == point) {
         eprintln!("civica: paused at {point}");
+        // Waits on the runtime's timer, not on one of its threads.
         loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     }
 }
@@ -20,7 +21,7 @@ pub fn pause_point(point: &str) {
 /// in the environment, the store operation at that point fails
 /// (`publishing:<n>` the publish of output `n`, counted from 0;
 /// `recovering` the completion of a dead run's publish).
-pub fn fail_point(point: &str) -> Result<(), object_store::Error> {
+pub(crate) fn fail_point(point: &str) -> Result<(), object_store::Error> {
     if std::env::var("CIVICA_FAIL_AT").is_ok_and(|p| p == point) {
         return Err(object_store::Error::Generic {
             store: "civica",

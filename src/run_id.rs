@@ -17,7 +17,7 @@ pub fn new_run_id(started: DateTime<Utc>) -> String {
 /// machine, and started before the run did. A process started later only
 /// reuses the pid, as civica does every night when it is PID 1 of a
 /// container.
-pub fn run_alive(run_id: &str) -> bool {
+pub(crate) fn run_alive(run_id: &str) -> bool {
     let Some((stamp, pid)) = run_id.rsplit_once('-') else {
         return false;
     };

@@ -70,6 +70,9 @@ pub struct PipelineSpec {
     pub resources: Option<Located<ResourcesSpec>>,
     /// `checks`: data-quality checks by table.
     pub checks: Vec<(Located<String>, Vec<Located<CheckSpec>>)>,
+    /// The file's text as read, not a key: what `--var` names are checked
+    /// against and what the run's hash is of.
+    pub text: String,
 }
 
 /// The `storage` section: how object-store clients connect and retry.

@@ -13,7 +13,7 @@ use regex::Regex;
 
 /// What a field of the pattern fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// `client_ip`.
     ClientIp,
     /// `ident`.
@@ -75,7 +75,7 @@ fn role_of(name: &str) -> Option<Role> {
 
 /// A piece of an Nginx `log_format`.
 #[derive(Debug, Clone)]
-pub enum Piece {
+pub(crate) enum Piece {
     /// Text the line must have here.
     Literal(String),
     /// The field with this index.
@@ -84,7 +84,7 @@ pub enum Piece {
 
 /// How a pattern finds its fields in a line.
 #[derive(Debug, Clone)]
-pub enum Matcher {
+pub(crate) enum Matcher {
     /// Nginx `log_format`: literal text and fields in turn.
     Format(Vec<Piece>),
     /// A regex; field `i` is capture group `groups[i]`.
@@ -100,9 +100,9 @@ pub enum Matcher {
 #[derive(Debug, Clone)]
 pub struct LogPattern {
     /// How the fields are found.
-    pub matcher: Matcher,
+    pub(crate) matcher: Matcher,
     /// What each field fills, in field order.
-    pub roles: Vec<Role>,
+    pub(crate) roles: Vec<Role>,
     /// Names of the extra text columns, in pattern order.
     pub extras: Vec<String>,
     /// Whether the pattern has `request_time` (a `Float64` column).

@@ -142,7 +142,10 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
         }]
     })?;
     let mut diags = Vec::new();
-    let mut spec = PipelineSpec::default();
+    let mut spec = PipelineSpec {
+        text: text.to_string(),
+        ..PipelineSpec::default()
+    };
     let Value::Map(entries) = &root.value else {
         return Err(vec![Diagnostic::at(
             file,

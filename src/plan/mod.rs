@@ -58,6 +58,8 @@ pub struct Plan {
     pub storage: StorageSpec,
     /// The pipeline file, as the user named it.
     pub file: String,
+    /// Its text as it was read and planned.
+    pub text: String,
     /// The folder each run's manifest is written to: `runs`, else `_runs/`
     /// beside the first output's folder (in the part of its path that no
     /// run date changes); `None` without either.
@@ -202,6 +204,7 @@ pub fn build_plan(
         description: spec.description.clone(),
         storage: spec.storage.clone(),
         file: file.clone(),
+        text: spec.text.clone(),
         runs: None,
         vars,
         sources: Vec::new(),

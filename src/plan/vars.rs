@@ -107,9 +107,7 @@ pub(super) fn check_command_line_vars(
     opts: &PlanOptions,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let Ok(yaml) = std::fs::read_to_string(pipeline) else {
-        return;
-    };
+    let yaml = &spec.text;
     let pipeline_dir = pipeline.parent().unwrap_or(Path::new("."));
     let check_files: Vec<String> = spec
         .checks
@@ -120,7 +118,7 @@ pub(super) fn check_command_line_vars(
         .collect();
     let mut known: BTreeSet<&str> = BUILTIN_VARS.into_iter().collect();
     known.extend(spec.vars.iter().map(|(name, _)| name.value.as_str()));
-    known.extend(placeholder_names(&yaml));
+    known.extend(placeholder_names(yaml));
     known.extend(check_files.iter().flat_map(|text| placeholder_names(text)));
     known.extend(plan.steps.iter().flat_map(|step| match step {
         Step::Sql(sql) => placeholder_names(&sql.sql.template),

@@ -5,7 +5,7 @@ use crate::{segment, sink, source};
 
 /// DataFusion's error, or the civica error inside it when there is one: a
 /// damaged file is explained without DataFusion's wrapping.
-pub(crate) fn describe(err: &datafusion::error::DataFusionError) -> String {
+fn describe(err: &datafusion::error::DataFusionError) -> String {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(inner) = current {
         if let Some(scan) = inner.downcast_ref::<source::lines::LineScanError>() {

@@ -65,7 +65,7 @@ pub(super) async fn execute(
                 .clone()
                 .unwrap_or_else(std::env::temp_dir);
             let folder = base.join(format!("civica-results-{run_id}"));
-            std::fs::create_dir_all(&folder).map_err(|source| {
+            tokio::fs::create_dir_all(&folder).await.map_err(|source| {
                 Box::new(RunFailure::Scratch {
                     folder: folder.display().to_string(),
                     source,

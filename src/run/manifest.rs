@@ -150,11 +150,11 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// SHA-256 of the pipeline file and of each SQL step as run (placeholders
-/// filled), in step order: the same hash means the same job.
+/// SHA-256 of the pipeline file as it was read and of each SQL step as run
+/// (placeholders filled), in step order: the same hash means the same job.
 pub fn content_hash(plan: &Plan) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(std::fs::read(&plan.file).unwrap_or_default());
+    hasher.update(plan.text.as_bytes());
     for step in &plan.steps {
         if let Step::Sql(sql) = step {
             hasher.update(sql.file.as_bytes());

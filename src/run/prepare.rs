@@ -69,7 +69,26 @@ pub async fn prepare(
     repair: bool,
 ) -> Result<Prepared, Problems> {
     let clock = RunClock::start();
-    let spec = load_spec(pipeline).map_err(|invalid| Problems {
+    let opts = PlanOptions {
+        run_id: Some(clock.run_id.clone()),
+        ..opts.clone()
+    };
+    // Reading the pipeline and its SQL files is blocking file I/O: done on
+    // a blocking thread, not on the runtime's.
+    let path = pipeline.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let spec = load_spec(&path)?;
+        Ok::<_, Vec<Diagnostic>>(build_plan(&spec, &path, &opts))
+    })
+    .await
+    .unwrap_or_else(|err| {
+        Err(vec![Diagnostic {
+            file: display_path(pipeline),
+            pos: None,
+            message: format!("reading the pipeline stopped: {err}"),
+        }])
+    });
+    let (plan, mut diags) = loaded.map_err(|invalid| Problems {
         invalid,
         ..Problems::default()
     })?;
@@ -79,12 +98,7 @@ pub async fn prepare(
         pos: None,
         message,
     };
-    let opts = PlanOptions {
-        run_id: Some(clock.run_id.clone()),
-        ..opts.clone()
-    };
-    let (plan, mut diags) = build_plan(&spec, pipeline, &opts);
-    let ctx = match new_session(&plan.resources) {
+    let ctx = match new_session(&plan.resources).await {
         Ok(ctx) => ctx,
         Err(message) => {
             failures.push(failure(message));
@@ -110,7 +124,10 @@ pub async fn prepare(
             diags.push(Diagnostic::at(&plan.file, pos, err.to_string()));
         }
     }
-    if let Some(message) = plan.runs.as_deref().and_then(runs_folder_problem) {
+    if let Some(message) = match plan.runs.as_deref() {
+        Some(runs) => runs_folder_problem(runs).await,
+        None => None,
+    } {
         failures.push(failure(message));
     }
     // One run of a pipeline at a time: a run takes the lock before it
@@ -321,9 +338,9 @@ fn fail_source(
 }
 
 /// What is wrong with a local runs folder that exists but is not a folder.
-fn runs_folder_problem(runs: &str) -> Option<String> {
+async fn runs_folder_problem(runs: &str) -> Option<String> {
     let path = crate::storage::local_path_of(runs)?;
-    let meta = std::fs::metadata(&path).ok()?;
+    let meta = tokio::fs::metadata(&path).await.ok()?;
     (!meta.is_dir()).then(|| {
         format!(
             "the runs folder `{}` is a file, not a folder: move the file away or set `runs` to a folder",
@@ -365,7 +382,7 @@ async fn check_partition_columns(ctx: &SessionContext, output: &OutputPlan) -> R
 /// plan or the environment (`DATAFUSION_*` variables) says otherwise, a
 /// spilling memory pool when a memory limit is set, and spill files in the
 /// plan's folder.
-fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, String> {
+async fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, String> {
     let mut config = SessionConfig::from_env()
         .unwrap_or_else(|err| {
             tracing::warn!(target: "civica::run", %err, "ignoring DATAFUSION_* settings");
@@ -395,7 +412,8 @@ fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, String> {
         )));
     }
     if let Some(dir) = &resources.spill_dir {
-        std::fs::create_dir_all(dir)
+        tokio::fs::create_dir_all(dir)
+            .await
             .map_err(|err| format!("cannot create the spill folder `{}`: {err}", dir.display()))?;
         runtime = runtime.with_temp_file_path(dir);
     }

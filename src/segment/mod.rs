@@ -117,7 +117,21 @@ pub async fn fit_segments(
     };
     lap("scaler fitted");
     check_feature_range(&features, plan, &scaler)?;
-    let fitted = fit_model(&features, plan, &scaler, saved.as_ref().filter(|_| assign))?;
+    // The fit (and its silhouette) is CPU-bound, parallel on rayon's
+    // threads: it runs on a blocking thread, never on the runtime's.
+    let (features, scaler, fitted) = {
+        let (step, kept) = (plan.clone(), saved.clone().filter(|_| assign));
+        tokio::task::spawn_blocking(move || {
+            let fitted = fit_model(&features, &step, &scaler, kept.as_ref(), clock);
+            (features, scaler, fitted)
+        })
+        .await
+        .map_err(|err| SegmentError::Model {
+            model: "the segment model",
+            message: format!("the fit stopped: {err}"),
+        })?
+    };
+    let fitted = fitted?;
     lap("model fitted");
     let k = fitted.centroids.nrows();
     let labels = &fitted.assignment.labels;

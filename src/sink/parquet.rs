@@ -43,7 +43,7 @@ pub(super) async fn write_parquet(
         rows += batch.num_rows();
         writer.write(&batch).await.map_err(write_error)?;
         if first && rows == batch.num_rows() {
-            pause_point(&format!("writing:{}", output.table));
+            pause_point(&format!("writing:{}", output.table)).await;
         }
     }
     writer.close().await.map_err(write_error)?;

@@ -59,7 +59,7 @@ pub async fn publish_outputs(
     for (done, output) in staged.iter().enumerate() {
         let point = format!("publishing:{done}");
         if done > 0 {
-            pause_point(&point);
+            pause_point(&point).await;
         }
         complete_at(&point, output.store.as_ref(), &output.publication)
             .await
@@ -123,9 +123,9 @@ async fn complete(
             }
             let location = &publication.location;
             if location.ends_with('/') {
-                prune_local(location, folder, false);
+                prune_local(location, folder, false).await;
             }
-            prune_local(location, staging, true);
+            prune_local(location, staging, true).await;
         }
         Layout::Versioned => {
             let Some(run_id) = staging.rsplit('/').next() else {
@@ -214,7 +214,7 @@ pub(super) async fn remove_all(store: &dyn ObjectStore, location: &str, prefix: 
 /// On local disk, removes the empty folders below `path` (partition
 /// folders a replace emptied, a staging folder whose files moved), and
 /// `path` itself too when `itself` and it is left empty.
-fn prune_local(location: &str, path: &str, itself: bool) {
+async fn prune_local(location: &str, path: &str, itself: bool) {
     fn prune(dir: &std::path::Path, itself: bool) {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.filter_map(Result::ok) {
@@ -228,7 +228,8 @@ fn prune_local(location: &str, path: &str, itself: bool) {
         }
     }
     if let Some(dir) = local_path(location, path) {
-        prune(&dir, itself);
+        // A walk of the local disk: on a blocking thread.
+        let _ = tokio::task::spawn_blocking(move || prune(&dir, itself)).await;
     }
 }
 

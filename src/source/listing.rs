@@ -28,8 +28,10 @@ pub async fn list_source(
 ) -> Result<Listing, SourceError> {
     let extension = source.format.extension().to_string();
     // Before listing: opening a FIFO would block the run for good.
+    // Walking the local folder is blocking I/O: on a blocking thread.
     if let Some(root) = local_path_of(&source.location) {
-        refuse_special_files(root, &extension)?;
+        let ending = extension.clone();
+        blocking(move || refuse_special_files(root, &ending)).await?;
     }
     let mut listed = list_objects(ctx, &source.location, &extension).await?;
     // An output civica published to an object store is read at the version
@@ -49,13 +51,28 @@ pub async fn list_source(
         });
     }
     if local_path_of(&source.location).is_some() {
-        check_local_files(&source.location, &listed)?;
+        let (location, objects) = (source.location.clone(), listed.clone());
+        blocking(move || check_local_files(&location, &objects)).await?;
     }
     Ok(Listing {
         source,
         objects: listed,
         extension,
     })
+}
+
+/// Runs a check of local files on a blocking thread.
+async fn blocking(
+    check: impl FnOnce() -> Result<(), SourceError> + Send + 'static,
+) -> Result<(), SourceError> {
+    tokio::task::spawn_blocking(check)
+        .await
+        .unwrap_or_else(|err| {
+            Err(SourceError::File {
+                file: String::new(),
+                reason: format!("the check of local files stopped: {err}"),
+            })
+        })
 }
 
 /// Fails, naming it, when the local path of a source, or an entry below its

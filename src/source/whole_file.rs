@@ -32,7 +32,7 @@ pub(super) async fn register_whole_files(
     register_files(ctx, source, objects, subset, options, fixed).await
 }
 
-/// Whether the file at `file` reads to its end on its own.
+/// Whether `frame` (one file read alone) reads to its end.
 pub(super) async fn reads_alone(
     frame: Result<datafusion::dataframe::DataFrame, datafusion::error::DataFusionError>,
 ) -> bool {

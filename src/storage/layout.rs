@@ -23,7 +23,7 @@ pub const VERSIONS: &str = "_versions";
 
 /// The `part-*.parquet` files of `base` and of its partition folders
 /// (`col=value/`), with their paths relative to it.
-pub async fn part_files(
+pub(crate) async fn part_files(
     store: &dyn ObjectStore,
     base: &str,
 ) -> Result<Vec<(ObjectPath, String)>, object_store::Error> {
@@ -60,7 +60,7 @@ pub async fn part_files(
 
 /// The current version a versioned output's pointer names
 /// (`_versions/<run_id>/`), or `None` when the folder has no pointer.
-pub async fn read_pointer(
+pub(crate) async fn read_pointer(
     store: &dyn ObjectStore,
     folder: &str,
 ) -> Result<Option<String>, object_store::Error> {
@@ -85,7 +85,7 @@ pub async fn read_pointer(
 }
 
 /// The run id a pointer's text names, when it is `_versions/<run id>/`.
-pub fn parse_pointer(text: &str) -> Option<&str> {
+pub(crate) fn parse_pointer(text: &str) -> Option<&str> {
     let run_id = text
         .strip_prefix(&format!("{VERSIONS}/"))?
         .strip_suffix('/')?;

@@ -248,7 +248,7 @@ pub fn local_path_of(location: &str) -> Option<std::path::PathBuf> {
 
 /// The local file system path of a store path when `location` is on
 /// local disk and the path exists, `None` elsewhere.
-pub fn local_path(location: &str, path: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn local_path(location: &str, path: &str) -> Option<std::path::PathBuf> {
     if !is_local(location) {
         return None;
     }
@@ -260,7 +260,7 @@ pub fn local_path(location: &str, path: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Whether `location` is on local disk (a path or a `file://` URL).
-pub fn is_local(location: &str) -> bool {
+pub(crate) fn is_local(location: &str) -> bool {
     location.starts_with('/') || location.starts_with("file://")
 }
 

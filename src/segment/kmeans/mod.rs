@@ -2,7 +2,7 @@
 //! assignment step is a blocked distance kernel (f32 or f64). Up to 16
 //! centres, rows are laid out in groups by column ([`grouped`]) and their
 //! exact squared distances to four centres at a time are plain vector
-//! arithmetic ([`nearest_in_group`]); above, ‖x‖² − 2·x·cᵀ + ‖c‖² with the
+//! arithmetic (`kernel::nearest_in_group`); above, ‖x‖² − 2·x·cᵀ + ‖c‖² with the
 //! products by matrix multiply. The loops are compiled for AVX2 with FMA
 //! too, chosen at run time (`wide.rs`). Blocks of rows run in parallel and
 //! their partial sums are added in block order, so the result is the same
@@ -28,7 +28,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 use rayon::prelude::*;
 
-use super::wide::{self};
+use super::wide;
 
 /// Rows per block of the distance kernel: a block's products (rows × k)
 /// stay in cache, and the block boundaries, not the threads, fix the order

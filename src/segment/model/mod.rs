@@ -91,15 +91,23 @@ impl Candidates {
 
 /// Fits the plan's model on the scaled features, or, with `saved`, assigns
 /// them to the saved model's centroids (k-means only).
+/// `clock` is the step's start, for the debug log of its stages.
 pub(super) fn fit_model(
     features: &Features,
     plan: &SegmentPlan,
     scaler: &Scaler,
     saved: Option<&SavedModel>,
+    clock: std::time::Instant,
 ) -> Result<Fitted, SegmentError> {
     match plan.model.kind {
         ModelKind::Kmeans(Precision::Float32) => {
             let x = scaled_matrix::<f32>(features, plan, scaler)?;
+            tracing::debug!(
+                target: "civica::segment",
+                stage = "matrix built",
+                elapsed_ms = clock.elapsed().as_millis() as u64,
+                "segment step"
+            );
             kmeans::fit_kmeans(&x.view(), plan, saved)
         }
         ModelKind::Kmeans(Precision::Float64) => {

@@ -81,9 +81,9 @@ pub struct LineOptions {
     pub encoding: TextEncoding,
     /// Whether the first line of each file is a header to skip.
     pub header: bool,
-    /// The session's count of bytes scanned, for progress; set when the
-    /// source is registered.
-    pub scanned: Option<Arc<BytesScanned>>,
+    /// The session's count of bytes scanned, for progress: `None` where
+    /// the options are written; `register_lines` sets the session's.
+    pub(crate) scanned: Option<Arc<BytesScanned>>,
 }
 
 /// The columns of a `<source>__rejected` table.
@@ -226,7 +226,7 @@ pub struct LineScanError {
 /// Bytes of CSV and log files a session's scans have read so far, as
 /// stored (compressed files before decompression): what the live progress
 /// bar of a step that scans them counts. Each session has one, kept in its
-/// configuration ([`BytesScanned::of`]), and the run's events carry it.
+/// configuration (`BytesScanned::of`), and the run's events carry it.
 #[derive(Debug, Default)]
 pub struct BytesScanned(std::sync::atomic::AtomicU64);
 
@@ -242,7 +242,7 @@ impl BytesScanned {
     }
 
     /// The counter of a session, when it was made with one.
-    pub fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<BytesScanned>> {
+    pub(crate) fn of(ctx: &datafusion::prelude::SessionContext) -> Option<Arc<BytesScanned>> {
         ctx.state().config().get_extension::<BytesScanned>()
     }
 }
