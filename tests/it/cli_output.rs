@@ -116,16 +116,7 @@ outputs:
 
 #[test]
 fn backfill_of_three_days() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
-    std::fs::write(dir.path().join("in/x.csv"), "n\n1\n2\n").expect("write csv");
-    std::fs::write(
-        dir.path().join("day.sql"),
-        "SELECT '{{ ds }}' AS ds, count(*) AS n FROM x",
-    )
-    .expect("write sql");
-    let yaml = "name: daily\nruns: out/_runs/\nsources:\n  x:\n    path: in/\n    format: { type: csv }\ntransforms:\n  - { name: day, sql: day.sql }\noutputs:\n  - { table: day, path: \"out/day/ds={{ ds_nodash }}/\" }\n";
-    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let dir = crate::common::daily_pipeline();
     let out = civica(
         dir.path(),
         &[

@@ -60,6 +60,24 @@ pub fn write_demo(dir: &Path, citizens: u64, days: u32, seed: u64) {
     assert!(out.status.success(), "demo failed: {}", describe(&out));
 }
 
+/// A folder with `pipeline.yaml`, a pipeline named `daily` that counts
+/// `in/x.csv` into one dated output folder per day
+/// (`out/day/ds=<yyyymmdd>/`, with the run's `ds` and `run_id`), keeping
+/// its runs in `out/_runs/`: what the backfill tests run.
+pub fn daily_pipeline() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(dir.path().join("in/x.csv"), "n\n1\n2\n").expect("write csv");
+    std::fs::write(
+        dir.path().join("day.sql"),
+        "SELECT '{{ ds }}' AS ds, '{{ run_id }}' AS run_id, count(*) AS n FROM x",
+    )
+    .expect("write sql");
+    let yaml = "name: daily\nruns: out/_runs/\nsources:\n  x:\n    path: in/\n    format: { type: csv }\ntransforms:\n  - { name: day, sql: day.sql }\noutputs:\n  - { table: day, path: \"out/day/ds={{ ds_nodash }}/\" }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    dir
+}
+
 /// Runs the quickstart pipeline on the lake in `lake`.
 pub fn run_quickstart(lake: &Path) -> Output {
     quickstart_command(&lake.display().to_string(), "run")

@@ -239,16 +239,7 @@ fn date_flag_and_date_arithmetic_choose_what_a_run_reads() {
 
 #[test]
 fn backfill_runs_and_publishes_each_day_with_its_run_id() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
-    std::fs::write(dir.path().join("in/x.csv"), "n\n1\n2\n").expect("write csv");
-    std::fs::write(
-        dir.path().join("day.sql"),
-        "SELECT '{{ ds }}' AS ds, '{{ run_id }}' AS run_id, count(*) AS n FROM x",
-    )
-    .expect("write sql");
-    let yaml = "name: daily\nruns: out/_runs/\nsources:\n  x:\n    path: in/\n    format: { type: csv }\ntransforms:\n  - { name: day, sql: day.sql }\noutputs:\n  - { table: day, path: \"out/day/ds={{ ds_nodash }}/\" }\n";
-    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let dir = crate::common::daily_pipeline();
     let out = civica(
         dir.path(),
         &[
