@@ -113,6 +113,16 @@ pub enum RunFailure {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// A record published with the outputs (the segment model, the
+    /// incremental state) could not be written as JSON; nothing was published.
+    #[error("cannot write the {what} as JSON, nothing was published: {source}")]
+    Record {
+        /// `model` or `incremental state`.
+        what: &'static str,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The folder for step results on disk could not be made.
     #[error("cannot create the folder for step results `{folder}`: {source}")]
     Scratch {

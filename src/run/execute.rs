@@ -44,7 +44,12 @@ pub(super) async fn execute(
     // The state after this run, published with the outputs.
     let next_state = match &plan.runs {
         Some(runs) if plan.sources.iter().any(|s| s.incremental) => {
-            let body = serde_json::to_vec_pretty(&selection.next).unwrap_or_default();
+            let body = serde_json::to_vec_pretty(&selection.next).map_err(|source| {
+                Box::new(RunFailure::Record {
+                    what: "incremental state",
+                    source,
+                })
+            })?;
             Some((state_location(runs, &plan.name), body))
         }
         _ => None,
@@ -278,7 +283,19 @@ pub(super) async fn execute(
     // outputs.
     let mut objects: Vec<(String, Vec<u8>, &str)> = Vec::new();
     if let Some((path, model)) = &model_file {
-        let json = serde_json::to_vec_pretty(model).unwrap_or_default();
+        let json = serde_json::to_vec_pretty(model).map_err(|source| {
+            Box::new(RunFailure::Record {
+                what: "model",
+                source,
+            })
+        });
+        let json = match json {
+            Ok(json) => json,
+            Err(failure) => {
+                discard_staged(&staged).await;
+                return Err(failure);
+            }
+        };
         objects.push((path.clone(), json, "model"));
     }
     if let Some((location, body)) = next_state {

@@ -147,11 +147,13 @@ fn lock_file(path: &std::path::Path, run_id: &str) -> Result<RunLock, LockError>
         Err(std::fs::TryLockError::Error(err)) => return Err(failed("take", err)),
     }
     // Who holds it, for the message of a run that finds it taken.
-    let body = serde_json::to_vec(&Holder::me(run_id)).unwrap_or_default();
-    let written = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(&body));
+    let written = serde_json::to_vec(&Holder::me(run_id))
+        .map_err(std::io::Error::from)
+        .and_then(|body| {
+            file.set_len(0)?;
+            file.rewind()?;
+            file.write_all(&body)
+        });
     if let Err(err) = written {
         tracing::warn!(lock = %path.display(), %err, "the lock's holder was not written");
     }
@@ -170,7 +172,9 @@ async fn lock_object(
     let (store, path) = object_in(ctx, runs, &format!("lock/{pipeline}.json"))
         .map_err(|e| LockError::Failed(e.to_string()))?;
     let me = Holder::me(run_id);
-    let body = serde_json::to_vec(&me).unwrap_or_default();
+    let body = serde_json::to_vec(&me).map_err(|err| {
+        LockError::Failed(format!("cannot write the lock record `{location}`: {err}"))
+    })?;
     let cannot = |what: &str, err: object_store::Error| {
         LockError::Failed(format!("cannot {what} the lock `{location}`: {err}"))
     };

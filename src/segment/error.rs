@@ -92,6 +92,9 @@ pub enum SegmentError {
         /// One of them.
         example: f64,
     },
+    /// The model file's figures could not be written as JSON.
+    #[error("cannot write the model file's figures as JSON: {0}")]
+    ModelFile(#[source] serde_json::Error),
     /// The model failed to fit.
     #[error("{model} failed: {message}")]
     Model {

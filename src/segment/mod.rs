@@ -173,39 +173,43 @@ pub async fn fit_segments(
     let migrations = migrations(ctx, plan, &segments).await?;
     lap("migrations counted");
     let chosen = fitted.tried.iter().find(|q| q.chosen).cloned();
-    let model = plan.model_path.clone().map(|path| {
-        let saved = SavedModel {
-            civica_version: env!("CARGO_PKG_VERSION").to_string(),
-            model: model_name(plan).to_string(),
-            features: plan.features.clone(),
-            log1p: plan.log1p.clone(),
-            fill: features.fill.clone(),
-            scaling: format!("{:?}", plan.scaling).to_lowercase(),
-            scaler: scaler.clone(),
-            segment_ids: ids.clone(),
-            centroids: fitted
-                .centroids
-                .rows()
-                .into_iter()
-                .map(|r| r.to_vec())
-                .collect(),
-            next_segment_id: next_id,
-            settings: serde_json::json!({
-                "k": k,
-                "seed": plan.model.seed,
-                "n_init": plan.model.n_init,
-                "max_iter": plan.model.max_iter,
-                "tolerance": plan.model.tolerance,
-                "precision": match plan.model.kind {
-                    ModelKind::Kmeans(Precision::Float32) => "float32",
-                    _ => "float64",
-                },
-                "mode": if assign { "assign" } else { "refit" },
-            }),
-            quality: serde_json::to_value(&fitted.tried).unwrap_or_default(),
-        };
-        (path, saved)
-    });
+    let model = plan
+        .model_path
+        .clone()
+        .map(|path| -> Result<_, SegmentError> {
+            let saved = SavedModel {
+                civica_version: env!("CARGO_PKG_VERSION").to_string(),
+                model: model_name(plan).to_string(),
+                features: plan.features.clone(),
+                log1p: plan.log1p.clone(),
+                fill: features.fill.clone(),
+                scaling: format!("{:?}", plan.scaling).to_lowercase(),
+                scaler: scaler.clone(),
+                segment_ids: ids.clone(),
+                centroids: fitted
+                    .centroids
+                    .rows()
+                    .into_iter()
+                    .map(|r| r.to_vec())
+                    .collect(),
+                next_segment_id: next_id,
+                settings: serde_json::json!({
+                    "k": k,
+                    "seed": plan.model.seed,
+                    "n_init": plan.model.n_init,
+                    "max_iter": plan.model.max_iter,
+                    "tolerance": plan.model.tolerance,
+                    "precision": match plan.model.kind {
+                        ModelKind::Kmeans(Precision::Float32) => "float32",
+                        _ => "float64",
+                    },
+                    "mode": if assign { "assign" } else { "refit" },
+                }),
+                quality: serde_json::to_value(&fitted.tried).map_err(SegmentError::ModelFile)?,
+            };
+            Ok((path, saved))
+        });
+    let model = model.transpose()?;
     let mut summary = match &chosen {
         Some(q) => format!(
             "{} k={}{}, inertia {:.1}, silhouette {}, {} iteration(s){}",

@@ -69,6 +69,15 @@ pub enum SinkError {
         /// Why.
         reason: String,
     },
+    /// The publish record could not be written as JSON.
+    #[error("cannot write the publish record in `{location}`: {source}")]
+    Record {
+        /// The runs folder.
+        location: String,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Moving the staged file into place failed.
     #[error("cannot publish `{location}`: {source}")]
     Publish {

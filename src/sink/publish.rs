@@ -43,7 +43,11 @@ pub async fn publish_outputs(
                 }
                 publications.push(publication);
             }
-            let body = serde_json::to_vec_pretty(&publications).unwrap_or_default();
+            let body =
+                serde_json::to_vec_pretty(&publications).map_err(|source| SinkError::Record {
+                    location: runs.to_string(),
+                    source,
+                })?;
             let (store, path) = object_in(ctx, runs, &format!("{INTENTS}/{run_id}.json"))?;
             store
                 .put(&path, body.into())
