@@ -130,16 +130,6 @@ outputs:
 #[test]
 fn backfill_of_three_days() {
     let dir = crate::common::daily_pipeline();
-    let out = civica(
-        dir.path(),
-        &[
-            "backfill",
-            "pipeline.yaml",
-            "--from",
-            "2026-11-19",
-            "--to",
-            "2026-11-21",
-        ],
-    );
+    let out = crate::common::backfill(dir.path(), "2026-11-19", "2026-11-21");
     insta::assert_snapshot!(screen(&out, dir.path()));
 }

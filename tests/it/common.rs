@@ -78,6 +78,14 @@ pub fn daily_pipeline() -> tempfile::TempDir {
     dir
 }
 
+/// `civica backfill pipeline.yaml --from FROM --to TO` in `dir`.
+pub fn backfill(dir: &Path, from: &str, to: &str) -> Output {
+    civica(
+        dir,
+        &["backfill", "pipeline.yaml", "--from", from, "--to", to],
+    )
+}
+
 /// Runs the quickstart pipeline on the lake in `lake`.
 pub fn run_quickstart(lake: &Path) -> Output {
     quickstart_command(&lake.display().to_string(), "run")

@@ -240,17 +240,7 @@ fn date_flag_and_date_arithmetic_choose_what_a_run_reads() {
 #[test]
 fn backfill_runs_and_publishes_each_day_with_its_run_id() {
     let dir = crate::common::daily_pipeline();
-    let out = civica(
-        dir.path(),
-        &[
-            "backfill",
-            "pipeline.yaml",
-            "--from",
-            "2026-11-19",
-            "--to",
-            "2026-11-21",
-        ],
-    );
+    let out = crate::common::backfill(dir.path(), "2026-11-19", "2026-11-21");
     assert!(out.status.success(), "{}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("== 2026-11-21 (3 of 3)"), "{stdout}");
@@ -272,17 +262,7 @@ fn backfill_runs_and_publishes_each_day_with_its_run_id() {
         assert_eq!(crate::common::strings(&batches[0], 1), [run_id]);
     }
     // A range the wrong way round is a usage error.
-    let out = civica(
-        dir.path(),
-        &[
-            "backfill",
-            "pipeline.yaml",
-            "--from",
-            "2026-11-21",
-            "--to",
-            "2026-11-19",
-        ],
-    );
+    let out = crate::common::backfill(dir.path(), "2026-11-21", "2026-11-19");
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr)
