@@ -15,12 +15,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-pub use check::{CheckKind, CheckSpec, Literal, Severity};
+pub use check::{
+    AcceptedValuesCheck, CheckCommon, CheckKind, CheckSpec, FreshnessCheck, Literal, NotNullCheck,
+    RangeCheck, RelationshipCheck, RowCountCheck, Severity, SqlCheck, UniqueCheck,
+};
 pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
 pub use output::{OutputMode, OutputSpec};
 pub use segment::{
-    FeatureName, GmmSpec, Impute, KChoice, KmeansSpec, ModelMode, ModelSpec, Precision, Scaling,
-    SegmentSpec,
+    FeatureName, Impute, KChoice, ModelMode, ModelSpec, ModelType, Precision, Scaling, SegmentSpec,
 };
 pub use source::{
     AccessLogFormatSpec, ColumnType, CsvFormatSpec, EncodingSpec, FormatSpec, LogFlavor,

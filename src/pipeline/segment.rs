@@ -90,30 +90,15 @@ pub enum Impute {
     Drop,
 }
 
-/// The clustering model, tagged by `type`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ModelSpec {
-    /// k-means: k-means++ initialisation and Lloyd iterations.
-    Kmeans(KmeansSpec),
-    /// A Gaussian mixture fitted by expectation-maximisation (linfa).
-    Gmm(GmmSpec),
-}
-
-impl ModelSpec {
-    /// Whether the run refits or assigns.
-    pub fn mode(&self) -> ModelMode {
-        match self {
-            ModelSpec::Kmeans(m) => m.mode,
-            ModelSpec::Gmm(m) => m.mode,
-        }
-    }
-}
-
-/// Options of `model: { type: kmeans }`.
+/// The clustering model and its settings. k-means and the Gaussian mixture
+/// share every setting but `precision` and `init`, which only k-means reads
+/// (the plan refuses them with `type: gmm`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct KmeansSpec {
+pub struct ModelSpec {
+    /// `kmeans` or `gmm`. Required.
+    #[serde(rename = "type")]
+    pub kind: ModelType,
     /// Number of segments, at least 2, or `auto` to choose it by silhouette
     /// within `k_range`. Required.
     pub k: KChoice,
@@ -123,57 +108,44 @@ pub struct KmeansSpec {
     /// Random seed; the same seed and data give the same segments. Default 42.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Independent initialisations; the best fit is kept. Default 3.
+    /// Independent initialisations; the best fit (k-means) or likelihood
+    /// (GMM) is kept. Default 3.
     #[serde(default = "default_n_init")]
     pub n_init: i64,
     /// Iteration cap per initialisation. Default 300.
     #[serde(default = "default_max_iter")]
     pub max_iter: i64,
-    /// Convergence tolerance relative to the mean variance of the scaled
-    /// features, as scikit-learn's `tol`. Default 1e-4.
+    /// Convergence tolerance. k-means: relative to the mean variance of the
+    /// scaled features, as scikit-learn's `tol`; GMM: the smallest gain of
+    /// the likelihood's lower bound. Default 1e-4.
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
-    /// Arithmetic of the fit: `float32` (faster, half the memory) or
-    /// `float64`. Default `float32`.
-    #[serde(default)]
-    pub precision: Precision,
     /// `refit` fits a new model and keeps segment ids stable against the
-    /// saved one; `assign` places citizens in the saved model's segments.
-    /// Default `refit`.
+    /// saved one; `assign` places citizens in the saved model's segments
+    /// (k-means only). Default `refit`.
     #[serde(default)]
     pub mode: ModelMode,
-    /// Initial centroids instead of k-means++: `k` lists of one value per
-    /// feature, in scaled units (scikit-learn's `init=array`). Used for
-    /// comparisons and reproductions; one initialisation. Default none.
+    /// k-means only. Arithmetic of the fit: `float32` (faster, half the
+    /// memory) or `float64`. Default `float32`.
+    #[serde(default)]
+    pub precision: Option<Precision>,
+    /// k-means only. Initial centroids instead of k-means++: `k` lists of one
+    /// value per feature, in scaled units (scikit-learn's `init=array`).
+    /// Used for comparisons and reproductions; one initialisation. Default
+    /// none.
     #[serde(default)]
     pub init: Option<Vec<Vec<f64>>>,
 }
 
-/// Options of `model: { type: gmm }`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct GmmSpec {
-    /// Number of components, at least 2, or `auto` (by silhouette within
-    /// `k_range`). Required.
-    pub k: KChoice,
-    /// The smallest and largest `k` tried by `k: auto`. Default `[2, 8]`.
-    #[serde(default)]
-    pub k_range: Option<Vec<i64>>,
-    /// Random seed. Default 42.
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-    /// Independent initialisations; the best likelihood is kept. Default 3.
-    #[serde(default = "default_n_init")]
-    pub n_init: i64,
-    /// Iteration cap per initialisation. Default 300.
-    #[serde(default = "default_max_iter")]
-    pub max_iter: i64,
-    /// Stop when the lower bound of the likelihood gains less. Default 1e-4.
-    #[serde(default = "default_tolerance")]
-    pub tolerance: f64,
-    /// `refit` or `assign`, as for k-means. Default `refit`.
-    #[serde(default)]
-    pub mode: ModelMode,
+/// The kinds of clustering model.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelType {
+    /// k-means: k-means++ initialisation and Lloyd iterations.
+    Kmeans,
+    /// A Gaussian mixture with full covariances, fitted by
+    /// expectation-maximisation (linfa).
+    Gmm,
 }
 
 /// A number of segments, or `auto`.

@@ -10,7 +10,8 @@ use chrono::{NaiveDate, NaiveTime, TimeDelta};
 use super::{Plan, Tables};
 use crate::pipeline::template::{pos_of_offset, render_sql};
 use crate::pipeline::{
-    CheckKind, CheckSpec, Diagnostic, Literal, Located, PipelineSpec, Pos, Severity, display_path,
+    CheckKind, CheckSpec, Diagnostic, Literal, Located, PipelineSpec, Pos, Severity, SqlCheck,
+    display_path,
 };
 use crate::sql::quote_ident;
 
@@ -73,45 +74,6 @@ pub enum CheckRule {
 
 /// The name of the column a failing-rows query identifies rows with.
 pub const FAILING_KEY: &str = "failing_key";
-
-/// The keys each kind of check accepts besides `type`, `name`,
-/// `severity`; the first group is required.
-fn keys_of(kind: CheckKind) -> (&'static [&'static str], &'static [&'static str]) {
-    match kind {
-        CheckKind::NotNull => (&["column"], &["key", "max_failing_ratio"]),
-        CheckKind::Unique => (&[], &["column", "columns", "key", "max_failing_ratio"]),
-        CheckKind::AcceptedValues => (&["column", "values"], &["key", "max_failing_ratio"]),
-        CheckKind::Range => (&["column"], &["min", "max", "key", "max_failing_ratio"]),
-        CheckKind::RowCount => (&[], &["min", "max"]),
-        CheckKind::Freshness => (&["column", "max_age"], &[]),
-        CheckKind::Relationship => (
-            &["column", "to"],
-            &["to_column", "key", "max_failing_ratio"],
-        ),
-        CheckKind::Sql => (&[], &["query", "file", "key", "max_failing_ratio"]),
-    }
-}
-
-/// Which optional keys of a check are set.
-fn keys_set(spec: &CheckSpec) -> Vec<&'static str> {
-    [
-        ("column", spec.column.is_some()),
-        ("columns", spec.columns.is_some()),
-        ("values", spec.values.is_some()),
-        ("min", spec.min.is_some()),
-        ("max", spec.max.is_some()),
-        ("max_age", spec.max_age.is_some()),
-        ("to", spec.to.is_some()),
-        ("to_column", spec.to_column.is_some()),
-        ("query", spec.query.is_some()),
-        ("file", spec.file.is_some()),
-        ("key", spec.key.is_some()),
-        ("max_failing_ratio", spec.max_failing_ratio.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(key, set)| set.then_some(key))
-    .collect()
-}
 
 /// What the checks of a pipeline need from the rest of the plan.
 struct CheckContext<'a> {
@@ -200,7 +162,8 @@ fn check_one(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<CheckPlan> {
     let spec = &check.value;
-    let kind = spec.kind;
+    let kind = spec.kind();
+    let common = spec.common();
     let before = diags.len();
     let problem = |key: &str, message: String, diags: &mut Vec<Diagnostic>| {
         diags.push(Diagnostic::at(
@@ -209,26 +172,7 @@ fn check_one(
             format!("in `{at}`: {message}"),
         ));
     };
-    let (required, optional) = keys_of(kind);
-    for key in keys_set(spec) {
-        if !required.contains(&key) && !optional.contains(&key) {
-            problem(
-                key,
-                format!("`{key}` does not apply to `{}` checks", kind.name()),
-                diags,
-            );
-        }
-    }
-    for key in required {
-        if !keys_set(spec).contains(key) {
-            problem(
-                "type",
-                format!("`{}` checks need `{key}`", kind.name()),
-                diags,
-            );
-        }
-    }
-    let ratio = spec.max_failing_ratio.unwrap_or(0.0);
+    let ratio = common.max_failing_ratio;
     if !(0.0..=1.0).contains(&ratio) {
         problem(
             "max_failing_ratio",
@@ -237,22 +181,23 @@ fn check_one(
         );
     }
     let t = quote_ident(table);
-    let column = spec.column.as_deref().unwrap_or_default();
-    let c = quote_ident(column);
-    let key = |default: &str| match &spec.key {
+    let key = |default: &str| match common.key {
         Some(key) => format!("CAST({} AS VARCHAR)", quote_ident(key)),
         None => default.to_string(),
     };
-    let as_text = format!("CAST({c} AS VARCHAR)");
+    let as_text = |column: &str| format!("CAST({} AS VARCHAR)", quote_ident(column));
     let rows = |sql: String| CheckRule::Rows { sql };
-    let mut reported = spec.column.clone();
-    let rule = match kind {
-        CheckKind::NotNull => rows(format!(
-            "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {c} IS NULL",
-            key("CAST(NULL AS VARCHAR)")
-        )),
-        CheckKind::Unique => {
-            let columns = match (&spec.column, &spec.columns) {
+    let (rule, reported) = match spec {
+        CheckSpec::NotNull(c) => (
+            rows(format!(
+                "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {} IS NULL",
+                key("CAST(NULL AS VARCHAR)"),
+                quote_ident(&c.column)
+            )),
+            Some(c.column.clone()),
+        ),
+        CheckSpec::Unique(c) => {
+            let columns = match (&c.column, &c.columns) {
                 (Some(one), None) => vec![one.clone()],
                 (None, Some(many)) if !many.is_empty() => many.clone(),
                 _ => {
@@ -264,46 +209,51 @@ fn check_one(
                     Vec::new()
                 }
             };
-            reported = Some(columns.join(", "));
             let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-            let texts: Vec<String> = quoted
-                .iter()
-                .map(|c| format!("CAST({c} AS VARCHAR)"))
-                .collect();
+            let texts: Vec<String> = columns.iter().map(|c| as_text(c)).collect();
             let default_key = match texts.len() {
                 1 => texts[0].clone(),
                 _ => format!("concat_ws('|', {})", texts.join(", ")),
             };
             let not_null: Vec<String> = quoted.iter().map(|c| format!("{c} IS NOT NULL")).collect();
-            rows(format!(
-                "SELECT {FAILING_KEY} FROM (SELECT {} AS {FAILING_KEY}, count(*) OVER (PARTITION BY {}) AS civica_copies FROM {t} WHERE {}) WHERE civica_copies > 1",
-                key(&default_key),
-                quoted.join(", "),
-                not_null.join(" AND "),
-            ))
+            (
+                rows(format!(
+                    "SELECT {FAILING_KEY} FROM (SELECT {} AS {FAILING_KEY}, count(*) OVER (PARTITION BY {}) AS civica_copies FROM {t} WHERE {}) WHERE civica_copies > 1",
+                    key(&default_key),
+                    quoted.join(", "),
+                    not_null.join(" AND "),
+                )),
+                Some(columns.join(", ")),
+            )
         }
-        CheckKind::AcceptedValues => {
-            let values = spec.values.clone().unwrap_or_default();
-            if spec.values.as_ref().is_some_and(Vec::is_empty) {
+        CheckSpec::AcceptedValues(c) => {
+            if c.values.is_empty() {
                 problem("values", "`values` is empty".into(), diags);
             }
-            let list: Vec<String> = values
+            let list: Vec<String> = c
+                .values
                 .iter()
                 .map(|v| Literal::Text(v.text()).sql())
                 .collect();
-            rows(format!(
-                "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {c} IS NOT NULL AND {as_text} NOT IN ({})",
-                key(&as_text),
-                list.join(", ")
-            ))
+            let text = as_text(&c.column);
+            (
+                rows(format!(
+                    "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {} IS NOT NULL AND {text} NOT IN ({})",
+                    key(&text),
+                    quote_ident(&c.column),
+                    list.join(", ")
+                )),
+                Some(c.column.clone()),
+            )
         }
-        CheckKind::Range => {
+        CheckSpec::Range(c) => {
+            let column = quote_ident(&c.column);
             let mut outside = Vec::new();
-            if let Some(min) = &spec.min {
-                outside.push(format!("{c} < {}", min.sql()));
+            if let Some(min) = &c.min {
+                outside.push(format!("{column} < {}", min.sql()));
             }
-            if let Some(max) = &spec.max {
-                outside.push(format!("{c} > {}", max.sql()));
+            if let Some(max) = &c.max {
+                outside.push(format!("{column} > {}", max.sql()));
             }
             if outside.is_empty() {
                 problem(
@@ -312,13 +262,16 @@ fn check_one(
                     diags,
                 );
             }
-            rows(format!(
-                "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {}",
-                key(&as_text),
-                outside.join(" OR ")
-            ))
+            (
+                rows(format!(
+                    "SELECT {} AS {FAILING_KEY} FROM {t} WHERE {}",
+                    key(&as_text(&c.column)),
+                    outside.join(" OR ")
+                )),
+                Some(c.column.clone()),
+            )
         }
-        CheckKind::RowCount => {
+        CheckSpec::RowCount(c) => {
             let mut bound = |key: &str, value: &Option<Literal>| match value {
                 None => None,
                 Some(Literal::Number(x)) if *x >= 0.0 && x.fract() == 0.0 => Some(*x as u64),
@@ -334,85 +287,99 @@ fn check_one(
                     None
                 }
             };
-            let (min, max) = (bound("min", &spec.min), bound("max", &spec.max));
-            if spec.min.is_none() && spec.max.is_none() {
+            let (min, max) = (bound("min", &c.min), bound("max", &c.max));
+            if c.min.is_none() && c.max.is_none() {
                 problem(
                     "type",
                     "`row_count` checks need `min`, `max` or both".into(),
                     diags,
                 );
             }
-            CheckRule::RowCount { min, max }
+            (CheckRule::RowCount { min, max }, None)
         }
-        CheckKind::Freshness => {
-            let max_age = spec.max_age.clone().unwrap_or_default();
+        CheckSpec::Freshness(c) => {
             let end = cx.ds.succ_opt().unwrap_or(cx.ds).and_time(NaiveTime::MIN);
-            let cutoff = match parse_age(&max_age) {
+            let cutoff = match parse_age(&c.max_age) {
                 Some(age) => end - age,
                 None => {
-                    if spec.max_age.is_some() {
-                        problem(
-                            "max_age",
-                            format!(
-                                "`max_age` must be a number followed by `m`, `h` or `d` (`36h`, `2d`), found `{max_age}`"
-                            ),
-                            diags,
-                        );
-                    }
+                    problem(
+                        "max_age",
+                        format!(
+                            "`max_age` must be a number followed by `m`, `h` or `d` (`36h`, `2d`), found `{}`",
+                            c.max_age
+                        ),
+                        diags,
+                    );
                     end
                 }
             };
-            CheckRule::Freshness {
-                column: column.to_string(),
-                cutoff: cutoff.format("%Y-%m-%d %H:%M:%S").to_string(),
-                max_age,
-            }
+            (
+                CheckRule::Freshness {
+                    column: c.column.clone(),
+                    cutoff: cutoff.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    max_age: c.max_age.clone(),
+                },
+                Some(c.column.clone()),
+            )
         }
-        CheckKind::Relationship => {
-            let to = spec.to.clone().unwrap_or_default();
-            if spec.to.is_some() && !cx.tables.contains(&to) {
+        CheckSpec::Relationship(c) => {
+            if !cx.tables.contains(&c.to) {
                 problem(
                     "to",
-                    format!("`to`: no source, transform or segment table is called `{to}`"),
+                    format!(
+                        "`to`: no source, transform or segment table is called `{}`",
+                        c.to
+                    ),
                     diags,
                 );
             }
-            let to_column = quote_ident(spec.to_column.as_deref().unwrap_or(column));
-            rows(format!(
-                "SELECT {} AS {FAILING_KEY} FROM {t} AS civica_child WHERE {c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} AS civica_parent WHERE civica_parent.{to_column} = civica_child.{c})",
-                key(&as_text),
-                quote_ident(&to),
-            ))
+            let column = quote_ident(&c.column);
+            let to_column = quote_ident(c.to_column.as_deref().unwrap_or(&c.column));
+            (
+                rows(format!(
+                    "SELECT {} AS {FAILING_KEY} FROM {t} AS civica_child WHERE {column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {} AS civica_parent WHERE civica_parent.{to_column} = civica_child.{column})",
+                    key(&as_text(&c.column)),
+                    quote_ident(&c.to),
+                )),
+                Some(c.column.clone()),
+            )
         }
-        CheckKind::Sql => {
-            let query = sql_query(cx, check, at, diags);
-            if spec.name.is_none() && spec.file.is_none() {
+        CheckSpec::Sql(c) => {
+            let query = sql_query(cx, check, c, at, diags);
+            if c.name.is_none() && c.file.is_none() {
                 problem(
                     "type",
                     "`sql` checks with a `query` need a `name`".into(),
                     diags,
                 );
             }
-            CheckRule::Query {
-                sql: query.unwrap_or_default(),
-                key: spec.key.clone(),
-            }
+            (
+                CheckRule::Query {
+                    sql: query.unwrap_or_default(),
+                    key: c.key.clone(),
+                },
+                None,
+            )
         }
     };
     if diags.len() > before {
         return None;
     }
-    let name = spec
-        .name
-        .clone()
-        .unwrap_or_else(|| match (&reported, &spec.file) {
-            (_, Some(file)) if kind == CheckKind::Sql => Path::new(file)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "sql".into()),
-            (Some(columns), _) => format!("{}({columns})", kind.name()),
-            (None, _) => kind.name().to_string(),
-        });
+    let name = match (common.name, spec, &reported) {
+        (Some(name), _, _) => name.to_string(),
+        (
+            None,
+            CheckSpec::Sql(SqlCheck {
+                file: Some(file), ..
+            }),
+            _,
+        ) => Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sql".into()),
+        (None, _, Some(columns)) => format!("{}({columns})", kind.name()),
+        (None, _, None) => kind.name().to_string(),
+    };
     let column_pos = ["column", "columns", "query", "file"]
         .iter()
         .find_map(|key| check.fields.get(*key).copied())
@@ -423,7 +390,7 @@ fn check_one(
         kind,
         column: reported,
         rule,
-        severity: spec.severity,
+        severity: common.severity,
         max_failing_ratio: ratio,
         pos: check.pos,
         column_pos,
@@ -435,10 +402,10 @@ fn check_one(
 fn sql_query(
     cx: &CheckContext,
     check: &Located<CheckSpec>,
+    spec: &SqlCheck,
     at: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<String> {
-    let spec = &check.value;
     let (template, file, pos) = match (&spec.query, &spec.file) {
         (Some(query), None) => (query.clone(), cx.file.to_string(), check.pos_of("query")),
         (None, Some(file)) => {

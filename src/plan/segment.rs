@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{Plan, Step, Tables, locations::resolve_location, vars::render_located};
 use crate::pipeline::{
-    Diagnostic, FeatureName, Impute, KChoice, Located, ModelMode, ModelSpec, PipelineSpec,
+    Diagnostic, FeatureName, Impute, KChoice, Located, ModelMode, ModelType, PipelineSpec,
     Precision, Scaling, SegmentSpec, backticked,
 };
 
@@ -193,32 +193,38 @@ fn check_segment(
 /// Checks `segment.model`; bad values are reported and replaced by the
 /// nearest valid ones so the rest of the step can still be checked.
 fn check_model(file: &str, seg: &Located<SegmentSpec>, diags: &mut Vec<Diagnostic>) -> ModelPlan {
-    let init = match &seg.value.model {
-        ModelSpec::Kmeans(m) => m.init.clone(),
-        ModelSpec::Gmm(_) => None,
+    let model = &seg.value.model;
+    let kind = match model.kind {
+        ModelType::Kmeans => ModelKind::Kmeans(model.precision.unwrap_or_default()),
+        ModelType::Gmm => {
+            for (key, set) in [
+                ("precision", model.precision.is_some()),
+                ("init", model.init.is_some()),
+            ] {
+                if set {
+                    diags.push(Diagnostic::at(
+                        file,
+                        seg.pos_of(&format!("model.{key}")),
+                        format!("`{key}` is read by `type: kmeans` only"),
+                    ));
+                }
+            }
+            ModelKind::Gmm
+        }
     };
-    let (kind, k, k_range, seed, n_init, max_iter, tolerance, mode) = match &seg.value.model {
-        ModelSpec::Kmeans(m) => (
-            ModelKind::Kmeans(m.precision),
-            m.k,
-            &m.k_range,
-            m.seed,
-            m.n_init,
-            m.max_iter,
-            m.tolerance,
-            m.mode,
-        ),
-        ModelSpec::Gmm(m) => (
-            ModelKind::Gmm,
-            m.k,
-            &m.k_range,
-            m.seed,
-            m.n_init,
-            m.max_iter,
-            m.tolerance,
-            m.mode,
-        ),
-    };
+    let init = model
+        .init
+        .clone()
+        .filter(|_| model.kind == ModelType::Kmeans);
+    let (k, k_range, seed, n_init, max_iter, tolerance, mode) = (
+        model.k,
+        &model.k_range,
+        model.seed,
+        model.n_init,
+        model.max_iter,
+        model.tolerance,
+        model.mode,
+    );
     let at_least = |key: &str, value: i64, min: i64, diags: &mut Vec<Diagnostic>| {
         if value < min {
             diags.push(Diagnostic::at(
@@ -328,7 +334,7 @@ pub(super) fn resolve_model_path(
             format!("{parent}/{}_model.json", seg.value.name)
         }),
     };
-    if path.is_none() && seg.value.model.mode() == ModelMode::Assign {
+    if path.is_none() && seg.value.model.mode == ModelMode::Assign {
         diags.push(Diagnostic::at(
             file,
             seg.pos_of("model.mode"),

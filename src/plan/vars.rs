@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 
 use super::{Plan, PlanOptions, Step, is_identifier};
 use crate::pipeline::template::{builtin_vars, placeholder_names, render};
-use crate::pipeline::{Diagnostic, PipelineSpec, Pos};
+use crate::pipeline::{CheckSpec, Diagnostic, PipelineSpec, Pos};
 
 /// Variables civica sets itself.
 const BUILTIN_VARS: [&str; 3] = ["ds", "ds_nodash", "run_id"];
@@ -113,7 +113,10 @@ pub(super) fn check_command_line_vars(
         .checks
         .iter()
         .flat_map(|(_, checks)| checks.iter())
-        .filter_map(|check| check.value.file.as_ref())
+        .filter_map(|check| match &check.value {
+            CheckSpec::Sql(sql) => sql.file.as_ref(),
+            _ => None,
+        })
         .filter_map(|file| std::fs::read_to_string(pipeline_dir.join(file)).ok())
         .collect();
     let mut known: BTreeSet<&str> = BUILTIN_VARS.into_iter().collect();

@@ -144,19 +144,40 @@ fn a_failing_blocking_check_exits_3_and_publishes_nothing() {
 }
 
 #[test]
+fn keys_a_kind_of_check_does_not_take_are_refused_at_their_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_lake(dir.path(), PEOPLE);
+    let checks = "  people:\n    - { type: not_null }\n    - { type: row_count, min: 1, key: id }\n    - { type: freshness, column: seen_at, max_age: 2d, max_failing_ratio: 0.1 }\n";
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline(checks)).expect("write pipeline");
+    let out = civica(dir.path(), &["validate", "pipeline.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "pipeline.yaml:13:7: in `checks.people[0]`: missing field `column`",
+        "pipeline.yaml:14:34: in `checks.people[1]`: unknown field `key`, expected one of `min`, `max`, `name`, `severity`",
+        "pipeline.yaml:15:56: in `checks.people[2]`: unknown field `max_failing_ratio`, expected one of `column`, `max_age`, `name`, `severity`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in\n{stderr}"
+        );
+    }
+}
+
+#[test]
 fn check_mistakes_are_reported_at_their_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_lake(dir.path(), PEOPLE);
-    let checks = "  ghosts:\n    - { type: not_null, column: id }\n  people:\n    - { type: not_null }\n    - { type: not_null, column: nope }\n    - { type: row_count, min: 1, key: id }\n    - { type: freshness, column: seen_at, max_age: 3 weeks }\n    - { type: relationship, column: id, to: ghosts }\n    - { type: sql, query: \"SELECT 1\" }\n    - { type: not_null, column: id }\n    - { type: not_null, column: id }\n";
+    let checks = "  ghosts:\n    - { type: not_null, column: id }\n  people:\n    - { type: unique, column: id, columns: [id, age] }\n    - { type: not_null, column: nope }\n    - { type: row_count, min: 1.5 }\n    - { type: freshness, column: seen_at, max_age: 3 weeks }\n    - { type: relationship, column: id, to: ghosts }\n    - { type: sql, query: \"SELECT 1\" }\n    - { type: not_null, column: id }\n    - { type: not_null, column: id }\n";
     std::fs::write(dir.path().join("pipeline.yaml"), pipeline(checks)).expect("write pipeline");
     let out = civica(dir.path(), &["validate", "pipeline.yaml"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for expected in [
         "pipeline.yaml:12:3: `checks.ghosts`: no source, transform or segment table is called `ghosts`",
-        "pipeline.yaml:15:15: in `checks.people[0]`: `not_null` checks need `column`",
+        "pipeline.yaml:15:15: in `checks.people[0]`: `unique` checks need either `column` or a non-empty `columns`",
         "pipeline.yaml:16:33: check `not_null(nope)` of `people`: no field named nope",
-        "pipeline.yaml:17:39: in `checks.people[2]`: `key` does not apply to `row_count` checks",
+        "pipeline.yaml:17:31: in `checks.people[2]`: `min` of a `row_count` check must be a whole number of rows, found `1.5`",
         "pipeline.yaml:18:52: in `checks.people[3]`: `max_age` must be a number followed by `m`, `h` or `d`",
         "pipeline.yaml:19:45: in `checks.people[4]`: `to`: no source, transform or segment table is called `ghosts`",
         "pipeline.yaml:20:15: in `checks.people[5]`: `sql` checks with a `query` need a `name`",

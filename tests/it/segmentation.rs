@@ -455,6 +455,33 @@ fn gaussian_mixture_segments_every_citizen() {
     assert_eq!(distinct.len(), 3);
 }
 
+/// k-means and the mixture share one settings mapping; the two keys only
+/// k-means reads are refused with `type: gmm`, at their line.
+#[test]
+fn kmeans_only_settings_are_refused_for_a_gaussian_mixture() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::copy(fixture("iris"), dir.path().join("people.csv")).expect("copy");
+    let file = pipeline(
+        dir.path(),
+        "people.csv",
+        &fixture_features("iris"),
+        "",
+        "{ type: gmm, k: 2, precision: float64, init: [[0, 0, 0, 0], [1, 1, 1, 1]] }",
+    );
+    let out = civica(dir.path(), &["validate", &file]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "seg.yaml:10:40: `precision` is read by `type: kmeans` only",
+        "seg.yaml:10:55: `init` is read by `type: kmeans` only",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in\n{stderr}"
+        );
+    }
+}
+
 /// A saved model edited or damaged is refused when read, naming the file
 /// and what is wrong: exit 1, nothing published, never a panic (fewer ids
 /// than centroids, no centroids, centroids of the wrong length, duplicate
