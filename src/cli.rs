@@ -136,18 +136,28 @@ pub struct DemoArgs {
     pub end_date: Option<NaiveDate>,
 }
 
-fn parse_var(text: &str) -> Result<(String, String), String> {
+/// A command-line value that cannot be read; clap shows it with the flag.
+#[derive(Debug, thiserror::Error)]
+enum BadValue {
+    /// `--var` without `=`.
+    #[error("`{0}` is not `NAME=VALUE`")]
+    Var(String),
+    /// A date flag that is not a date.
+    #[error("`{0}` is not a date `YYYY-MM-DD`")]
+    Date(String),
+}
+
+fn parse_var(text: &str) -> Result<(String, String), BadValue> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_string(), value.to_string()))
         }
-        _ => Err(format!("`{text}` is not `NAME=VALUE`")),
+        _ => Err(BadValue::Var(text.to_string())),
     }
 }
 
-fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| format!("`{text}` is not a date `YYYY-MM-DD`"))
+fn parse_date(text: &str) -> Result<NaiveDate, BadValue> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| BadValue::Date(text.to_string()))
 }
 
 /// Carries out a parsed command line.

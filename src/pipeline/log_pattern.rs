@@ -109,21 +109,45 @@ pub struct LogPattern {
     pub has_request_time: bool,
 }
 
+/// What is wrong with a `pattern`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// Neither a `log_format` nor a regex with named groups.
+    #[error(
+        "`pattern` must be an Nginx `log_format` with `$variables`, or a regular expression with named groups such as `(?P<client_ip>\\S+)`"
+    )]
+    Neither,
+    /// A regex that does not compile.
+    #[error("`pattern` is not a valid regex: {0}")]
+    Regex(String),
+    /// A field named twice.
+    #[error("field `{0}` appears twice in the `pattern`")]
+    Twice(String),
+    /// `${name` without `}`.
+    #[error("`${{{0}` in the `pattern` has no closing `}}`")]
+    Unclosed(String),
+    /// Two variables with nothing between them.
+    #[error(
+        "`${0}` follows another variable with nothing between them: the two cannot be told apart"
+    )]
+    Adjacent(String),
+}
+
 impl LogPattern {
     /// Compiles a pattern, or says what is wrong with it.
-    pub fn compile(pattern: &str) -> Result<LogPattern, String> {
+    pub fn compile(pattern: &str) -> Result<LogPattern, PatternError> {
         if pattern.contains("(?P<") || pattern.contains("(?<") {
             compile_regex(pattern)
         } else if pattern.contains('$') {
             compile_format(pattern)
         } else {
-            Err("`pattern` must be an Nginx `log_format` with `$variables`, or a regular expression with named groups such as `(?P<client_ip>\\S+)`".to_string())
+            Err(PatternError::Neither)
         }
     }
 }
 
 /// Assigns roles to field names in order; unknown names become extra columns.
-fn roles_for(names: &[String]) -> Result<(Vec<Role>, Vec<String>), String> {
+fn roles_for(names: &[String]) -> Result<(Vec<Role>, Vec<String>), PatternError> {
     let mut roles = Vec::new();
     let mut extras: Vec<String> = Vec::new();
     for name in names {
@@ -131,7 +155,7 @@ fn roles_for(names: &[String]) -> Result<(Vec<Role>, Vec<String>), String> {
             Some(role) => role,
             None => {
                 if extras.contains(name) {
-                    return Err(format!("field `{name}` appears twice in the `pattern`"));
+                    return Err(PatternError::Twice(name.clone()));
                 }
                 extras.push(name.clone());
                 Role::Extra(extras.len() - 1)
@@ -142,7 +166,7 @@ fn roles_for(names: &[String]) -> Result<(Vec<Role>, Vec<String>), String> {
     Ok((roles, extras))
 }
 
-fn finish(matcher: Matcher, names: &[String]) -> Result<LogPattern, String> {
+fn finish(matcher: Matcher, names: &[String]) -> Result<LogPattern, PatternError> {
     let (roles, extras) = roles_for(names)?;
     Ok(LogPattern {
         has_request_time: roles.contains(&Role::RequestTime),
@@ -152,8 +176,8 @@ fn finish(matcher: Matcher, names: &[String]) -> Result<LogPattern, String> {
     })
 }
 
-fn compile_regex(pattern: &str) -> Result<LogPattern, String> {
-    let regex = Regex::new(pattern).map_err(|e| format!("`pattern` is not a valid regex: {e}"))?;
+fn compile_regex(pattern: &str) -> Result<LogPattern, PatternError> {
+    let regex = Regex::new(pattern).map_err(|e| PatternError::Regex(e.to_string()))?;
     let mut names = Vec::new();
     let mut groups = Vec::new();
     for (idx, name) in regex.capture_names().enumerate() {
@@ -165,7 +189,7 @@ fn compile_regex(pattern: &str) -> Result<LogPattern, String> {
     finish(Matcher::Regex { regex, groups }, &names)
 }
 
-fn compile_format(pattern: &str) -> Result<LogPattern, String> {
+fn compile_format(pattern: &str) -> Result<LogPattern, PatternError> {
     let mut pieces = Vec::new();
     let mut names = Vec::new();
     let mut literal = String::new();
@@ -189,16 +213,14 @@ fn compile_format(pattern: &str) -> Result<LogPattern, String> {
             }
         }
         if braced && chars.next().map(|(_, c)| c) != Some('}') {
-            return Err(format!("`${{{name}` in the `pattern` has no closing `}}`"));
+            return Err(PatternError::Unclosed(name));
         }
         if name.is_empty() {
             literal.push('$');
             continue;
         }
         if literal.is_empty() && matches!(pieces.last(), Some(Piece::Field(_))) {
-            return Err(format!(
-                "`${name}` follows another variable with nothing between them: the two cannot be told apart"
-            ));
+            return Err(PatternError::Adjacent(name));
         }
         if !literal.is_empty() {
             pieces.push(Piece::Literal(std::mem::take(&mut literal)));
@@ -220,11 +242,27 @@ mod tests {
     fn bad_patterns_are_explained() {
         assert!(LogPattern::compile("no variables").is_err());
         let e = LogPattern::compile("$a$b").expect_err("adjacent");
-        assert!(e.contains("`$b` follows another variable"), "{e}");
+        assert!(
+            e.to_string().contains("`$b` follows another variable"),
+            "{e}"
+        );
         assert!(
             LogPattern::compile("(?P<x>[)")
                 .expect_err("bad regex")
+                .to_string()
                 .contains("not a valid regex")
+        );
+        assert_eq!(
+            LogPattern::compile("${a b")
+                .expect_err("unclosed")
+                .to_string(),
+            "`${a` in the `pattern` has no closing `}`"
+        );
+        assert_eq!(
+            LogPattern::compile("no variables")
+                .expect_err("neither")
+                .to_string(),
+            "`pattern` must be an Nginx `log_format` with `$variables`, or a regular expression with named groups such as `(?P<client_ip>\\S+)`"
         );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `segment` section.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -183,7 +183,7 @@ impl<'de> Deserialize<'de> for KChoice {
 }
 
 /// Floating-point width of a fit.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     /// 32-bit floats.
@@ -194,7 +194,7 @@ pub enum Precision {
 }
 
 /// Whether a run fits a model or reuses the saved one.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelMode {
     /// Fit a new model; keep ids stable against the saved model.

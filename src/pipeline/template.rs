@@ -63,8 +63,7 @@ pub fn render_sql(
     template: &str,
     vars: &BTreeMap<String, String>,
 ) -> Result<Rendered, Vec<TemplateError>> {
-    let contexts =
-        sql_contexts(template).map_err(|message| vec![TemplateError { offset: 0, message }])?;
+    let contexts = sql_contexts(template).map_err(|err| vec![err])?;
     render_with(template, vars, |offset, value| {
         let context = contexts.iter().find(|(at, _)| *at == offset).map_or(
             SqlContext::Unsupported("a place civica cannot read"),
@@ -77,19 +76,50 @@ pub fn render_sql(
             SqlContext::Code if is_plain_number(value) => Ok(value.to_string()),
             SqlContext::Code => Ok(format!("'{}'", value.replace('\'', "''"))),
             SqlContext::String => Ok(value.replace('\'', "''")),
-            SqlContext::Identifier(quote) => {
-                Ok(value.replace(quote, &format!("{quote}{quote}")))
-            }
+            SqlContext::Identifier(quote) => Ok(value.replace(quote, &format!("{quote}{quote}"))),
             SqlContext::LineComment => Ok(value.replace(['\n', '\r'], " ")),
             SqlContext::BlockComment => Ok(value.replace("*/", "* /").replace("/*", "/ *")),
-            SqlContext::Joined => Err(
-                "is joined to other characters of a name or number; write it apart, or use `| raw` for a value the pipeline's authors control".to_string(),
-            ),
-            SqlContext::Unsupported(place) => Err(format!(
-                "stands inside {place}, where civica cannot write a value safely; put it in a `'…'` string, or use `| raw` for a value the pipeline's authors control"
-            )),
+            SqlContext::Joined => Err(Unplaceable::Joined),
+            SqlContext::Unsupported(place) => Err(Unplaceable::Inside(place)),
         }
     })
+}
+
+/// Why a value cannot be written where its placeholder stands in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Unplaceable {
+    /// Joined to the characters of a name or number.
+    #[error(
+        "is joined to other characters of a name or number; write it apart, or use `| raw` for a value the pipeline's authors control"
+    )]
+    Joined,
+    /// Inside a construct with no safe quoting.
+    #[error(
+        "stands inside {0}, where civica cannot write a value safely; put it in a `'…'` string, or use `| raw` for a value the pipeline's authors control"
+    )]
+    Inside(&'static str),
+}
+
+/// Why a placeholder's filter cannot apply to its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum FilterError {
+    /// A date filter on a value that is not a date.
+    #[error("`{filter}` needs a date `YYYY-MM-DD`, got `{value}`")]
+    NotADate {
+        /// The filter as written.
+        filter: String,
+        /// The value.
+        value: String,
+    },
+    /// `add_days` with something other than a whole number.
+    #[error("`add_days` takes a whole number of days, got `{0}`")]
+    Days(String),
+    /// A date beyond chrono's calendar.
+    #[error("`{0}` leaves the calendar")]
+    OffCalendar(String),
+    /// No such filter.
+    #[error("unknown filter `{0}` (known: `add_days(n)`, `nodash`, and last `raw` in SQL)")]
+    Unknown(String),
 }
 
 /// The filter that inserts a value as it is, in SQL.
@@ -121,7 +151,7 @@ fn sentinel(index: usize) -> String {
 /// The context of each placeholder of an SQL text, by its offset, as
 /// DataFusion's tokenizer (sqlparser's generic dialect) reads the text with
 /// each placeholder replaced by a plain word.
-fn sql_contexts(template: &str) -> Result<Vec<(usize, SqlContext)>, String> {
+fn sql_contexts(template: &str) -> Result<Vec<(usize, SqlContext)>, TemplateError> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
     let mut offsets = Vec::new();
@@ -143,7 +173,10 @@ fn sql_contexts(template: &str) -> Result<Vec<(usize, SqlContext)>, String> {
     }
     let tokens = Tokenizer::new(&GenericDialect {}, &text)
         .tokenize()
-        .map_err(|err| format!("cannot read the SQL to fill its placeholders: {err}"))?;
+        .map_err(|err| TemplateError {
+            offset: 0,
+            message: format!("cannot read the SQL to fill its placeholders: {err}"),
+        })?;
     let mut contexts = vec![None; offsets.len()];
     for token in &tokens {
         let (content, context) = match token {
@@ -229,7 +262,7 @@ pub fn placeholder_names(template: &str) -> Vec<&str> {
 fn render_with(
     template: &str,
     vars: &BTreeMap<String, String>,
-    place: impl Fn(usize, &str) -> Result<String, String>,
+    place: impl Fn(usize, &str) -> Result<String, Unplaceable>,
 ) -> Result<Rendered, Vec<TemplateError>> {
     let mut text = String::with_capacity(template.len());
     let mut pieces = vec![(0, 0)];
@@ -319,11 +352,13 @@ fn render_with(
 /// Applies one filter of a placeholder (`{{ ds | add_days(-7) }}`) to a
 /// value. Filters: `add_days(n)` on a `YYYY-MM-DD` date, `nodash` to write
 /// a date as `YYYYMMDD`.
-fn apply_filter(filter: &str, value: &str) -> Result<String, String> {
+fn apply_filter(filter: &str, value: &str) -> Result<String, FilterError> {
     let filter = filter.trim();
     let date = || {
-        NaiveDate::parse_from_str(value, "%Y-%m-%d")
-            .map_err(|_| format!("`{filter}` needs a date `YYYY-MM-DD`, got `{value}`"))
+        NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| FilterError::NotADate {
+            filter: filter.to_string(),
+            value: value.to_string(),
+        })
     };
     if filter == "nodash" {
         return Ok(date()?.format("%Y%m%d").to_string());
@@ -332,20 +367,16 @@ fn apply_filter(filter: &str, value: &str) -> Result<String, String> {
         .strip_prefix("add_days(")
         .and_then(|rest| rest.strip_suffix(')'))
     {
-        let days: i64 = argument.trim().parse().map_err(|_| {
-            format!(
-                "`add_days` takes a whole number of days, got `{}`",
-                argument.trim()
-            )
-        })?;
+        let days: i64 = argument
+            .trim()
+            .parse()
+            .map_err(|_| FilterError::Days(argument.trim().to_string()))?;
         return date()?
             .checked_add_signed(chrono::Duration::days(days))
             .map(|d| d.format("%Y-%m-%d").to_string())
-            .ok_or_else(|| format!("`{filter}` leaves the calendar"));
+            .ok_or_else(|| FilterError::OffCalendar(filter.to_string()));
     }
-    Err(format!(
-        "unknown filter `{filter}` (known: `add_days(n)`, `nodash`, and last `raw` in SQL)"
-    ))
+    Err(FilterError::Unknown(filter.to_string()))
 }
 
 /// The variables every pipeline has: `ds` (the run date, `YYYY-MM-DD`) and

@@ -16,7 +16,7 @@ fn check_format(file: &str, source: &Located<SourceSpec>, diags: &mut Vec<Diagno
         diags.push(Diagnostic::at(
             file,
             source.pos_of("format.pattern"),
-            problem,
+            problem.to_string(),
         ));
     }
     let FormatSpec::Csv(csv) = &source.value.format else {

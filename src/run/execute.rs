@@ -23,7 +23,7 @@ use crate::transform::run_step;
 
 use super::RunSummary;
 use super::events::{Reporter, RunEvent, StepKind, StepReport, human_bytes};
-use super::manifest::{Journal, OutputRecord};
+use super::manifest::{Journal, OutputRecord, SegmentRecord};
 use super::state::{self, Selection, state_location};
 use crate::source::lines::BytesScanned;
 /// Runs the steps of a prepared pipeline and publishes its outputs.
@@ -175,12 +175,12 @@ pub(super) async fn execute(
                 replace_table(ctx, &seg.quality, result.quality.clone())?;
                 replace_table(ctx, &seg.migrations, result.migrations.clone())?;
                 model_file = result.model.clone();
-                journal.segment = Some(serde_json::json!({
-                    "table": seg.name,
-                    "rows": result.rows,
-                    "summary": result.summary,
-                    "quality": result.model.as_ref().map(|(_, m)| m.quality.clone()),
-                }));
+                journal.segment = Some(SegmentRecord {
+                    table: seg.name.clone(),
+                    rows: result.rows,
+                    summary: result.summary.clone(),
+                    quality: result.model.as_ref().map(|(_, m)| m.quality.clone()),
+                });
                 out.finish(StepReport {
                     kind: StepKind::Segment,
                     name: seg.name.clone(),

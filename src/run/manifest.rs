@@ -6,13 +6,15 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
+use std::collections::BTreeMap;
+
 use serde::Serialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::StepReport;
 use super::error::RunFailure;
+use super::events::{StepKind, StepReport};
 use crate::plan::{Plan, Step};
+use crate::segment::FitQuality;
 use crate::source::InputObject;
 use crate::storage::object_in;
 
@@ -29,7 +31,7 @@ pub struct Journal {
     /// Outputs published (empty unless the publish succeeded).
     pub outputs: Vec<OutputRecord>,
     /// The segment step's figures, when it ran.
-    pub segment: Option<Value>,
+    pub segment: Option<SegmentRecord>,
     /// The data-quality checks' results, when they ran.
     pub checks: Vec<crate::check::CheckResult>,
     /// Each line source's account of its lines.
@@ -72,74 +74,207 @@ impl RunClock {
     }
 }
 
-/// The manifest document.
+/// The run manifest, as written to `<runs>/<run_id>_<pipeline>.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// The manifest's format: 1.
+    pub manifest_version: u32,
+    /// The run.
+    pub run_id: String,
+    /// The pipeline that ran.
+    pub pipeline: PipelineRecord,
+    /// Its variables (never the environment).
+    pub vars: BTreeMap<String, String>,
+    /// RFC 3339, milliseconds, UTC.
+    pub started_at: String,
+    /// RFC 3339, milliseconds, UTC.
+    pub finished_at: String,
+    /// Wall time of the run.
+    pub elapsed_ms: i64,
+    /// `succeeded` or `failed`.
+    pub status: &'static str,
+    /// The process's exit code for this run.
+    pub exit_code: u8,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Every file read, by source.
+    pub inputs: Vec<InputRecord>,
+    /// Steps in the order they finished.
+    pub steps: Vec<StepRecord>,
+    /// Each line source's account: read = loaded + rejected + skipped.
+    pub lines: Vec<LinesRecord>,
+    /// Outputs published (none unless the publish succeeded).
+    pub outputs: Vec<OutputRecord>,
+    /// The segment step's figures, when it ran.
+    pub segment: Option<SegmentRecord>,
+    /// The data-quality checks' results.
+    pub checks: Vec<crate::check::CheckResult>,
+    /// What the run was given and took.
+    pub resources: ResourcesRecord,
+    /// The versions of civica and of the engines it ran on.
+    pub versions: Versions,
+}
+
+/// The pipeline in a manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineRecord {
+    /// Its `name`.
+    pub name: String,
+    /// Its file, as given.
+    pub file: String,
+    /// SHA-256 of the pipeline file and of each SQL step as run.
+    pub sha256: String,
+}
+
+/// A file read, in a manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputRecord {
+    /// The source that read it.
+    pub source: String,
+    /// The file.
+    #[serde(flatten)]
+    pub object: InputObject,
+}
+
+/// A step, in a manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// What kind of step.
+    pub kind: StepKind,
+    /// The table it made or wrote.
+    pub table: String,
+    /// Rows, where known.
+    pub rows: Option<usize>,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// Its facts in words, as the run's account shows them.
+    pub detail: String,
+}
+
+/// A line source's account of its lines.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinesRecord {
+    /// The source.
+    pub source: String,
+    /// Lines read.
+    pub read: u64,
+    /// Rows loaded.
+    pub loaded: u64,
+    /// Lines quarantined.
+    pub rejected: u64,
+    /// Lines skipped on purpose (headers, blank lines).
+    pub skipped: u64,
+}
+
+/// The segment step, in a manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentRecord {
+    /// The assignments table.
+    pub table: String,
+    /// Citizens segmented.
+    pub rows: usize,
+    /// The fit in words.
+    pub summary: String,
+    /// The figures of each `k` tried, when the model is kept.
+    pub quality: Option<Vec<FitQuality>>,
+}
+
+/// The resources of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourcesRecord {
+    /// DataFusion's memory limit.
+    pub memory_limit_bytes: Option<usize>,
+    /// Where spill files went.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Partitions per query.
+    pub target_partitions: usize,
+    /// The process's peak resident memory.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The versions a run was made with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Versions {
+    /// civica.
+    pub civica: &'static str,
+    /// DataFusion.
+    pub datafusion: &'static str,
+    /// linfa.
+    pub linfa: &'static str,
+}
+
+/// The manifest of a run that ended with `outcome`.
 pub fn manifest(
     plan: &Plan,
     pipeline_hash: &str,
     clock: &RunClock,
     inputs: &[(String, Vec<InputObject>)],
     journal: &Journal,
+    resources: ResourcesRecord,
     outcome: Result<(), &RunFailure>,
-) -> Value {
+) -> Manifest {
     let finished = Utc::now();
     let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let steps: Vec<Value> = journal
-        .steps
-        .iter()
-        .map(|s| {
-            json!({
-                "kind": s.kind,
-                "table": s.name,
-                "rows": s.rows,
-                "elapsed_ms": s.elapsed.as_millis() as u64,
-                "detail": s.detail,
-            })
-        })
-        .collect();
-    let inputs: Vec<Value> = inputs
-        .iter()
-        .flat_map(|(source, objects)| {
-            objects.iter().map(move |o| {
-                let mut entry = json!(o);
-                entry["source"] = json!(source);
-                entry
-            })
-        })
-        .collect();
-    json!({
-        "manifest_version": 1,
-        "run_id": clock.run_id,
-        "pipeline": {
-            "name": plan.name,
-            "file": plan.file,
-            "sha256": pipeline_hash,
+    Manifest {
+        manifest_version: 1,
+        run_id: clock.run_id.clone(),
+        pipeline: PipelineRecord {
+            name: plan.name.clone(),
+            file: plan.file.clone(),
+            sha256: pipeline_hash.to_string(),
         },
-        "vars": plan.vars,
-        "started_at": rfc3339(clock.started),
-        "finished_at": rfc3339(finished),
-        "elapsed_ms": (finished - clock.started).num_milliseconds(),
-        "status": if outcome.is_ok() { "succeeded" } else { "failed" },
-        "exit_code": outcome.err().map_or(0, RunFailure::exit_code),
-        "error": outcome.err().map(|e| e.to_string()),
-        "inputs": inputs,
-        "steps": steps,
-        // Every line accounted for: read = loaded + rejected + skipped.
-        "lines": journal.lines.iter().map(|(source, counts)| json!({
-            "source": source,
-            "read": counts.read(),
-            "loaded": counts.loaded(),
-            "rejected": counts.rejected,
-            "skipped": counts.skipped,
-        })).collect::<Vec<_>>(),
-        "outputs": journal.outputs,
-        "segment": journal.segment,
-        "checks": journal.checks,
-        "versions": {
-            "civica": env!("CARGO_PKG_VERSION"),
-            "datafusion": datafusion::DATAFUSION_VERSION,
-            "linfa": LINFA_VERSION,
+        vars: plan.vars.clone(),
+        started_at: rfc3339(clock.started),
+        finished_at: rfc3339(finished),
+        elapsed_ms: (finished - clock.started).num_milliseconds(),
+        status: if outcome.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
         },
-    })
+        exit_code: outcome.err().map_or(0, RunFailure::exit_code),
+        error: outcome.err().map(|e| e.to_string()),
+        inputs: inputs
+            .iter()
+            .flat_map(|(source, objects)| {
+                objects.iter().map(move |object| InputRecord {
+                    source: source.clone(),
+                    object: object.clone(),
+                })
+            })
+            .collect(),
+        steps: journal
+            .steps
+            .iter()
+            .map(|s| StepRecord {
+                kind: s.kind,
+                table: s.name.clone(),
+                rows: s.rows,
+                elapsed_ms: u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX),
+                detail: s.detail.clone(),
+            })
+            .collect(),
+        lines: journal
+            .lines
+            .iter()
+            .map(|(source, counts)| LinesRecord {
+                source: source.clone(),
+                read: counts.read(),
+                loaded: counts.loaded(),
+                rejected: counts.rejected,
+                skipped: counts.skipped,
+            })
+            .collect(),
+        outputs: journal.outputs.clone(),
+        segment: journal.segment.clone(),
+        checks: journal.checks.clone(),
+        resources,
+        versions: Versions {
+            civica: env!("CARGO_PKG_VERSION"),
+            datafusion: datafusion::DATAFUSION_VERSION,
+            linfa: LINFA_VERSION,
+        },
+    }
 }
 
 /// The process's peak resident memory so far (`VmHWM` on Linux).
@@ -168,6 +303,30 @@ pub fn content_hash(plan: &Plan) -> String {
         .collect()
 }
 
+/// Why a record of the run (its manifest, its check results) was not
+/// written. The run's outcome stands: the outputs are published or kept.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The runs folder's store cannot be reached.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The manifest cannot be written as JSON.
+    #[error("cannot write the manifest as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The check results cannot be written as Parquet.
+    #[error("cannot write the check results: {0}")]
+    Parquet(String),
+    /// Writing the object failed.
+    #[error("cannot write `{location}`: {source}")]
+    Write {
+        /// Where.
+        location: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+}
+
 /// Writes the manifest as `<run_id>_<pipeline>.json` in `folder`; returns
 /// its location.
 pub async fn write_manifest(
@@ -175,10 +334,10 @@ pub async fn write_manifest(
     folder: &str,
     pipeline: &str,
     clock: &RunClock,
-    document: &Value,
-) -> Result<String, String> {
+    manifest: &Manifest,
+) -> Result<String, RecordError> {
     let name = format!("{}_{pipeline}.json", clock.run_id);
-    let body = serde_json::to_string_pretty(document).unwrap_or_default();
+    let body = serde_json::to_string_pretty(manifest)?;
     // A password in an endpoint URL (`http://user:pass@host`) is never kept.
     let body = crate::storage::redact_credentials(&body).into_bytes();
     write_record(ctx, folder, &name, body).await
@@ -192,15 +351,16 @@ pub async fn write_check_results(
     pipeline: &str,
     clock: &RunClock,
     results: &[crate::check::CheckResult],
-) -> Result<String, String> {
+) -> Result<String, RecordError> {
     let batch = crate::check::results_batch(
         results,
         &clock.run_id,
         pipeline,
         clock.started.timestamp_millis(),
     )
-    .map_err(|e| e.to_string())?;
-    let body = crate::sink::parquet_bytes(&batch).map_err(|e| e.to_string())?;
+    .map_err(|e| RecordError::Parquet(e.to_string()))?;
+    let body =
+        crate::sink::parquet_bytes(&batch).map_err(|e| RecordError::Parquet(e.to_string()))?;
     let name = format!("checks/{}_{pipeline}.parquet", clock.run_id);
     write_record(ctx, folder, &name, body).await
 }
@@ -212,13 +372,16 @@ async fn write_record(
     folder: &str,
     name: &str,
     body: Vec<u8>,
-) -> Result<String, String> {
+) -> Result<String, RecordError> {
     let location = format!("{folder}{name}");
-    let (store, path) = object_in(ctx, folder, name).map_err(|e| e.to_string())?;
+    let (store, path) = object_in(ctx, folder, name)?;
     store
         .put(&path, body.into())
         .await
-        .map_err(|e| format!("cannot write `{location}`: {e}"))?;
+        .map_err(|source| RecordError::Write {
+            location: location.clone(),
+            source,
+        })?;
     Ok(location)
 }
 

@@ -96,14 +96,21 @@ pub async fn run_prepared(
     };
     if let Some(folder) = &plan.runs {
         let outcome = result.as_ref().map(|_| ()).map_err(|failure| &**failure);
-        let mut document =
-            manifest::manifest(&plan, &pipeline_hash, &clock, &inputs, &journal, outcome);
-        document["resources"] = serde_json::json!({
-            "memory_limit_bytes": plan.resources.memory_limit,
-            "spill_dir": plan.resources.spill_dir,
-            "target_partitions": ctx.copied_config().target_partitions(),
-            "peak_rss_bytes": manifest::peak_rss_bytes(),
-        });
+        let resources = manifest::ResourcesRecord {
+            memory_limit_bytes: plan.resources.memory_limit,
+            spill_dir: plan.resources.spill_dir.clone(),
+            target_partitions: ctx.copied_config().target_partitions(),
+            peak_rss_bytes: manifest::peak_rss_bytes(),
+        };
+        let document = manifest::manifest(
+            &plan,
+            &pipeline_hash,
+            &clock,
+            &inputs,
+            &journal,
+            resources,
+            outcome,
+        );
         // The outputs are already published or kept: a manifest that
         // cannot be written is reported, and does not change the outcome.
         match write_manifest(&ctx, folder, &plan.name, &clock, &document).await {

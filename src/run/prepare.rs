@@ -100,8 +100,8 @@ pub async fn prepare(
     };
     let ctx = match new_session(&plan.resources).await {
         Ok(ctx) => ctx,
-        Err(message) => {
-            failures.push(failure(message));
+        Err(err) => {
+            failures.push(failure(err.to_string()));
             return Err(Problems {
                 invalid: diags,
                 failed: failures,
@@ -170,7 +170,7 @@ pub async fn prepare(
         match &plan.runs {
             Some(runs) => match state::load_state(&ctx, &state_location(runs, &plan.name)).await {
                 Ok(loaded) => load_state = loaded,
-                Err(message) => failures.push(failure(message)),
+                Err(err) => failures.push(failure(err.to_string())),
             },
             None => diags.push(Diagnostic {
                 file: plan.file.clone(),
@@ -284,8 +284,12 @@ pub async fn prepare(
         if failed.contains(&output.table) {
             continue;
         }
-        if let Err(message) = check_partition_columns(&ctx, output).await {
-            diags.push(Diagnostic::at(&plan.file, output.partition_pos, message));
+        if let Err(err) = validate_partition_columns(&ctx, output).await {
+            diags.push(Diagnostic::at(
+                &plan.file,
+                output.partition_pos,
+                err.to_string(),
+            ));
         }
     }
     if diags.is_empty() && failures.is_empty() {
@@ -349,13 +353,36 @@ async fn runs_folder_problem(runs: &str) -> Option<String> {
     })
 }
 
+/// Why an output cannot be partitioned as its `partition_by` says.
+#[derive(Debug, thiserror::Error)]
+enum PartitionColumnsError {
+    /// The table cannot be planned.
+    #[error("{0}")]
+    Table(#[from] datafusion::error::DataFusionError),
+    /// A partition column the table does not have.
+    #[error(
+        "`partition_by` names `{missing}`, which is not a column of `{table}` (columns: {columns})"
+    )]
+    NotAColumn {
+        /// The column.
+        missing: String,
+        /// The table.
+        table: String,
+        /// Its columns, comma-separated.
+        columns: String,
+    },
+    /// Every column is a partition column.
+    #[error("`partition_by` takes every column of `{0}`: the files would have none")]
+    EveryColumn(String),
+}
+
 /// Whether an output's partition columns are columns of its table, and
 /// leave at least one column for the files.
-async fn check_partition_columns(ctx: &SessionContext, output: &OutputPlan) -> Result<(), String> {
-    let table = ctx
-        .table(output.table.as_str())
-        .await
-        .map_err(|err| err.to_string())?;
+async fn validate_partition_columns(
+    ctx: &SessionContext,
+    output: &OutputPlan,
+) -> Result<(), PartitionColumnsError> {
+    let table = ctx.table(output.table.as_str()).await?;
     let schema = table.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     if let Some(missing) = output
@@ -363,26 +390,40 @@ async fn check_partition_columns(ctx: &SessionContext, output: &OutputPlan) -> R
         .iter()
         .find(|c| !names.contains(&c.as_str()))
     {
-        return Err(format!(
-            "`partition_by` names `{missing}`, which is not a column of `{}` (columns: {})",
-            output.table,
-            names.join(", ")
-        ));
+        return Err(PartitionColumnsError::NotAColumn {
+            missing: missing.clone(),
+            table: output.table.clone(),
+            columns: names.join(", "),
+        });
     }
     if output.partition_by.len() >= names.len() {
-        return Err(format!(
-            "`partition_by` takes every column of `{}`: the files would have none",
-            output.table
-        ));
+        return Err(PartitionColumnsError::EveryColumn(output.table.clone()));
     }
     Ok(())
+}
+
+/// Why a run's DataFusion session cannot be made.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    /// The spill folder cannot be created.
+    #[error("cannot create the spill folder `{}`: {source}", dir.display())]
+    SpillFolder {
+        /// The folder.
+        dir: std::path::PathBuf,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// DataFusion's runtime cannot be built.
+    #[error("{0}")]
+    Runtime(#[from] datafusion::error::DataFusionError),
 }
 
 /// A session with the plan's resources: one partition per core unless the
 /// plan or the environment (`DATAFUSION_*` variables) says otherwise, a
 /// spilling memory pool when a memory limit is set, and spill files in the
 /// plan's folder.
-async fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, String> {
+async fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, SessionError> {
     let mut config = SessionConfig::from_env()
         .unwrap_or_else(|err| {
             tracing::warn!(target: "civica::run", %err, "ignoring DATAFUSION_* settings");
@@ -414,10 +455,13 @@ async fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, String
     if let Some(dir) = &resources.spill_dir {
         tokio::fs::create_dir_all(dir)
             .await
-            .map_err(|err| format!("cannot create the spill folder `{}`: {err}", dir.display()))?;
+            .map_err(|source| SessionError::SpillFolder {
+                dir: dir.clone(),
+                source,
+            })?;
         runtime = runtime.with_temp_file_path(dir);
     }
-    let runtime = runtime.build_arc().map_err(|err| err.to_string())?;
+    let runtime = runtime.build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     Ok(ctx)

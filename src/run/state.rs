@@ -60,64 +60,112 @@ pub fn state_location(runs: &str, pipeline: &str) -> String {
     format!("{runs}state/{pipeline}.json")
 }
 
+/// Why the incremental state cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Its store cannot be reached.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// Reading it failed.
+    #[error("cannot read the incremental state `{location}`: {source}")]
+    Read {
+        /// The state file.
+        location: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// It is not a state civica wrote, or not one it can read.
+    #[error(
+        "the incremental state `{location}` is damaged: {problem}; restore it from a backup, or run with `--full-refresh` to read every file again and rebuild it"
+    )]
+    Damaged {
+        /// The state file.
+        location: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
 /// Reads a pipeline's state; none yet is an empty state. A state that is
 /// damaged, or was edited into one that cannot be right, is an error
 /// naming the file and what is wrong.
-pub async fn load_state(ctx: &SessionContext, location: &str) -> Result<LoadState, String> {
-    let (store, path) = object_at(ctx, location).map_err(|e| e.to_string())?;
-    let damaged = |what: String| {
-        format!(
-            "the incremental state `{location}` is damaged: {what}; restore it from a backup, or run with `--full-refresh` to read every file again and rebuild it"
-        )
+pub async fn load_state(ctx: &SessionContext, location: &str) -> Result<LoadState, StateError> {
+    let (store, path) = object_at(ctx, location)?;
+    let damaged = |problem: String| StateError::Damaged {
+        location: location.to_string(),
+        problem,
+    };
+    let unreadable = |source| StateError::Read {
+        location: location.to_string(),
+        source,
     };
     match store.get(&path).await {
         Ok(found) => {
-            let bytes = found
-                .bytes()
-                .await
-                .map_err(|e| format!("cannot read the incremental state `{location}`: {e}"))?;
+            let bytes = found.bytes().await.map_err(unreadable)?;
             let state: LoadState =
                 serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
-            state.validate().map_err(damaged)?;
+            state.validate().map_err(|e| damaged(e.to_string()))?;
             Ok(state)
         }
         Err(object_store::Error::NotFound { .. }) => Ok(LoadState::default()),
-        Err(e) => Err(format!(
-            "cannot read the incremental state `{location}`: {e}"
-        )),
+        Err(e) => Err(unreadable(e)),
     }
 }
 
 impl LoadState {
     /// What cannot be in a state civica wrote.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), StateProblem> {
         if self.format > STATE_FORMAT {
-            return Err(format!(
-                "it has format {}, written by a newer civica (this one reads up to {STATE_FORMAT})",
-                self.format
-            ));
+            return Err(StateProblem::Newer(self.format));
         }
         for (source, objects) in &self.sources {
+            let at = |key: &str| (source.clone(), key.to_string());
             for (key, seen) in objects {
                 if key.is_empty() {
-                    return Err(format!("source `{source}` lists an object with no name"));
+                    return Err(StateProblem::NoName(source.clone()));
                 }
                 if let Some(hash) = &seen.sha256
                     && (hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()))
                 {
-                    return Err(format!(
-                        "the content hash of `{key}` (source `{source}`) is not a SHA-256"
-                    ));
+                    let (table, key) = at(key);
+                    return Err(StateProblem::Hash { table, key });
                 }
                 if seen.run_id.as_deref() == Some("") {
-                    return Err(format!(
-                        "`{key}` (source `{source}`) names no run that read it"
-                    ));
+                    let (table, key) = at(key);
+                    return Err(StateProblem::NoRun { table, key });
                 }
             }
         }
         Ok(())
     }
+}
+
+/// What is wrong with a state file civica cannot have written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateProblem {
+    /// A format this version cannot read.
+    #[error("it has format {0}, written by a newer civica (this one reads up to {STATE_FORMAT})")]
+    Newer(u32),
+    /// An object with an empty name.
+    #[error("source `{0}` lists an object with no name")]
+    NoName(String),
+    /// A content hash that is not SHA-256 hex.
+    #[error("the content hash of `{key}` (source `{table}`) is not a SHA-256")]
+    Hash {
+        /// The source.
+        table: String,
+        /// The object.
+        key: String,
+    },
+    /// An object read by no run.
+    #[error("`{key}` (source `{table}`) names no run that read it")]
+    NoRun {
+        /// The source.
+        table: String,
+        /// The object.
+        key: String,
+    },
 }
 
 /// The path of an object below its source's folder: how the state knows it.
@@ -566,9 +614,21 @@ mod tests {
             r#"{"format":2,"sources":{"calls":{"a.csv":{"bytes":3,"etag":null,"sha256":"zz","run_id":"r"}}}}"#,
         )
         .expect("parses");
-        assert!(bad_hash.validate().unwrap_err().contains("not a SHA-256"));
+        assert!(
+            bad_hash
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a SHA-256")
+        );
         let newer = state(r#"{"format":9,"sources":{}}"#).expect("parses");
-        assert!(newer.validate().unwrap_err().contains("newer civica"));
+        assert!(
+            newer
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("newer civica")
+        );
         assert!(state(r#"{"sources":{"calls":{"a.csv":{"bytes":-1}}}}"#).is_err());
         assert!(state(r#"{"sources":{},"extra":1}"#).is_err());
         let old = state(r#"{"sources":{"calls":{"file:///x/a.csv":{"bytes":3,"etag":"t"}}}}"#)

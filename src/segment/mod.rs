@@ -26,13 +26,14 @@ pub use ids::{min_cost_matching, stable_ids};
 pub use kmeans::{Assignment, KMeansError, KMeansModel, KMeansParams};
 pub use model::FitQuality;
 pub use quality::{SILHOUETTE_SAMPLE, SilhouetteSample, adjusted_rand_index, davies_bouldin};
-pub use saved::SavedModel;
+pub use saved::{ModelFileProblem, SavedModel};
 pub use scale::Scaler;
 pub use tables::{check_segment_columns, output_schemas};
 
 use crate::pipeline::{ModelMode, Precision, backticked};
 use crate::plan::{ModelKind, SegmentPlan};
 use model::{fit_model, model_name};
+pub use saved::FitSettings;
 use saved::{load_model, previous_centroids};
 use scale::check_feature_range;
 use tables::{migrations, quality_table, segment_table};
@@ -193,19 +194,19 @@ pub async fn fit_segments(
                     .map(|r| r.to_vec())
                     .collect(),
                 next_segment_id: next_id,
-                settings: serde_json::json!({
-                    "k": k,
-                    "seed": plan.model.seed,
-                    "n_init": plan.model.n_init,
-                    "max_iter": plan.model.max_iter,
-                    "tolerance": plan.model.tolerance,
-                    "precision": match plan.model.kind {
-                        ModelKind::Kmeans(Precision::Float32) => "float32",
-                        _ => "float64",
+                settings: FitSettings {
+                    k,
+                    seed: plan.model.seed,
+                    n_init: plan.model.n_init,
+                    max_iter: plan.model.max_iter,
+                    tolerance: plan.model.tolerance,
+                    precision: match plan.model.kind {
+                        ModelKind::Kmeans(precision) => precision,
+                        ModelKind::Gmm => Precision::Float64,
                     },
-                    "mode": if assign { "assign" } else { "refit" },
-                }),
-                quality: serde_json::to_value(&fitted.tried).map_err(SegmentError::ModelFile)?,
+                    mode: plan.model.mode,
+                },
+                quality: fitted.tried.clone(),
             };
             Ok((path, saved))
         });

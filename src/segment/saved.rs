@@ -7,7 +7,9 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::SegmentError;
+use super::model::FitQuality;
 use super::scale::Scaler;
+use crate::pipeline::{ModelMode, Precision};
 use crate::storage::{ensure_store, table_url};
 
 /// The model file: enough to scale new data the same way, place citizens
@@ -36,22 +38,113 @@ pub struct SavedModel {
     /// The id the next new segment gets; ids are never reused.
     pub next_segment_id: i32,
     /// The settings of the fit.
-    pub settings: serde_json::Value,
-    /// Quality figures of the fit.
-    pub quality: serde_json::Value,
+    pub settings: FitSettings,
+    /// Quality figures of the fit, one per `k` tried (none when the run
+    /// assigned to an earlier model).
+    pub quality: Vec<FitQuality>,
+}
+
+/// The settings a saved model was fitted (or assigned) with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitSettings {
+    /// Segments.
+    pub k: usize,
+    /// Random seed.
+    pub seed: u64,
+    /// Initialisations.
+    pub n_init: usize,
+    /// Iteration cap per initialisation.
+    pub max_iter: usize,
+    /// Convergence tolerance.
+    pub tolerance: f64,
+    /// Arithmetic of the fit (`float64` for a Gaussian mixture).
+    pub precision: Precision,
+    /// `refit` or `assign`.
+    pub mode: ModelMode,
 }
 
 /// The largest centroid coordinate a saved model may hold, in scaled
 /// units: beyond it a squared distance overflows.
 const MAX_CENTROID: f64 = 1e150;
 
+/// What is wrong with a saved model that civica cannot have written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelFileProblem {
+    /// No feature columns.
+    #[error("it lists no features")]
+    NoFeatures,
+    /// A per-feature list of the wrong length.
+    #[error("{what} has {len} values for {features} features")]
+    FeatureList {
+        /// Which list.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The number of features.
+        features: usize,
+    },
+    /// A scaling that is not a finite offset and a positive scale.
+    #[error("the scaling of feature `{0}` is not a finite offset and a positive scale")]
+    Scaling(String),
+    /// A `fill` value that is not finite.
+    #[error("a `fill` value is not finite")]
+    Fill,
+    /// No centroids.
+    #[error("it has no centroids")]
+    NoCentroids,
+    /// Segment ids and centroids do not pair up.
+    #[error("it has {ids} segment ids for {centroids} centroids")]
+    Ids {
+        /// Segment ids.
+        ids: usize,
+        /// Centroids.
+        centroids: usize,
+    },
+    /// A centroid of the wrong length.
+    #[error("the centroid of segment {id} has {len} values for {features} features")]
+    CentroidLength {
+        /// The segment.
+        id: i32,
+        /// Its length.
+        len: usize,
+        /// The number of features.
+        features: usize,
+    },
+    /// A centroid coordinate no fit gives.
+    #[error(
+        "the centroid of segment {id} holds {value:e} for feature `{feature}`, which no fit gives"
+    )]
+    CentroidValue {
+        /// The segment.
+        id: i32,
+        /// The coordinate.
+        value: f64,
+        /// Its feature.
+        feature: String,
+    },
+    /// A segment id listed twice.
+    #[error("segment id {0} is listed twice")]
+    Twice(i32),
+    /// A segment id below 1.
+    #[error("segment id {0} is not a positive number")]
+    NotPositive(i32),
+    /// `next_segment_id` would reuse an id.
+    #[error("`next_segment_id` {next} is not above the largest segment id {last}")]
+    NextId {
+        /// `next_segment_id`.
+        next: i32,
+        /// The largest id.
+        last: i32,
+    },
+}
+
 impl SavedModel {
     /// What cannot be in a model civica wrote: a model edited or damaged
     /// into one of these would place citizens wrongly or not at all.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ModelFileProblem> {
         let d = self.features.len();
         if d == 0 {
-            return Err("it lists no features".to_string());
+            return Err(ModelFileProblem::NoFeatures);
         }
         for (what, len) in [
             ("`log1p`", self.log1p.len()),
@@ -60,7 +153,11 @@ impl SavedModel {
             ("`scaler.scale`", self.scaler.scale.len()),
         ] {
             if len != d {
-                return Err(format!("{what} has {len} values for {d} features"));
+                return Err(ModelFileProblem::FeatureList {
+                    what,
+                    len,
+                    features: d,
+                });
             }
         }
         if let Some(j) = (0..d).find(|&j| {
@@ -68,55 +165,53 @@ impl SavedModel {
                 && self.scaler.scale[j].is_finite()
                 && self.scaler.scale[j] > 0.0)
         }) {
-            return Err(format!(
-                "the scaling of feature `{}` is not a finite offset and a positive scale",
-                self.features[j]
-            ));
+            return Err(ModelFileProblem::Scaling(self.features[j].clone()));
         }
         if self.fill.iter().flatten().any(|v| !v.is_finite()) {
-            return Err("a `fill` value is not finite".to_string());
+            return Err(ModelFileProblem::Fill);
         }
         if self.centroids.is_empty() {
-            return Err("it has no centroids".to_string());
+            return Err(ModelFileProblem::NoCentroids);
         }
         if self.segment_ids.len() != self.centroids.len() {
-            return Err(format!(
-                "it has {} segment ids for {} centroids",
-                self.segment_ids.len(),
-                self.centroids.len()
-            ));
+            return Err(ModelFileProblem::Ids {
+                ids: self.segment_ids.len(),
+                centroids: self.centroids.len(),
+            });
         }
-        for (id, centroid) in self.segment_ids.iter().zip(&self.centroids) {
+        for (&id, centroid) in self.segment_ids.iter().zip(&self.centroids) {
             if centroid.len() != d {
-                return Err(format!(
-                    "the centroid of segment {id} has {} values for {d} features",
-                    centroid.len()
-                ));
+                return Err(ModelFileProblem::CentroidLength {
+                    id,
+                    len: centroid.len(),
+                    features: d,
+                });
             }
             if let Some(j) = centroid
                 .iter()
                 .position(|v| !(v.is_finite() && v.abs() <= MAX_CENTROID))
             {
-                return Err(format!(
-                    "the centroid of segment {id} holds {:e} for feature `{}`, which no fit gives",
-                    centroid[j], self.features[j]
-                ));
+                return Err(ModelFileProblem::CentroidValue {
+                    id,
+                    value: centroid[j],
+                    feature: self.features[j].clone(),
+                });
             }
         }
         let mut ids = self.segment_ids.clone();
         ids.sort_unstable();
         if let Some(twice) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("segment id {} is listed twice", twice[0]));
+            return Err(ModelFileProblem::Twice(twice[0]));
         }
         if ids[0] < 1 {
-            return Err(format!("segment id {} is not a positive number", ids[0]));
+            return Err(ModelFileProblem::NotPositive(ids[0]));
         }
         let last = ids[ids.len() - 1];
         if self.next_segment_id <= last {
-            return Err(format!(
-                "`next_segment_id` {} is not above the largest segment id {last}",
-                self.next_segment_id
-            ));
+            return Err(ModelFileProblem::NextId {
+                next: self.next_segment_id,
+                last,
+            });
         }
         Ok(())
     }
@@ -185,14 +280,29 @@ mod tests {
             segment_ids: vec![1, 2],
             centroids: vec![vec![0.0, 1.0], vec![1.0, 0.0]],
             next_segment_id: 3,
-            settings: serde_json::Value::Null,
-            quality: serde_json::Value::Null,
+            settings: FitSettings {
+                k: 2,
+                seed: 42,
+                n_init: 3,
+                max_iter: 300,
+                tolerance: 1e-4,
+                precision: Precision::Float32,
+                mode: ModelMode::Refit,
+            },
+            quality: Vec::new(),
         }
     }
 
     #[test]
     fn a_damaged_saved_model_is_refused_with_what_is_wrong() {
         assert_eq!(saved().validate(), Ok(()));
+        let written = serde_json::to_string(&saved()).expect("serialises");
+        assert!(
+            written.contains(r#""precision":"float32","mode":"refit""#),
+            "{written}"
+        );
+        let read: SavedModel = serde_json::from_str(&written).expect("reads back");
+        assert_eq!(read, saved());
         type Damage = fn(&mut SavedModel);
         let cases: Vec<(Damage, &str)> = vec![
             (
@@ -215,7 +325,7 @@ mod tests {
         for (damage, expected) in cases {
             let mut model = saved();
             damage(&mut model);
-            let err = model.validate().expect_err(expected);
+            let err = model.validate().expect_err(expected).to_string();
             assert!(err.contains(expected), "{err} / {expected}");
         }
     }

@@ -14,22 +14,74 @@ use crate::run_id::run_alive;
 use crate::storage::layout::{VERSIONS, parse_pointer, read_pointer};
 use crate::storage::{ensure_store, object_in, path_below, table_url};
 
+/// Why the publish a dead run recorded cannot be completed now. The record
+/// and what it staged are kept; the next run retries.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The publish records cannot be listed.
+    #[error("cannot list the publish records in {runs}{INTENTS}/: {reason}")]
+    List {
+        /// The runs folder.
+        runs: String,
+        /// The store's error.
+        reason: String,
+    },
+    /// The run that wrote the record is still running.
+    #[error(
+        "run {run_id} is still running and publishing (waited {} s); runs of one pipeline must not overlap",
+        waited.as_secs()
+    )]
+    StillRunning {
+        /// The run.
+        run_id: String,
+        /// How long this run waited.
+        waited: std::time::Duration,
+    },
+    /// The record cannot be read.
+    #[error("cannot read the record: {0}")]
+    Read(#[source] object_store::Error),
+    /// The record is not JSON of publishes.
+    #[error("the record is not a publish record: {0}")]
+    NotARecord(#[source] serde_json::Error),
+    /// The record names files or folders its run would never have.
+    #[error("the record cannot be right: {0}; check the outputs, then remove the record")]
+    Implausible(String),
+    /// The output's store cannot be reached.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// What the record staged is no longer there.
+    #[error("the files it staged for {0} are gone; check that output, then remove the record")]
+    StagedFilesGone(String),
+    /// Moving the staged files failed.
+    #[error("cannot complete {location}: {source}")]
+    Complete {
+        /// The output.
+        location: String,
+        /// Why.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The publish was completed, the record stays.
+    #[error("completed, but cannot remove the record: {0}")]
+    RemoveRecord(#[source] object_store::Error),
+}
+
 impl Publication {
     /// What a record civica wrote for run `run_id` always holds: its files
     /// staged where that run stages them (beside or below the output
     /// folder, named by the run), and names that stay inside the folders.
     /// A record edited into anything else could move files anywhere.
-    fn validate(&self, run_id: &str) -> Result<(), String> {
+    fn validate(&self, run_id: &str) -> Result<(), RecoveryError> {
         let staging_of_run = [
             format!("{}.civica-staging-{run_id}", self.folder),
             format!("{}/.civica-staging-{run_id}", self.folder),
             format!("{}/{VERSIONS}/{run_id}", self.folder),
         ];
         if !staging_of_run.contains(&self.staging) {
-            return Err(format!(
+            return Err(RecoveryError::Implausible(format!(
                 "its staging `{}` is not where run {run_id} stages `{}`",
                 self.staging, self.folder
-            ));
+            )));
         }
         if let Some(bad) = self.files.iter().find(|file| {
             file.is_empty()
@@ -38,16 +90,16 @@ impl Publication {
                     .split('/')
                     .any(|part| part.is_empty() || part == "." || part == "..")
         }) {
-            return Err(format!(
+            return Err(RecoveryError::Implausible(format!(
                 "it names the file `{bad}`, which leaves its folder"
-            ));
+            )));
         }
         if !self.tags.is_empty() && self.tags.len() != self.files.len() {
-            return Err(format!(
+            return Err(RecoveryError::Implausible(format!(
                 "it has {} e-tags for {} files",
                 self.tags.len(),
                 self.files.len()
-            ));
+            )));
         }
         Ok(())
     }
@@ -98,7 +150,7 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
                     }
                 }
             }
-            Err(why) => recovery.unfinished.push(why),
+            Err(why) => recovery.unfinished.push(why.to_string()),
         }
     }
     let mut parents: Vec<&str> = folders.iter().map(|f| parent_of(f)).collect();
@@ -159,9 +211,10 @@ pub async fn recover(ctx: &SessionContext, runs: Option<&str>, folders: &[String
 async fn recorded_publishes(
     ctx: &SessionContext,
     runs: &str,
-) -> Result<(Arc<dyn ObjectStore>, Vec<(String, ObjectPath)>), String> {
-    let cannot = |err: &dyn std::fmt::Display| {
-        format!("cannot list the publish records in {runs}{INTENTS}/: {err}")
+) -> Result<(Arc<dyn ObjectStore>, Vec<(String, ObjectPath)>), RecoveryError> {
+    let cannot = |err: &dyn std::fmt::Display| RecoveryError::List {
+        runs: runs.to_string(),
+        reason: err.to_string(),
     };
     let (store, intents) = object_in(ctx, runs, INTENTS).map_err(|err| cannot(&err))?;
     let listed: Vec<_> = store.list(Some(&intents)).collect().await;
@@ -196,7 +249,7 @@ async fn wait_while_alive(
     store: &dyn ObjectStore,
     run_id: &str,
     record: &ObjectPath,
-) -> Result<bool, String> {
+) -> Result<bool, RecoveryError> {
     // This process runs one run at a time: a record of its own (a
     // backfill's earlier day whose record could not be removed) is of a
     // finished run.
@@ -207,10 +260,10 @@ async fn wait_while_alive(
             return Ok(false);
         }
         if waited.elapsed() > PUBLISH_WAIT {
-            return Err(format!(
-                "run {run_id} is still running and publishing (waited {} s); runs of one pipeline must not overlap",
-                PUBLISH_WAIT.as_secs()
-            ));
+            return Err(RecoveryError::StillRunning {
+                run_id: run_id.to_string(),
+                waited: PUBLISH_WAIT,
+            });
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -218,11 +271,14 @@ async fn wait_while_alive(
 }
 
 /// Whether a publish record is still there; a store error is not "no".
-async fn record_present(store: &dyn ObjectStore, record: &ObjectPath) -> Result<bool, String> {
+async fn record_present(
+    store: &dyn ObjectStore,
+    record: &ObjectPath,
+) -> Result<bool, RecoveryError> {
     match store.head(record).await {
         Ok(_) => Ok(true),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(err) => Err(format!("cannot read the record: {err}")),
+        Err(err) => Err(RecoveryError::Read(err)),
     }
 }
 
@@ -234,33 +290,31 @@ async fn complete_recorded(
     store: &dyn ObjectStore,
     record: &ObjectPath,
     run_id: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, RecoveryError> {
     let body = store
         .get(record)
         .await
-        .map_err(|err| format!("cannot read the record: {err}"))?
+        .map_err(RecoveryError::Read)?
         .bytes()
         .await
-        .map_err(|err| format!("cannot read the record: {err}"))?;
-    let publications: Vec<Publication> = serde_json::from_slice(&body)
-        .map_err(|err| format!("the record is not a publish record: {err}"))?;
+        .map_err(RecoveryError::Read)?;
+    let publications: Vec<Publication> =
+        serde_json::from_slice(&body).map_err(RecoveryError::NotARecord)?;
     for publication in &publications {
-        publication.validate(run_id).map_err(|err| {
-            format!("the record cannot be right: {err}; check the outputs, then remove the record")
-        })?;
+        publication.validate(run_id)?;
     }
     let mut done = Vec::new();
     for publication in publications {
-        let target = ensure_store(ctx, &publication.location).map_err(|err| err.to_string())?;
+        let target = ensure_store(ctx, &publication.location)?;
         if !staged_files_present(target.as_ref(), &publication).await {
-            return Err(format!(
-                "the files it staged for {} are gone; check that output, then remove the record",
-                publication.location
-            ));
+            return Err(RecoveryError::StagedFilesGone(publication.location));
         }
         let moved = complete_at("recovering", target.as_ref(), &publication)
             .await
-            .map_err(|err| format!("cannot complete {}: {err}", publication.location))?;
+            .map_err(|source| RecoveryError::Complete {
+                location: publication.location.clone(),
+                source,
+            })?;
         done.push(match moved {
             true => format!(
                 "completed the publish of run {run_id}: {}",
@@ -275,7 +329,7 @@ async fn complete_recorded(
     store
         .delete(record)
         .await
-        .map_err(|err| format!("completed, but cannot remove the record: {err}"))?;
+        .map_err(RecoveryError::RemoveRecord)?;
     Ok(done)
 }
 
@@ -332,14 +386,16 @@ mod tests {
             layout: Layout::Renamed,
             tags: vec![None, None],
         };
-        assert_eq!(good.validate("R1"), Ok(()));
+        good.validate("R1").expect("a record as civica writes it");
         let versioned = Publication {
             staging: "lake/out/people/_versions/R1".to_string(),
             layout: Layout::Versioned,
             tags: Vec::new(),
             ..good.clone()
         };
-        assert_eq!(versioned.validate("R1"), Ok(()));
+        versioned
+            .validate("R1")
+            .expect("a versioned record as civica writes it");
         let cases = [
             (
                 Publication {
@@ -368,7 +424,7 @@ mod tests {
         for (at, (publication, expected)) in cases.into_iter().enumerate() {
             let run = if at == 1 { "R2" } else { "R1" };
             let err = publication.validate(run).expect_err(expected);
-            assert!(err.contains(expected), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
         }
     }
 }

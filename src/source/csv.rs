@@ -28,7 +28,7 @@ use super::SourceError;
 use super::datetime::DateTimeFormat;
 use super::drift::{Mapping, reconcile};
 use super::line_source::register_lines;
-use super::lines::{LineDecoder, LineLayout, LineOptions, TextEncoding, read_head};
+use super::lines::{LineDecoder, LineError, LineLayout, LineOptions, TextEncoding, read_head};
 use super::quarantine::Quarantine;
 use crate::pipeline::backticked;
 use crate::pipeline::{ColumnType, CsvFormatSpec, EncodingSpec, OnError, SchemaDrift};
@@ -57,24 +57,20 @@ pub(super) async fn register_csv(
     let mut heads = Vec::new();
     let mut to_sample = SAMPLE_ROWS;
     for object in &objects {
-        let head = read_head(&store, object, encoding, to_sample + 1)
-            .await
-            .map_err(|reason| SourceError::File {
-                file: display_object(&source.location, &object.location),
-                reason,
-            })?;
+        let file = display_object(&source.location, &object.location);
+        let head = read_head(&store, object, &file, encoding, to_sample + 1).await?;
         if head.utf8_declared_latin {
             tracing::warn!(
                 "source `{}`: `{}` is declared `encoding: windows-1252`, but its bytes are UTF-8: accented letters would load as two characters each (`è` as `Ã¨`); set `encoding: utf-8` if the file is UTF-8",
                 source.name,
-                display_object(&source.location, &object.location)
+                file
             );
         }
         if let Some(byte) = head.not_utf8_at {
             tracing::warn!(
                 "source `{}`: `{}` is not UTF-8 (byte {byte}): its lines with such bytes will be rejected; set `encoding: windows-1252` if it is a Latin-1 export",
                 source.name,
-                display_object(&source.location, &object.location)
+                file
             );
         }
         let lines = head.lines;
@@ -247,7 +243,7 @@ impl Syntax {
 
     /// The fields of a line: quoted fields lose their quotes, doubled quotes
     /// and escapes are resolved.
-    fn split<'a>(&self, line: &'a str) -> Result<Vec<Cow<'a, str>>, String> {
+    fn split<'a>(&self, line: &'a str) -> Result<Vec<Cow<'a, str>>, LineError> {
         let (mut spans, mut scratch) = (Vec::new(), String::new());
         self.split_into(line, &mut spans, &mut scratch)?;
         Ok(spans
@@ -267,7 +263,7 @@ impl Syntax {
         line: &str,
         spans: &mut Vec<Span>,
         scratch: &mut String,
-    ) -> Result<(), String> {
+    ) -> Result<(), LineError> {
         spans.clear();
         scratch.clear();
         let bytes = line.as_bytes();
@@ -279,10 +275,10 @@ impl Syntax {
                     None => return Ok(()),
                     Some(b) if *b == self.delimiter => pos += 1,
                     Some(_) => {
-                        return Err(format!(
+                        return Err(LineError(format!(
                             "unexpected text after the closing quote of field {}",
                             spans.len()
-                        ));
+                        )));
                     }
                 }
             } else {
@@ -309,7 +305,7 @@ impl Syntax {
         start: usize,
         spans: &mut Vec<Span>,
         scratch: &mut String,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, LineError> {
         let bytes = line.as_bytes();
         let mut copied: Option<usize> = None;
         let mut run = start;
@@ -345,7 +341,9 @@ impl Syntax {
                 pos += 1;
             }
         }
-        Err("a quoted field is not closed on its line".to_string())
+        Err(LineError(
+            "a quoted field is not closed on its line".to_string(),
+        ))
     }
 }
 
@@ -694,17 +692,17 @@ struct CsvDecoder {
 }
 
 impl CsvDecoder {
-    fn push_spans(&mut self, line: &str, spans: &[Span], scratch: &str) -> Result<(), String> {
+    fn push_spans(&mut self, line: &str, spans: &[Span], scratch: &str) -> Result<(), LineError> {
         let text = |span: &Span| match span.owned {
             true => &scratch[span.start..span.end],
             false => &line[span.start..span.end],
         };
         if spans.len() != self.mapping.len() {
-            return Err(format!(
+            return Err(LineError(format!(
                 "expected {} fields, found {}",
                 self.mapping.len(),
                 spans.len()
-            ));
+            )));
         }
         self.present.fill(false);
         self.sources.fill(usize::MAX);
@@ -720,7 +718,7 @@ impl CsvDecoder {
                         .format
                         .float(field.trim())
                         .is_some_and(|v| !v.is_finite());
-                return Err(format!(
+                return Err(LineError(format!(
                     "column `{}`: `{field}` is not {}",
                     self.names[column],
                     if out_of_range {
@@ -728,7 +726,7 @@ impl CsvDecoder {
                     } else {
                         type_name(ty)
                     }
-                ));
+                )));
             }
             if let Some(slot) = self.slots[column] {
                 self.values[slot] = value;
@@ -751,7 +749,7 @@ impl CsvDecoder {
 }
 
 impl LineDecoder for CsvDecoder {
-    fn push_line(&mut self, line: &str) -> Result<(), String> {
+    fn push_line(&mut self, line: &str) -> Result<(), LineError> {
         let mut spans = std::mem::take(&mut self.spans);
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = self

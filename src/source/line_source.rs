@@ -37,12 +37,7 @@ pub(super) async fn check_sample(
     };
     let store = ensure_store(ctx, &source.location)?;
     let file = display_object(&source.location, &first.location);
-    let head = lines::read_head(&store, first, TextEncoding::Utf8, SAMPLE_LINES)
-        .await
-        .map_err(|reason| SourceError::File {
-            file: file.clone(),
-            reason,
-        })?;
+    let head = lines::read_head(&store, first, &file, TextEncoding::Utf8, SAMPLE_LINES).await?;
     let mut decoder = layout.decoder(&[], first.location.as_ref());
     let mut tried = 0;
     let mut first_reason = None;

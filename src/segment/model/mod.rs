@@ -20,7 +20,7 @@ use crate::pipeline::Precision;
 use crate::plan::{ModelKind, SegmentPlan};
 
 /// The figures of one fit, a row of the quality table.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FitQuality {
     /// Segments.
     pub k: usize,

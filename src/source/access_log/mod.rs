@@ -20,10 +20,10 @@ use object_store::ObjectMeta;
 
 use self::clf::parse_line;
 use self::pattern::parse_with;
-use self::record::{LineError, LogRecord};
+use self::record::LogRecord;
 use super::SourceError;
 use super::line_source::{check_sample, register_lines};
-use super::lines::{LineDecoder, LineLayout, LineOptions, TextEncoding};
+use super::lines::{LineDecoder, LineError, LineLayout, LineOptions, TextEncoding};
 use super::quarantine::Quarantine;
 use crate::pipeline::log_pattern::LogPattern;
 use crate::pipeline::{AccessLogFormatSpec, LogFlavor, OnError};
@@ -40,9 +40,9 @@ pub(super) async fn register_access_log(
 ) -> Result<Quarantine, SourceError> {
     let parser = match &log.pattern {
         Some(pattern) => LogParser::Pattern(Arc::new(LogPattern::compile(pattern).map_err(
-            |reason| SourceError::File {
+            |problem| SourceError::File {
                 file: source.location.clone(),
-                reason,
+                reason: problem.to_string(),
             },
         )?)),
         None => LogParser::Flavor(log.flavor),
@@ -262,11 +262,8 @@ struct LogDecoder {
 }
 
 impl LineDecoder for LogDecoder {
-    fn push_line(&mut self, line: &str) -> Result<(), String> {
-        let record = self
-            .parser
-            .parse(line)
-            .map_err(|LineError(reason)| reason)?;
+    fn push_line(&mut self, line: &str) -> Result<(), LineError> {
+        let record = self.parser.parse(line)?;
         for builder in &mut self.builders {
             builder.push(&record);
         }

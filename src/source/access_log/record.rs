@@ -4,6 +4,8 @@
 
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 
+pub(crate) use crate::source::lines::LineError;
+
 /// One parsed line, borrowing from the text.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogRecord<'a> {
@@ -38,10 +40,6 @@ pub struct LogRecord<'a> {
     /// A pattern's other fields, in order.
     pub extras: Vec<Option<&'a str>>,
 }
-
-/// Why a line was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineError(pub String);
 
 pub(super) fn err(message: &str) -> LineError {
     LineError(message.to_string())

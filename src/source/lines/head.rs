@@ -9,6 +9,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use super::scan::read_failure;
 use super::{TextEncoding, compression_of};
+use crate::source::SourceError;
 
 /// The first lines of a file, decoded, and what its bytes say of the
 /// encoding declared.
@@ -25,30 +26,36 @@ pub struct Head {
 
 /// The first `max_lines` lines of a file, decompressed and decoded (a
 /// UTF-8 byte-order mark is dropped), for headers and type inference.
+/// `file` is the file as messages name it.
 pub async fn read_head(
     store: &Arc<dyn ObjectStore>,
     object: &ObjectMeta,
+    file: &str,
     encoding: TextEncoding,
     max_lines: usize,
-) -> Result<Head, String> {
+) -> Result<Head, SourceError> {
     const MAX_BYTES: usize = 16 << 20;
     let path = object.location.as_ref();
+    let failed = |reason: String| SourceError::File {
+        file: file.to_string(),
+        reason,
+    };
     let raw = store
         .get(&object.location)
         .await
-        .map_err(|e| format!("cannot be read: {e}"))?
+        .map_err(|e| failed(format!("cannot be read: {e}")))?
         .into_stream()
         .map_err(DataFusionError::from)
         .boxed();
     let mut input = compression_of(path)
         .convert_stream(raw)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failed(e.to_string()))?;
     let mut bytes = Vec::new();
     let mut newlines = 0;
     while newlines <= max_lines && bytes.len() < MAX_BYTES {
         match input.next().await {
             Some(chunk) => {
-                let chunk = chunk.map_err(|e| read_failure(&e, path))?;
+                let chunk = chunk.map_err(|e| failed(read_failure(&e, path)))?;
                 newlines += memchr::memchr_iter(b'\n', &chunk).count();
                 bytes.extend_from_slice(&chunk);
             }

@@ -37,11 +37,24 @@ pub trait LineLayout: Send + Sync + fmt::Debug {
     fn file_type(&self) -> &'static str;
 }
 
+/// Why a line cannot be a row: the reason its quarantine row and the
+/// `on_error: fail` message give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError(pub String);
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LineError {}
+
 /// Turns lines into rows, a batch at a time.
 pub trait LineDecoder: Send {
     /// Adds the line as a row, or says why it cannot be one. A rejected line
     /// adds nothing.
-    fn push_line(&mut self, line: &str) -> Result<(), String>;
+    fn push_line(&mut self, line: &str) -> Result<(), LineError>;
     /// Rows added since the last [`LineDecoder::finish`].
     fn rows(&self) -> usize;
     /// The rows added so far as a batch of the projected columns.

@@ -15,7 +15,7 @@ use futures::stream::BoxStream;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::{
-    LineCounts, LineDecoder, LineOptions, LineScanError, ScanTally, TextEncoding,
+    LineCounts, LineDecoder, LineError, LineOptions, LineScanError, ScanTally, TextEncoding,
     compressed_ending, rejected_schema,
 };
 
@@ -150,12 +150,12 @@ impl LineScan {
             return Ok(());
         }
         self.counts.lines += 1;
-        let text: Result<Cow<'_, str>, String> = match self.options.encoding {
+        let text: Result<Cow<'_, str>, LineError> = match self.options.encoding {
             TextEncoding::Utf8 => std::str::from_utf8(raw).map(Cow::Borrowed).map_err(|e| {
-                format!(
+                LineError(format!(
                     "not valid UTF-8 at byte {} (set `encoding: windows-1252` for Latin-1 files)",
                     e.valid_up_to() + 1
-                )
+                ))
             }),
             TextEncoding::Windows1252 => {
                 Ok(encoding_rs::WINDOWS_1252.decode_without_bom_handling(raw).0)
@@ -165,7 +165,7 @@ impl LineScan {
             Ok(text) => self.decoder.push_line(text),
             Err(reason) => Err(reason.clone()),
         };
-        if let Err(reason) = result {
+        if let Err(LineError(reason)) = result {
             self.counts.rejected += 1;
             match &mut self.rejected {
                 Some(rejected) => {
