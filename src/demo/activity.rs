@@ -183,7 +183,7 @@ fn plan_citizen(
         u64::from(index),
         day as u64,
     ]);
-    let spec = p.segment.spec();
+    let spec = p.segment.planted();
     let wd = weekday(day);
 
     let week = if spec.workday_web {
@@ -444,7 +444,7 @@ fn push_request(buf: &mut Vec<u8>, id: u64, q: &RequestPlan, window_end: i64) {
     } else {
         b"in_lavorazione"
     };
-    let spec = q.segment.spec();
+    let spec = q.segment.planted();
     let satisfaction =
         (!open && chance(&mut r, 0.65)).then(|| 1 + weighted(&mut r, &spec.satisfaction) as u64);
 

@@ -56,8 +56,10 @@ const CALLS_MORNING: CallSlots = [
 pub(crate) const CALLS_DAY: CallSlots =
     [5, 9, 11, 12, 12, 11, 10, 8, 5, 4, 6, 8, 9, 9, 8, 7, 6, 4, 3];
 
-/// Behaviour parameters of a segment; rates are per 90 days.
-pub(crate) struct SegmentSpec {
+/// A segment the demo plants in its population, for the model to find:
+/// its behaviour parameters; rates are per 90 days. (Not the pipeline's
+/// `segment` section, `pipeline::SegmentSpec`.)
+pub(crate) struct PlantedSegment {
     pub(crate) name: &'static str,
     share_permille: u32,
     pub(crate) age: (i64, i64),
@@ -92,8 +94,8 @@ pub(crate) struct SegmentSpec {
 }
 
 /// The planted segments, in [`Segment`] order.
-pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
-    SegmentSpec {
+pub(crate) const SEGMENTS: [PlantedSegment; 5] = [
+    PlantedSegment {
         name: "digitali",
         share_permille: 250,
         age: (20, 45),
@@ -120,7 +122,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         consent_marketing: 0.45,
         consent_profiling: 0.40,
     },
-    SegmentSpec {
+    PlantedSegment {
         name: "anziani_telefono",
         share_permille: 200,
         age: (66, 92),
@@ -147,7 +149,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         consent_marketing: 0.20,
         consent_profiling: 0.12,
     },
-    SegmentSpec {
+    PlantedSegment {
         name: "famiglie_scuola",
         share_permille: 200,
         age: (32, 52),
@@ -174,7 +176,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         consent_marketing: 0.35,
         consent_profiling: 0.28,
     },
-    SegmentSpec {
+    PlantedSegment {
         name: "occasionali",
         share_permille: 250,
         age: (18, 85),
@@ -201,7 +203,7 @@ pub(crate) const SEGMENTS: [SegmentSpec; 5] = [
         consent_marketing: 0.30,
         consent_profiling: 0.22,
     },
-    SegmentSpec {
+    PlantedSegment {
         name: "domanda_fallita",
         share_permille: 100,
         age: (28, 65),
@@ -242,7 +244,7 @@ impl Segment {
     ];
 
     /// The segment's behaviour parameters.
-    pub(crate) fn spec(self) -> &'static SegmentSpec {
+    pub(crate) fn planted(self) -> &'static PlantedSegment {
         &SEGMENTS[self as usize]
     }
 }
@@ -363,7 +365,7 @@ fn draw_citizen(
     let mut r = rng(&[seed, stream::CITIZEN, index]);
     let shares = SEGMENTS.map(|s| s.share_permille);
     let segment = Segment::ALL[weighted(&mut r, &shares)];
-    let spec = segment.spec();
+    let spec = segment.planted();
 
     // Ages bunch towards the middle of the segment's range, as a population pyramid's slices do.
     let span = (spec.age.1 - spec.age.0 + 1) as f64;
@@ -561,7 +563,7 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
         row.clear();
         push_num(&mut row, 100_001 + index);
         row.push(b',');
-        row.extend_from_slice(p.segment.spec().name.as_bytes());
+        row.extend_from_slice(p.segment.planted().name.as_bytes());
         truth.write_line(&row)?;
         profiles.push(p);
     }

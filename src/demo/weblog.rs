@@ -613,7 +613,7 @@ fn expand(plan: &SessionPlan, profiles: &[Profile], day: i64, day_end: i64, ex: 
     match plan.kind {
         SessionKind::Service | SessionKind::Browse => {
             let profile = profiles.get(plan.citizen as usize);
-            let pct = profile.map_or(40, |p| p.segment.spec().mobile_pct);
+            let pct = profile.map_or(40, |p| p.segment.planted().mobile_pct);
             expand_human(plan, profile, day, pct, ex);
         }
         SessionKind::Visitor => expand_human(plan, None, day, 55, ex),

@@ -3,7 +3,7 @@
 //! regular expression with named groups (`(?P<client_ip>\S+) …`), compiled
 //! into the fields it has and what each fills. Part of the pipeline
 //! language, like the `{{ }}` templates: the plan compiles a pattern to
-//! check it, the access-log reader to read with it
+//! validate it, the access-log reader to read with it
 //! (`source/access_log/pattern.rs`).
 //!
 //! Fields with a known name fill the standard columns (see `role_of`);
@@ -11,7 +11,9 @@
 
 use regex::Regex;
 
-/// What a field of the pattern fills.
+/// What a field of the pattern fills: one or more columns of the
+/// access-log table (`source::access_log`'s `LogColumn`s), or an extra
+/// text column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
     /// `client_ip`.

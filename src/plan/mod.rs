@@ -46,7 +46,7 @@ pub struct PlanOptions {
     pub full_refresh: bool,
 }
 
-/// A pipeline that passed every check that needs no data: the only form of
+/// A pipeline that passed every validation that needs no data: the only form of
 /// a pipeline the rest of civica sees.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -225,7 +225,7 @@ pub fn build_plan(
     plan.checks = checks::plan_checks(spec, &plan, pipeline_dir, &tables, &mut diags);
     plan.resources = resources::resolve_resources(&file, spec, opts, &base_dir, &mut diags);
     plan.runs = locations::runs_folder(spec, &plan, &base_dir, &mut diags);
-    vars::check_command_line_vars(spec, pipeline, &plan, opts, &mut diags);
+    vars::validate_command_line_vars(spec, pipeline, &plan, opts, &mut diags);
     (plan, diags)
 }
 

@@ -102,13 +102,13 @@ impl KPlan {
     }
 }
 
-fn check_segment(
+fn segment_plan(
     file: &str,
     seg: &Located<SegmentSpec>,
     diags: &mut Vec<Diagnostic>,
 ) -> SegmentPlan {
     let spec = &seg.value;
-    let model = check_model(file, seg, diags);
+    let model = model_plan(file, seg, diags);
     if spec.features.is_empty() {
         diags.push(Diagnostic::at(
             file,
@@ -192,7 +192,7 @@ fn check_segment(
 
 /// Checks `segment.model`; bad values are reported and replaced by the
 /// nearest valid ones so the rest of the step can still be checked.
-fn check_model(file: &str, seg: &Located<SegmentSpec>, diags: &mut Vec<Diagnostic>) -> ModelPlan {
+fn model_plan(file: &str, seg: &Located<SegmentSpec>, diags: &mut Vec<Diagnostic>) -> ModelPlan {
     let model = &seg.value.model;
     let kind = match model.kind {
         ModelType::Kmeans => ModelKind::Kmeans(model.precision.unwrap_or_default()),
@@ -365,6 +365,6 @@ pub(super) fn plan_segment(
     let ok_profiles = tables.claim(&seg.value.profiles, seg.pos_of("profiles"), diags);
     let ok_quality = tables.claim(&seg.value.quality, seg.pos_of("quality"), diags);
     let ok_migrations = tables.claim(&seg.value.migrations, seg.pos_of("migrations"), diags);
-    let plan = check_segment(file, seg, diags);
+    let plan = segment_plan(file, seg, diags);
     (ok_name && ok_profiles && ok_quality && ok_migrations).then_some(plan)
 }

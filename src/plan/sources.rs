@@ -8,7 +8,7 @@ use super::{
 };
 use crate::pipeline::{Diagnostic, FormatSpec, Located, PipelineSpec, SourceSpec};
 
-fn check_format(file: &str, source: &Located<SourceSpec>, diags: &mut Vec<Diagnostic>) {
+fn validate_format(file: &str, source: &Located<SourceSpec>, diags: &mut Vec<Diagnostic>) {
     if let FormatSpec::AccessLog(log) = &source.value.format
         && let Some(pattern) = &log.pattern
         && let Err(problem) = crate::pipeline::log_pattern::LogPattern::compile(pattern)
@@ -104,7 +104,7 @@ pub(super) fn plan_sources(
         if !tables.claim(&name.value, name.pos, diags) {
             continue;
         }
-        check_format(file, source, diags);
+        validate_format(file, source, diags);
         if source.value.format.has_quarantine() {
             tables.claim(&rejected_table_name(&name.value), name.pos, diags);
         }

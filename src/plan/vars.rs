@@ -100,7 +100,7 @@ pub(super) fn resolve_vars(
 /// Reports each `--var` that names no variable of the pipeline: neither in
 /// its `vars` nor in a placeholder of the pipeline file or of its SQL files
 /// (a misspelt `--var lakee=…` would otherwise leave `lake` at its default).
-pub(super) fn check_command_line_vars(
+pub(super) fn validate_command_line_vars(
     spec: &PipelineSpec,
     pipeline: &Path,
     plan: &Plan,

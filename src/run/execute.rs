@@ -193,7 +193,7 @@ pub(super) async fn execute(
     }
     for (source, quarantine) in &quarantines {
         out.start(StepKind::Lines, &source.name);
-        let (report, counts) = check_quarantine(ctx, source, quarantine, &plan.outputs).await?;
+        let (report, counts) = account_lines(ctx, source, quarantine, &plan.outputs).await?;
         out.finish(report);
         journal.lines.push((source.name.clone(), counts));
     }
@@ -354,7 +354,7 @@ impl Drop for ScratchFolder {
 
 /// Counts a line source's rejected lines (scanning what no step read to
 /// the end) and fails the run when there are more than the source allows.
-async fn check_quarantine(
+async fn account_lines(
     ctx: &SessionContext,
     source: &SourcePlan,
     quarantine: &Quarantine,

@@ -24,7 +24,7 @@ use crate::sink::Recovery;
 use crate::source::InputObject;
 use crate::source::SourceStats;
 
-/// A pipeline whose every check passed, with its session ready to run.
+/// A pipeline that passed every validation, with its session ready to run.
 pub struct Prepared {
     /// The plan.
     pub plan: Plan,

@@ -19,7 +19,7 @@ use crate::pipeline::{Diagnostic, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
 };
-use crate::segment::{SegmentError, check_segment_columns, output_schemas};
+use crate::segment::{SegmentError, output_schemas, validate_segment_columns};
 use crate::sink::{Recovery, recover};
 use crate::source::functions::register_functions;
 use crate::source::{list_source, register_listing};
@@ -486,7 +486,7 @@ async fn plan_segment(
         .await
         .map_err(|err| vec![at("from", err.to_string())])?;
     let schema = frame.schema().clone();
-    let problems = check_segment_columns(seg, &schema);
+    let problems = validate_segment_columns(seg, &schema);
     if !problems.is_empty() {
         return Err(problems
             .into_iter()

@@ -36,7 +36,7 @@ impl Features {
     }
 
     /// Checks that every `log1p` feature is above −1, where ln(1 + x) exists.
-    pub fn check_log1p(&self, plan: &SegmentPlan) -> Result<(), SegmentError> {
+    pub fn validate_log1p(&self, plan: &SegmentPlan) -> Result<(), SegmentError> {
         for (j, values) in self.columns.iter().enumerate() {
             if !plan.log1p[j] {
                 continue;
@@ -54,7 +54,7 @@ impl Features {
     /// Feature `j` as the model sees it before scaling: ln(1 + x) when
     /// it is flagged in `log1p`. One column at a time, so that the step
     /// never holds a second copy of every feature.
-    /// Call [`Features::check_log1p`] first: values at or below −1 give NaN.
+    /// Call [`Features::validate_log1p`] first: values at or below −1 give NaN.
     pub fn transformed(&self, plan: &SegmentPlan, j: usize) -> Vec<f64> {
         let log1p = plan.log1p[j];
         self.columns[j]

@@ -28,14 +28,14 @@ pub use model::FitQuality;
 pub use quality::{SILHOUETTE_SAMPLE, SilhouetteSample, adjusted_rand_index, davies_bouldin};
 pub use saved::{ModelFileProblem, SavedModel};
 pub use scale::Scaler;
-pub use tables::{check_segment_columns, output_schemas};
+pub use tables::{output_schemas, validate_segment_columns};
 
 use crate::pipeline::{ModelMode, Precision, backticked};
 use crate::plan::{ModelKind, SegmentPlan};
 use model::{fit_model, model_name};
 pub use saved::FitSettings;
 use saved::{load_model, previous_centroids};
-use scale::check_feature_range;
+use scale::ensure_feature_range;
 use tables::{migrations, quality_table, segment_table};
 
 /// What the segment step produced.
@@ -103,8 +103,8 @@ pub async fn fit_segments(
             k: min_rows,
         });
     }
-    check_unique_ids(&features.ids, plan)?;
-    features.check_log1p(plan)?;
+    ensure_unique_ids(&features.ids, plan)?;
+    features.validate_log1p(plan)?;
     let scaler = match (&saved, assign) {
         (Some(saved), true) => saved.scaler.clone(),
         _ => {
@@ -117,7 +117,7 @@ pub async fn fit_segments(
         }
     };
     lap("scaler fitted");
-    check_feature_range(&features, plan, &scaler)?;
+    ensure_feature_range(&features, plan, &scaler)?;
     // The fit (and its silhouette) is CPU-bound, parallel on rayon's
     // threads: it runs on a blocking thread, never on the runtime's.
     let (features, scaler, fitted) = {
@@ -252,7 +252,7 @@ pub async fn fit_segments(
     })
 }
 
-fn check_unique_ids(ids: &ArrayRef, plan: &SegmentPlan) -> Result<(), SegmentError> {
+fn ensure_unique_ids(ids: &ArrayRef, plan: &SegmentPlan) -> Result<(), SegmentError> {
     if ids.null_count() > 0 {
         return Err(SegmentError::NullId {
             column: plan.id.clone(),

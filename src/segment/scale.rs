@@ -1,5 +1,5 @@
 //! Feature scaling: the per-feature affine scaler (fitted, or the saved
-//! model's), the range check of scaled values, and the scaled matrix the
+//! model's), the range guard on scaled values, and the scaled matrix the
 //! models are fitted on.
 
 use linfa::Float;
@@ -85,7 +85,7 @@ fn quantile(sorted: &[f64], p: f64) -> f64 {
 /// once scaled, too large for a squared distance in the model's precision
 /// (a column of 3e300): k-means would otherwise fail on a row and column
 /// number, or on overflowing distances.
-pub(super) fn check_feature_range(
+pub(super) fn ensure_feature_range(
     features: &Features,
     plan: &SegmentPlan,
     scaler: &Scaler,

@@ -1,6 +1,6 @@
 //! The segment step's tables: their schemas (registered empty at planning
 //! time so later steps can be planned), the `segments`, `segment_quality`
-//! and `segment_migrations` tables, and the check of the input's columns.
+//! and `segment_migrations` tables, and the validation of the input's columns.
 
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use crate::plan::SegmentPlan;
 use crate::storage::{ensure_store, table_url};
 
 /// Checks the `from` table's columns against the segment settings, before any data is read.
-pub fn check_segment_columns(plan: &SegmentPlan, schema: &DFSchema) -> Vec<SegmentError> {
+pub fn validate_segment_columns(plan: &SegmentPlan, schema: &DFSchema) -> Vec<SegmentError> {
     let mut problems = Vec::new();
     let fields = schema.fields();
     let columns = || {

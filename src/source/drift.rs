@@ -97,7 +97,7 @@ pub(super) fn reconcile(
 /// says: `fail` names the first file that differs; `ignore_new` returns the
 /// first file's columns and `union` every file's columns, to read every
 /// file with.
-pub(super) async fn check_drift(
+pub(super) async fn compare_file_columns(
     ctx: &SessionContext,
     source: &SourcePlan,
     format: &dyn FileFormat,

@@ -1,4 +1,4 @@
-//! Registering a line-oriented source (CSV, access logs): the check of its
+//! Registering a line-oriented source (CSV, access logs): the test of its
 //! first lines before the run, its table of rows under its name and its
 //! table of rejected lines under `<name>__rejected`, both read by
 //! [`super::lines`].
@@ -26,7 +26,7 @@ const SAMPLE_LINES: usize = 20;
 /// the file, when not one of them can be read as the format says (a wrong
 /// `flavor` or `pattern`): `validate` says so before the night, not the
 /// quarantine after it.
-pub(super) async fn check_sample(
+pub(super) async fn validate_sample(
     ctx: &SessionContext,
     source: &SourcePlan,
     layout: &dyn LineLayout,

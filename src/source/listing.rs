@@ -52,7 +52,7 @@ pub async fn list_source(
     }
     if local_path_of(&source.location).is_some() {
         let (location, objects) = (source.location.clone(), listed.clone());
-        blocking(move || check_local_files(&location, &objects)).await?;
+        blocking(move || refuse_unreadable_files(&location, &objects)).await?;
     }
     Ok(Listing {
         source,
@@ -61,7 +61,7 @@ pub async fn list_source(
     })
 }
 
-/// Runs a check of local files on a blocking thread.
+/// Runs a walk over local files on a blocking thread.
 async fn blocking(
     check: impl FnOnce() -> Result<(), SourceError> + Send + 'static,
 ) -> Result<(), SourceError> {
@@ -115,7 +115,7 @@ fn refuse_special_files(root: std::path::PathBuf, extension: &str) -> Result<(),
 
 /// Fails, naming the file, when a listed local file is not a regular file
 /// (a FIFO would block the run, a device never end) or cannot be opened.
-fn check_local_files(location: &str, objects: &[ObjectMeta]) -> Result<(), SourceError> {
+fn refuse_unreadable_files(location: &str, objects: &[ObjectMeta]) -> Result<(), SourceError> {
     let local = object_store::local::LocalFileSystem::new();
     for object in objects {
         let Ok(path) = local.path_to_filesystem(&object.location) else {

@@ -11,7 +11,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::SessionContext;
 use object_store::ObjectMeta;
 
-use super::drift::check_drift;
+use super::drift::compare_file_columns;
 use super::{SourceError, explicit_schema, table_paths};
 use crate::plan::SourcePlan;
 
@@ -26,7 +26,7 @@ pub(super) async fn register_whole_files(
     objects: &[ObjectMeta],
     subset: bool,
 ) -> Result<(), SourceError> {
-    let drift = check_drift(ctx, source, format, objects).await?;
+    let drift = compare_file_columns(ctx, source, format, objects).await?;
     let schema = source.schema.as_ref().map(explicit_schema);
     let fixed = schema.map(Arc::new).or(drift);
     register_files(ctx, source, objects, subset, options, fixed).await

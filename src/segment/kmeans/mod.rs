@@ -140,7 +140,7 @@ impl<F: Float, D: Data<Elem = F>, T> Fit<ArrayBase<D, Ix2>, T, KMeansError> for 
         let x = dataset.records.as_standard_layout();
         let x = x.view();
         self.check(x.nrows())?;
-        check_finite(&x)?;
+        ensure_finite(&x)?;
         let norms = norms_if_needed(&x, self.k);
         let direct = self.k <= DIRECT_CENTRES && x.ncols() > 0;
         // Built once for k-means++ and, up to 16 centres, every Lloyd step;
@@ -238,7 +238,7 @@ fn flat<'a, F: Float>(x: &'a ArrayView2<'_, F>) -> &'a [F] {
     x.as_slice().unwrap_or(&[])
 }
 
-fn check_finite<F: Float>(x: &ArrayView2<'_, F>) -> Result<(), KMeansError> {
+fn ensure_finite<F: Float>(x: &ArrayView2<'_, F>) -> Result<(), KMeansError> {
     let d = x.ncols().max(1);
     match flat(x).iter().position(|v| !v.is_finite()) {
         Some(at) => Err(KMeansError::NonFinite {

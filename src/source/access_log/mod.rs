@@ -22,7 +22,7 @@ use self::clf::parse_line;
 use self::pattern::parse_with;
 use self::record::LogRecord;
 use super::SourceError;
-use super::line_source::{check_sample, register_lines};
+use super::line_source::{register_lines, validate_sample};
 use super::lines::{LineDecoder, LineError, LineLayout, LineOptions, TextEncoding};
 use super::quarantine::Quarantine;
 use crate::pipeline::log_pattern::LogPattern;
@@ -50,7 +50,7 @@ pub(super) async fn register_access_log(
     let layout = Arc::new(AccessLogLayout::new(parser));
     // (Unless every line may be rejected.)
     if source.max_rejected_ratio < 1.0 {
-        check_sample(ctx, source, layout.as_ref(), &objects).await?;
+        validate_sample(ctx, source, layout.as_ref(), &objects).await?;
     }
     let settings = LineOptions {
         source: source.name.clone(),
@@ -63,7 +63,10 @@ pub(super) async fn register_access_log(
     register_lines(ctx, source, layout, settings, extension, objects, subset).await
 }
 
-/// A value of one column of a log row.
+/// A column of the access-log table, which a builder fills from a parsed
+/// [`LogRecord`]. Not the pattern's [`Role`](crate::pipeline::log_pattern::Role):
+/// a role is what one field of a line fills, and one field (a request line,
+/// a CLF time) can fill several columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LogColumn {
     ClientIp,

@@ -1,4 +1,4 @@
-//! The first lines of a file, for type inference and the sample check.
+//! The first lines of a file, for type inference and the sample test of a line source's format.
 
 use std::sync::Arc;
 
