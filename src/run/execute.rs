@@ -2,7 +2,7 @@
 //! the line limits, the data-quality checks, then every output staged and
 //! published together.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +12,10 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::error::RunFailure;
-use crate::check::CheckStatus;
+use crate::check::{CheckResult, CheckStatus};
 use crate::pipeline::OnError;
 use crate::plan::{OutputPlan, Plan, SourcePlan, Step};
-use crate::segment::fit_segments;
+use crate::segment::{SavedModel, fit_segments};
 use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats};
@@ -26,7 +26,11 @@ use super::events::{Reporter, RunEvent, StepKind, StepReport, human_bytes};
 use super::manifest::{Journal, OutputRecord, SegmentRecord};
 use super::state::{self, Selection, state_location};
 use crate::source::lines::BytesScanned;
-/// Runs the steps of a prepared pipeline and publishes its outputs.
+/// Runs the steps of a prepared pipeline and publishes its outputs, stage
+/// by stage: the sources' account, the steps in order, the line limits,
+/// the data-quality checks, staging every output and record, then one
+/// publish. A stage that fails ends the run; nothing is published unless
+/// every stage before the publish succeeded.
 pub(super) async fn execute(
     plan: &Plan,
     ctx: &SessionContext,
@@ -37,12 +41,69 @@ pub(super) async fn execute(
     journal: &mut Journal,
 ) -> Result<RunSummary, Box<RunFailure>> {
     let started = Instant::now();
-    // Only the outputs made from incremental sources hold rows of the runs
-    // whose inputs are read again; the others' appended files stay.
-    let from_incremental = state::tables_from_incremental_sources(plan);
-    let no_runs = BTreeSet::new();
-    // The state after this run, published with the outputs.
-    let next_state = match &plan.runs {
+    let next_state = serialise_state(plan, selection)?;
+    let mut out = Reporter {
+        report,
+        steps: &mut journal.steps,
+        scanned: BytesScanned::of(ctx).unwrap_or_default(),
+    };
+    let results = scratch_folder(plan, run_id).await?;
+    let read = report_sources(&mut out, plan, sources);
+    let (segment, model_file) = run_steps(ctx, plan, &mut out, results.as_deref(), &read).await?;
+    journal.segment = segment;
+    for (source, quarantine) in &read.quarantines {
+        out.start(StepKind::Lines, &source.name);
+        let (report, counts) = account_lines(ctx, source, quarantine, &plan.outputs).await?;
+        out.finish(report);
+        journal.lines.push((source.name.clone(), counts));
+    }
+    if !plan.checks.is_empty() {
+        let (results, failed) = run_quality_checks(ctx, plan, &mut out).await?;
+        journal.checks = results;
+        if !failed.is_empty() {
+            return Err(Box::new(RunFailure::ChecksFailed { failed }));
+        }
+    }
+    let mut staged = stage_outputs(ctx, plan, &mut out, run_id, selection).await?;
+    // The segment model and the incremental state are published with the
+    // outputs.
+    if let Err(failure) =
+        stage_records(ctx, plan, run_id, model_file, next_state, &mut staged).await
+    {
+        discard_staged(&staged).await;
+        return Err(failure);
+    }
+    // A publish that fails part-way keeps what it staged: some outputs may
+    // already be published from it, and the next run completes the rest
+    // from the intent record (or removes the leftovers of a run without one).
+    if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
+        return Err(Box::new(RunFailure::Publish { source }));
+    }
+    journal.outputs = staged
+        .iter()
+        .map(|done| OutputRecord {
+            table: done.table.clone(),
+            path: done.published_path(),
+            files: done.partition_files(),
+            rows: done.rows,
+            bytes: done.bytes,
+        })
+        .collect();
+    Ok(RunSummary {
+        pipeline: plan.name.clone(),
+        steps: out.steps.clone(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The incremental state after this run, as its file and bytes, written
+/// before any step so that a state that cannot be serialised fails the run
+/// before it does any work.
+fn serialise_state(
+    plan: &Plan,
+    selection: &Selection,
+) -> Result<Option<(String, Vec<u8>)>, Box<RunFailure>> {
+    match &plan.runs {
         Some(runs) if plan.sources.iter().any(|s| s.incremental) => {
             let body = serde_json::to_vec_pretty(&selection.next).map_err(|source| {
                 Box::new(RunFailure::Record {
@@ -50,93 +111,118 @@ pub(super) async fn execute(
                     source,
                 })
             })?;
-            Some((state_location(runs, &plan.name), body))
+            Ok(Some((state_location(runs, &plan.name), body)))
         }
-        _ => None,
-    };
-    let scanned = BytesScanned::of(ctx).unwrap_or_default();
-    let mut out = Reporter {
-        report,
-        steps: &mut journal.steps,
-        scanned,
-    };
-    // With a memory limit, step results go to disk, in a folder of this run
-    // removed when it ends.
-    let results = match plan.resources.memory_limit {
-        Some(_) => {
-            let base = plan
-                .resources
-                .spill_dir
-                .clone()
-                .unwrap_or_else(std::env::temp_dir);
-            let folder = base.join(format!("civica-results-{run_id}"));
-            tokio::fs::create_dir_all(&folder).await.map_err(|source| {
-                Box::new(RunFailure::Scratch {
-                    folder: folder.display().to_string(),
-                    source,
-                })
-            })?;
-            Some(ScratchFolder(folder))
-        }
-        None => None,
-    };
-    let mut quarantines = Vec::new();
-    let mut model_file = None;
-    // The files each source reads, to name a damaged one when a step fails.
-    let read_files: std::collections::BTreeMap<String, Vec<String>> = sources
-        .iter()
-        .map(|(name, stats, _)| {
-            let files = stats.inputs.iter().map(|i| i.path.clone()).collect();
-            (name.clone(), files)
+        _ => Ok(None),
+    }
+}
+
+/// With a memory limit, step results go to disk, in a folder of this run
+/// removed when it ends.
+async fn scratch_folder(
+    plan: &Plan,
+    run_id: &str,
+) -> Result<Option<ScratchFolder>, Box<RunFailure>> {
+    if plan.resources.memory_limit.is_none() {
+        return Ok(None);
+    }
+    let base = plan
+        .resources
+        .spill_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let folder = base.join(format!("civica-results-{run_id}"));
+    tokio::fs::create_dir_all(&folder).await.map_err(|source| {
+        Box::new(RunFailure::Scratch {
+            folder: folder.display().to_string(),
+            source,
         })
-        .collect();
-    // The bytes of each source read line by line (CSV, logs), for the
-    // progress of the steps that scan them.
-    let mut line_bytes: std::collections::BTreeMap<String, u64> = Default::default();
+    })?;
+    Ok(Some(ScratchFolder(folder)))
+}
+
+/// What the sources read, as the later stages need it.
+struct SourcesRead<'a> {
+    /// The line sources, with their rejected lines to account for.
+    quarantines: Vec<(&'a SourcePlan, Arc<Quarantine>)>,
+    /// The bytes of each source read line by line (CSV, logs), for the
+    /// progress of the steps that scan them.
+    line_bytes: BTreeMap<String, u64>,
+    /// The files each source reads, to name a damaged one when a step fails.
+    files: BTreeMap<String, Vec<String>>,
+}
+
+/// Reports each source as a finished step (its files were listed and
+/// registered while preparing).
+fn report_sources<'a>(
+    out: &mut Reporter,
+    plan: &'a Plan,
+    sources: Vec<(String, SourceStats, Duration)>,
+) -> SourcesRead<'a> {
+    let mut read = SourcesRead {
+        quarantines: Vec::new(),
+        line_bytes: BTreeMap::new(),
+        files: sources
+            .iter()
+            .map(|(name, stats, _)| {
+                let files = stats.inputs.iter().map(|i| i.path.clone()).collect();
+                (name.clone(), files)
+            })
+            .collect(),
+    };
     for ((name, stats, elapsed), source) in sources.into_iter().zip(&plan.sources) {
         if stats.quarantine.is_some() {
-            line_bytes.insert(name.clone(), stats.bytes);
+            read.line_bytes.insert(name.clone(), stats.bytes);
+        }
+        let mut detail = match stats.skipped {
+            0 => format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
+            skipped => format!(
+                "{} new file(s), {} ({skipped} read by earlier runs)",
+                stats.files,
+                human_bytes(stats.bytes)
+            ),
+        };
+        if stats.empty > 0 {
+            detail.push_str(&format!(", {} empty", stats.empty));
         }
         out.finish(StepReport {
             kind: StepKind::Source,
             name,
             rows: None,
             elapsed,
-            detail: {
-                let mut detail = match stats.skipped {
-                    0 => format!("{} file(s), {}", stats.files, human_bytes(stats.bytes)),
-                    skipped => format!(
-                        "{} new file(s), {} ({skipped} read by earlier runs)",
-                        stats.files,
-                        human_bytes(stats.bytes)
-                    ),
-                };
-                if stats.empty > 0 {
-                    detail.push_str(&format!(", {} empty", stats.empty));
-                }
-                detail
-            },
+            detail,
         });
         if let Some(quarantine) = stats.quarantine {
-            quarantines.push((source, quarantine));
+            read.quarantines.push((source, quarantine));
         }
     }
+    read
+}
+
+/// The model file a segment step leaves to publish: where, and what.
+type ModelFile = Option<(String, SavedModel)>;
+
+/// Runs the SQL and segment steps in order; returns the segment step's
+/// record and its model file.
+async fn run_steps(
+    ctx: &SessionContext,
+    plan: &Plan,
+    out: &mut Reporter<'_>,
+    results: Option<&Path>,
+    read: &SourcesRead<'_>,
+) -> Result<(Option<SegmentRecord>, ModelFile), Box<RunFailure>> {
+    let (mut segment, mut model_file) = (None, None);
     for step in &plan.steps {
         let step_started = Instant::now();
-        match step {
+        let report = match step {
             Step::Sql(sql) => {
                 let scanned = sql
                     .reads
                     .iter()
-                    .filter_map(|(name, _)| line_bytes.get(name.as_str()))
+                    .filter_map(|(name, _)| read.line_bytes.get(name.as_str()))
                     .sum();
-                out.start_scan(StepKind::Transform, &sql.name, scanned)
-            }
-            Step::Segment(seg) => out.start(StepKind::Segment, &seg.name),
-        }
-        match step {
-            Step::Sql(sql) => {
-                let rows = match run_step(ctx, sql, results.as_deref()).await {
+                out.start_scan(StepKind::Transform, &sql.name, scanned);
+                let rows = match run_step(ctx, sql, results).await {
                     Ok(rows) => rows,
                     Err(source) => {
                         let damaged = crate::source::damaged_file(
@@ -144,7 +230,7 @@ pub(super) async fn execute(
                             plan.sources
                                 .iter()
                                 .filter(|s| sql.reads.iter().any(|(name, _)| *name == s.name)),
-                            &read_files,
+                            &read.files,
                         )
                         .await;
                         return Err(Box::new(RunFailure::Transform {
@@ -155,15 +241,16 @@ pub(super) async fn execute(
                         }));
                     }
                 };
-                out.finish(StepReport {
+                StepReport {
                     kind: StepKind::Transform,
                     name: sql.name.clone(),
                     rows: Some(rows),
                     elapsed: step_started.elapsed(),
                     detail: sql.file.clone(),
-                });
+                }
             }
             Step::Segment(seg) => {
+                out.start(StepKind::Segment, &seg.name);
                 let result = fit_segments(ctx, seg).await.map_err(|source| {
                     Box::new(RunFailure::Segment {
                         step: seg.name.clone(),
@@ -174,75 +261,90 @@ pub(super) async fn execute(
                 replace_table(ctx, &seg.profiles, result.profiles.clone())?;
                 replace_table(ctx, &seg.quality, result.quality.clone())?;
                 replace_table(ctx, &seg.migrations, result.migrations.clone())?;
-                model_file = result.model.clone();
-                journal.segment = Some(SegmentRecord {
+                segment = Some(SegmentRecord {
                     table: seg.name.clone(),
                     rows: result.rows,
                     summary: result.summary.clone(),
                     quality: result.model.as_ref().map(|(_, m)| m.quality.clone()),
                 });
-                out.finish(StepReport {
+                model_file = result.model;
+                StepReport {
                     kind: StepKind::Segment,
                     name: seg.name.clone(),
                     rows: Some(result.rows),
                     elapsed: step_started.elapsed(),
-                    detail: result.summary.clone(),
-                });
+                    detail: result.summary,
+                }
             }
-        }
-    }
-    for (source, quarantine) in &quarantines {
-        out.start(StepKind::Lines, &source.name);
-        let (report, counts) = account_lines(ctx, source, quarantine, &plan.outputs).await?;
+        };
         out.finish(report);
-        journal.lines.push((source.name.clone(), counts));
     }
-    if !plan.checks.is_empty() {
-        let checks_started = Instant::now();
-        out.start(StepKind::Checks, "");
-        let results = crate::check::run_checks(ctx, &plan.checks)
-            .await
-            .map_err(|source| Box::new(RunFailure::Check { source }))?;
-        let mut failed = Vec::new();
-        for result in &results {
-            let mut what = format!(
-                "`{}` of `{}`: {}",
-                result.check, result.table, result.detail
-            );
-            if !result.failing_keys.is_empty() {
-                what.push_str(&format!(", e.g. {}", result.failing_keys.join(", ")));
+    Ok((segment, model_file))
+}
+
+/// Runs the data-quality checks; returns their results and, for each
+/// blocking one that failed, what it found.
+async fn run_quality_checks(
+    ctx: &SessionContext,
+    plan: &Plan,
+    out: &mut Reporter<'_>,
+) -> Result<(Vec<CheckResult>, Vec<String>), Box<RunFailure>> {
+    let checks_started = Instant::now();
+    out.start(StepKind::Checks, "");
+    let results = crate::check::run_checks(ctx, &plan.checks)
+        .await
+        .map_err(|source| Box::new(RunFailure::Check { source }))?;
+    let mut failed = Vec::new();
+    for result in &results {
+        let mut what = format!(
+            "`{}` of `{}`: {}",
+            result.check, result.table, result.detail
+        );
+        if !result.failing_keys.is_empty() {
+            what.push_str(&format!(", e.g. {}", result.failing_keys.join(", ")));
+        }
+        match result.status {
+            CheckStatus::Pass => {
+                tracing::debug!(target: "civica::run", check = %result.check, table = %result.table, "check passed")
             }
-            match result.status {
-                CheckStatus::Pass => {
-                    tracing::debug!(target: "civica::run", check = %result.check, table = %result.table, "check passed")
-                }
-                CheckStatus::Warn => {
-                    tracing::warn!(target: "civica::run", check = %result.check, table = %result.table, "check warned: {what}")
-                }
-                CheckStatus::Fail => {
-                    tracing::warn!(target: "civica::run", check = %result.check, table = %result.table, "check failed: {what}");
-                    failed.push(what);
-                }
+            CheckStatus::Warn => {
+                tracing::warn!(target: "civica::run", check = %result.check, table = %result.table, "check warned: {what}")
+            }
+            CheckStatus::Fail => {
+                tracing::warn!(target: "civica::run", check = %result.check, table = %result.table, "check failed: {what}");
+                failed.push(what);
             }
         }
-        let count = |status| results.iter().filter(|r| r.status == status).count();
-        out.finish(StepReport {
-            kind: StepKind::Checks,
-            name: format!("{} check(s)", results.len()),
-            rows: None,
-            elapsed: checks_started.elapsed(),
-            detail: format!(
-                "{} passed, {} warned, {} failed",
-                count(CheckStatus::Pass),
-                count(CheckStatus::Warn),
-                count(CheckStatus::Fail)
-            ),
-        });
-        journal.checks = results;
-        if !failed.is_empty() {
-            return Err(Box::new(RunFailure::ChecksFailed { failed }));
-        }
     }
+    let count = |status| results.iter().filter(|r| r.status == status).count();
+    out.finish(StepReport {
+        kind: StepKind::Checks,
+        name: format!("{} check(s)", results.len()),
+        rows: None,
+        elapsed: checks_started.elapsed(),
+        detail: format!(
+            "{} passed, {} warned, {} failed",
+            count(CheckStatus::Pass),
+            count(CheckStatus::Warn),
+            count(CheckStatus::Fail)
+        ),
+    });
+    Ok((results, failed))
+}
+
+/// Writes every output where no reader looks yet. On a failure, what was
+/// staged is removed.
+async fn stage_outputs(
+    ctx: &SessionContext,
+    plan: &Plan,
+    out: &mut Reporter<'_>,
+    run_id: &str,
+    selection: &Selection,
+) -> Result<Vec<StagedOutput>, Box<RunFailure>> {
+    // Only the outputs made from incremental sources hold rows of the runs
+    // whose inputs are read again; the others' appended files stay.
+    let from_incremental = state::tables_from_incremental_sources(plan);
+    let no_runs = BTreeSet::new();
     let mut staged: Vec<StagedOutput> = Vec::new();
     for output in &plan.outputs {
         let output_started = Instant::now();
@@ -279,8 +381,19 @@ pub(super) async fn execute(
             }
         }
     }
-    // The segment model and the incremental state are published with the
-    // outputs.
+    Ok(staged)
+}
+
+/// Stages the segment model and the incremental state beside the outputs,
+/// so that they are published with them.
+async fn stage_records(
+    ctx: &SessionContext,
+    plan: &Plan,
+    run_id: &str,
+    model_file: ModelFile,
+    next_state: Option<(String, Vec<u8>)>,
+    staged: &mut Vec<StagedOutput>,
+) -> Result<(), Box<RunFailure>> {
     let mut objects: Vec<(String, Vec<u8>, &str)> = Vec::new();
     if let Some((path, model)) = &model_file {
         let json = serde_json::to_vec_pretty(model).map_err(|source| {
@@ -288,52 +401,24 @@ pub(super) async fn execute(
                 what: "model",
                 source,
             })
-        });
-        let json = match json {
-            Ok(json) => json,
-            Err(failure) => {
-                discard_staged(&staged).await;
-                return Err(failure);
-            }
-        };
+        })?;
         objects.push((path.clone(), json, "model"));
     }
     if let Some((location, body)) = next_state {
         objects.push((location, body, "incremental state"));
     }
     for (location, body, what) in objects {
-        match stage_object(ctx, &location, body.into(), run_id).await {
-            Ok(done) => staged.push(done),
-            Err(source) => {
-                discard_staged(&staged).await;
-                return Err(Box::new(RunFailure::Output {
+        let done = stage_object(ctx, &location, body.into(), run_id)
+            .await
+            .map_err(|source| {
+                Box::new(RunFailure::Output {
                     table: format!("{} {what}", plan.name),
                     source,
-                }));
-            }
-        }
+                })
+            })?;
+        staged.push(done);
     }
-    // A publish that fails part-way keeps what it staged: some outputs may
-    // already be published from it, and the next run completes the rest
-    // from the intent record (or removes the leftovers of a run without one).
-    if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
-        return Err(Box::new(RunFailure::Publish { source }));
-    }
-    journal.outputs = staged
-        .iter()
-        .map(|done| OutputRecord {
-            table: done.table.clone(),
-            path: done.published_path(),
-            files: done.partition_files(),
-            rows: done.rows,
-            bytes: done.bytes,
-        })
-        .collect();
-    Ok(RunSummary {
-        pipeline: plan.name.clone(),
-        steps: out.steps.clone(),
-        elapsed: started.elapsed(),
-    })
+    Ok(())
 }
 
 /// A folder removed when dropped: where a run keeps its step results on disk.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
@@ -22,12 +22,12 @@ use crate::plan::{
 use crate::segment::{SegmentError, output_schemas, validate_segment_columns};
 use crate::sink::{Recovery, recover};
 use crate::source::functions::register_functions;
-use crate::source::{list_source, register_listing};
+use crate::source::{Listing, SourceStats, list_source, register_listing};
 use crate::storage::configure_store;
 use crate::transform::plan_step;
 
 use super::Prepared;
-use super::lock::{LockError, take_lock};
+use super::lock::{LockError, RunLock, take_lock};
 use super::manifest::RunClock;
 use super::state::{self, LoadState, Selection, state_location};
 use crate::source::lines::BytesScanned;
@@ -60,21 +60,143 @@ pub struct Problems {
     pub skipped: Option<String>,
 }
 
+/// What the stages of [`prepare`] found so far. A stage adds to it and
+/// reads it: most stages run only while nothing has been found, and steps
+/// reading a table that failed are not planned (they would only report an
+/// unknown table again).
+struct Findings {
+    /// The pipeline file, as messages name it.
+    file: String,
+    /// Mistakes in the pipeline, its SQL or the command line.
+    invalid: Vec<Diagnostic>,
+    /// Failures of what the pipeline reads or writes.
+    failures: Vec<Diagnostic>,
+    /// Tables that could not be made.
+    failed: BTreeSet<String>,
+}
+
+impl Findings {
+    /// Whether nothing is wrong so far.
+    fn clean(&self) -> bool {
+        self.invalid.is_empty() && self.failures.is_empty()
+    }
+
+    /// A failure of the whole pipeline, with no line to point at.
+    fn fail(&mut self, message: String) {
+        self.failures.push(Diagnostic {
+            file: self.file.clone(),
+            pos: None,
+            message,
+        });
+    }
+
+    fn into_problems(self) -> Problems {
+        Problems {
+            invalid: self.invalid,
+            failed: self.failures,
+            skipped: None,
+        }
+    }
+}
+
 /// Loads, checks and plans a pipeline. Every problem found is returned at
-/// once. With `repair` (a run, not `validate`), what dead runs left is
-/// repaired first (see [`recover`]).
+/// once. With `repair` (a run, not `validate`), the run takes the
+/// pipeline's lock and repairs what dead runs left (see [`recover`])
+/// before it reads any state or source.
+///
+/// The stages, in order:
+/// 1. read and plan the YAML and SQL files (`load_and_plan`);
+/// 2. make the session and every store;
+/// 3. for a run: take the lock, then recover (both before anything is read);
+/// 4. read the incremental state, list the sources, choose what is new;
+/// 5. register the sources, plan every step, check and output against
+///    their schemas.
 pub async fn prepare(
     pipeline: &Path,
     opts: &PlanOptions,
     repair: bool,
 ) -> Result<Prepared, Problems> {
     let clock = RunClock::start();
+    let (plan, invalid) = load_and_plan(pipeline, opts, &clock).await?;
+    let mut found = Findings {
+        file: display_path(pipeline),
+        invalid,
+        failures: Vec::new(),
+        failed: plan.unavailable.clone(),
+    };
+    let ctx = match new_session(&plan.resources).await {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            found.fail(err.to_string());
+            return Err(found.into_problems());
+        }
+    };
+    configure_stores(&ctx, &plan, &mut found).await;
+    let lock = match repair && found.clean() {
+        true => take_run_lock(&ctx, &plan, &clock, &mut found).await?,
+        false => None,
+    };
+    // What dead runs left is repaired before this run reads anything: a
+    // publish they left half-way is completed before this run reads the
+    // state or the sources it moves on.
+    let recovery = match repair && found.clean() {
+        true => recover(&ctx, plan.runs.as_deref(), &published_locations(&plan)).await,
+        false => Recovery::default(),
+    };
+    for repair in &recovery.repairs {
+        tracing::warn!(target: "civica::run", "{repair}");
+    }
+    let load_state = read_state(&ctx, &plan, &recovery, &mut found).await;
+    let listings = list_sources(&ctx, &plan, &mut found).await;
+    let selection = match found.clean() && recovery.unfinished.is_empty() {
+        true => select_new_inputs(&ctx, &listings, &load_state, &clock, repair, &mut found).await,
+        false => Selection::default(),
+    };
+    for ignored in &selection.ignored {
+        tracing::warn!(target: "civica::run", "{ignored}");
+    }
+    let mut sources = register_sources(&ctx, listings, &selection, &mut found).await;
+    plan_steps(&ctx, &plan, &mut found).await;
+    plan_quality_checks(&ctx, &plan, &mut found).await;
+    validate_partitions(&ctx, &plan, &mut found).await;
+    if !found.clean() {
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        // Beside other problems (a store that cannot be reached), an
+        // unfinished publish is one of them.
+        for unfinished in recovery.unfinished {
+            found.fail(unfinished);
+        }
+        return Err(found.into_problems());
+    }
+    if !recovery.unfinished.is_empty() {
+        // The run fails on it, having read nothing.
+        sources.clear();
+    }
+    Ok(Prepared {
+        plan,
+        ctx,
+        sources,
+        clock,
+        selection,
+        recovery,
+        lock,
+    })
+}
+
+/// Reads the pipeline and its SQL files and builds the plan, on a blocking
+/// thread (it is file I/O). The plan comes back with its problems; a
+/// pipeline that cannot be read or parsed is an error.
+async fn load_and_plan(
+    pipeline: &Path,
+    opts: &PlanOptions,
+    clock: &RunClock,
+) -> Result<(Plan, Vec<Diagnostic>), Problems> {
     let opts = PlanOptions {
         run_id: Some(clock.run_id.clone()),
         ..opts.clone()
     };
-    // Reading the pipeline and its SQL files is blocking file I/O: done on
-    // a blocking thread, not on the runtime's.
     let path = pipeline.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || {
         let spec = load_spec(&path)?;
@@ -88,107 +210,121 @@ pub async fn prepare(
             message: format!("reading the pipeline stopped: {err}"),
         }])
     });
-    let (plan, mut diags) = loaded.map_err(|invalid| Problems {
+    loaded.map_err(|invalid| Problems {
         invalid,
         ..Problems::default()
-    })?;
-    let mut failures: Vec<Diagnostic> = Vec::new();
-    let failure = |message: String| Diagnostic {
-        file: display_path(pipeline),
-        pos: None,
-        message,
-    };
-    let ctx = match new_session(&plan.resources).await {
-        Ok(ctx) => ctx,
-        Err(err) => {
-            failures.push(failure(err.to_string()));
-            return Err(Problems {
-                invalid: diags,
-                failed: failures,
-                skipped: None,
-            });
-        }
-    };
-    let mut sources = Vec::new();
-    // Tables that failed: steps reading them are skipped rather than
-    // reported again as reading an unknown table.
-    let mut failed: BTreeSet<String> = plan.unavailable.clone();
-    // Every store is built once, with the pipeline's `storage` settings.
+    })
+}
+
+/// Builds every store once, with the pipeline's `storage` settings, and
+/// checks that the runs folder is not a file.
+async fn configure_stores(ctx: &SessionContext, plan: &Plan, found: &mut Findings) {
     for (location, pos) in plan
         .sources
         .iter()
         .map(|s| (&s.location, s.pos))
         .chain(plan.outputs.iter().map(|o| (&o.location, o.pos)))
     {
-        if let Err(err) = configure_store(&ctx, location, &plan.storage) {
-            diags.push(Diagnostic::at(&plan.file, pos, err.to_string()));
+        if let Err(err) = configure_store(ctx, location, &plan.storage) {
+            found
+                .invalid
+                .push(Diagnostic::at(&plan.file, pos, err.to_string()));
         }
     }
-    if let Some(message) = match plan.runs.as_deref() {
-        Some(runs) => runs_folder_problem(runs).await,
-        None => None,
-    } {
-        failures.push(failure(message));
-    }
-    // One run of a pipeline at a time: a run takes the lock before it
-    // repairs or reads anything.
-    let mut lock = None;
-    if let (true, true, Some(runs)) = (
-        repair,
-        diags.is_empty() && failures.is_empty(),
-        plan.runs.as_deref(),
-    ) {
-        match take_lock(&ctx, runs, &plan.name, &clock.run_id).await {
-            Ok(taken) => lock = Some(taken),
-            Err(LockError::Held(holder)) => {
-                return Err(Problems {
-                    skipped: Some(holder),
-                    ..Problems::default()
-                });
-            }
-            Err(LockError::Failed(message)) => failures.push(failure(message)),
-        }
-    }
-    // What dead runs left is repaired first: a publish they left half-way
-    // is completed before this run reads the state or the sources it
-    // moves on.
-    let recovery = if repair && diags.is_empty() && failures.is_empty() {
-        recover(&ctx, plan.runs.as_deref(), &published_locations(&plan)).await
-    } else {
-        Recovery::default()
-    };
-    for repair in &recovery.repairs {
-        tracing::warn!(target: "civica::run", "{repair}");
-    }
-    // What incremental sources read before, unless this run starts over.
-    let mut load_state = LoadState::default();
-    // (Not when a publish is unfinished: the run will fail on it.)
-    if plan.sources.iter().any(|s| s.incremental)
-        && !plan.full_refresh
-        && recovery.unfinished.is_empty()
+    if let Some(runs) = plan.runs.as_deref()
+        && let Some(message) = runs_folder_problem(runs).await
     {
-        match &plan.runs {
-            Some(runs) => match state::load_state(&ctx, &state_location(runs, &plan.name)).await {
-                Ok(loaded) => load_state = loaded,
-                Err(err) => failures.push(failure(err.to_string())),
-            },
-            None => diags.push(Diagnostic {
-                file: plan.file.clone(),
-                pos: None,
-                message: "incremental sources keep their state in the `runs` folder: set `runs`"
-                    .to_string(),
-            }),
+        found.fail(message);
+    }
+}
+
+/// One run of a pipeline at a time: a run takes the lock before it
+/// repairs or reads anything. A lock held by a live run skips this one.
+async fn take_run_lock(
+    ctx: &SessionContext,
+    plan: &Plan,
+    clock: &RunClock,
+    found: &mut Findings,
+) -> Result<Option<RunLock>, Problems> {
+    let Some(runs) = plan.runs.as_deref() else {
+        return Ok(None);
+    };
+    match take_lock(ctx, runs, &plan.name, &clock.run_id).await {
+        Ok(taken) => Ok(Some(taken)),
+        Err(LockError::Held(holder)) => Err(Problems {
+            skipped: Some(holder),
+            ..Problems::default()
+        }),
+        Err(LockError::Failed(message)) => {
+            found.fail(message);
+            Ok(None)
         }
     }
-    // Every source is listed; incremental ones then read what is new.
+}
+
+/// What incremental sources read before, unless this run starts over (or a
+/// publish is unfinished: the run will fail on it).
+async fn read_state(
+    ctx: &SessionContext,
+    plan: &Plan,
+    recovery: &Recovery,
+    found: &mut Findings,
+) -> LoadState {
+    if !plan.sources.iter().any(|s| s.incremental)
+        || plan.full_refresh
+        || !recovery.unfinished.is_empty()
+    {
+        return LoadState::default();
+    }
+    let Some(runs) = &plan.runs else {
+        found.invalid.push(Diagnostic {
+            file: plan.file.clone(),
+            pos: None,
+            message: "incremental sources keep their state in the `runs` folder: set `runs`"
+                .to_string(),
+        });
+        return LoadState::default();
+    };
+    match state::load_state(ctx, &state_location(runs, &plan.name)).await {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            found.fail(err.to_string());
+            LoadState::default()
+        }
+    }
+}
+
+/// A source's listing, with when its listing started.
+type Listed<'a> = (&'a SourcePlan, Listing, Instant);
+
+/// Lists every source's files.
+async fn list_sources<'a>(
+    ctx: &SessionContext,
+    plan: &'a Plan,
+    found: &mut Findings,
+) -> Vec<Listed<'a>> {
     let mut listings = Vec::new();
     for source in &plan.sources {
         let started = Instant::now();
-        match list_source(&ctx, source).await {
+        match list_source(ctx, source).await {
             Ok(listing) => listings.push((source, listing, started)),
-            Err(err) => fail_source(&plan.file, source, &err, &mut failed, &mut failures),
+            Err(err) => fail_source(found, source, &err),
         }
     }
+    listings
+}
+
+/// Chooses what incremental sources read in this run: new files, and
+/// changed ones as their `on_changed_input` says. `validate` does not hash
+/// new objects: only a run records them.
+async fn select_new_inputs(
+    ctx: &SessionContext,
+    listings: &[Listed<'_>],
+    load_state: &LoadState,
+    clock: &RunClock,
+    repair: bool,
+    found: &mut Findings,
+) -> Selection {
     let incremental: Vec<_> = listings
         .iter()
         .filter(|(source, _, _)| source.incremental)
@@ -200,23 +336,29 @@ pub async fn prepare(
             )
         })
         .collect();
-    let mut selection = Selection::default();
-    if !incremental.is_empty()
-        && diags.is_empty()
-        && failures.is_empty()
-        && recovery.unfinished.is_empty()
-    {
-        // `validate` does not hash new objects: only a run records them.
-        let selected =
-            state::select_inputs(&ctx, &incremental, &load_state, &clock.run_id, repair).await;
-        match selected {
-            Ok(selected) => selection = selected,
-            Err(errors) => failures.extend(errors.into_iter().map(&failure)),
+    if incremental.is_empty() {
+        return Selection::default();
+    }
+    match state::select_inputs(ctx, &incremental, load_state, &clock.run_id, repair).await {
+        Ok(selected) => selected,
+        Err(errors) => {
+            for message in errors {
+                found.fail(message);
+            }
+            Selection::default()
         }
     }
-    for ignored in &selection.ignored {
-        tracing::warn!(target: "civica::run", "{ignored}");
-    }
+}
+
+/// Registers every listed source as a table (incremental ones with the
+/// files chosen for this run), recording each file's content hash.
+async fn register_sources(
+    ctx: &SessionContext,
+    listings: Vec<Listed<'_>>,
+    selection: &Selection,
+    found: &mut Findings,
+) -> Vec<(String, SourceStats, Duration)> {
+    let mut sources = Vec::new();
     for (source, listing, started) in listings {
         let chosen = selection.objects.get(&source.name);
         let store_url = crate::storage::table_url(&listing.source.location)
@@ -229,7 +371,7 @@ pub async fn prepare(
                 .map(|l| l.meta.clone())
                 .collect()
         });
-        match register_listing(&ctx, listing, read).await {
+        match register_listing(ctx, listing, read).await {
             Ok(mut stats) => {
                 if let Some(listed) = chosen {
                     for input in &mut stats.inputs {
@@ -242,33 +384,49 @@ pub async fn prepare(
                 tracing::debug!(target: "civica::run", source = %source.name, location = %source.location, files = stats.files, "source registered");
                 sources.push((source.name.clone(), stats, started.elapsed()));
             }
-            Err(err) => fail_source(&plan.file, source, &err, &mut failed, &mut failures),
+            Err(err) => fail_source(found, source, &err),
         }
     }
+    sources
+}
+
+/// Plans every SQL step against the tables before it, and the segment
+/// step against its input, in order; a step that fails marks what it
+/// makes as failed.
+async fn plan_steps(ctx: &SessionContext, plan: &Plan, found: &mut Findings) {
     for step in &plan.steps {
         let reads_failed = match step {
-            Step::Sql(sql) => sql.reads.iter().any(|(name, _)| failed.contains(name)),
-            Step::Segment(seg) => failed.contains(&seg.from),
+            Step::Sql(sql) => sql
+                .reads
+                .iter()
+                .any(|(name, _)| found.failed.contains(name)),
+            Step::Segment(seg) => found.failed.contains(&seg.from),
         };
         let result = if reads_failed {
             Err(Vec::new())
         } else {
             match step {
-                Step::Sql(sql) => plan_step(&ctx, sql).await.map_err(|diag| vec![diag]),
-                Step::Segment(seg) => plan_segment(&ctx, seg, &plan.file).await,
+                Step::Sql(sql) => plan_step(ctx, sql).await.map_err(|diag| vec![diag]),
+                Step::Segment(seg) => plan_segment(ctx, seg, &plan.file).await,
             }
         };
         if let Err(mut more) = result {
-            diags.append(&mut more);
-            failed.extend(step.produces().into_iter().map(str::to_string));
+            found.invalid.append(&mut more);
+            found
+                .failed
+                .extend(step.produces().into_iter().map(str::to_string));
         }
     }
+}
+
+/// Plans every data-quality check's query against its table.
+async fn plan_quality_checks(ctx: &SessionContext, plan: &Plan, found: &mut Findings) {
     for check in &plan.checks {
-        if failed.contains(&check.table) {
+        if found.failed.contains(&check.table) {
             continue;
         }
-        if let Err(err) = crate::check::plan_check(&ctx, check).await {
-            diags.push(Diagnostic::at(
+        if let Err(err) = crate::check::plan_check(ctx, check).await {
+            found.invalid.push(Diagnostic::at(
                 &plan.file,
                 check.column_pos,
                 format!(
@@ -280,65 +438,38 @@ pub async fn prepare(
             ));
         }
     }
+}
+
+/// Validates each partitioned output's `partition_by` against its table.
+async fn validate_partitions(ctx: &SessionContext, plan: &Plan, found: &mut Findings) {
     for output in plan.outputs.iter().filter(|o| !o.partition_by.is_empty()) {
-        if failed.contains(&output.table) {
+        if found.failed.contains(&output.table) {
             continue;
         }
-        if let Err(err) = validate_partition_columns(&ctx, output).await {
-            diags.push(Diagnostic::at(
+        if let Err(err) = validate_partition_columns(ctx, output).await {
+            found.invalid.push(Diagnostic::at(
                 &plan.file,
                 output.partition_pos,
                 err.to_string(),
             ));
         }
     }
-    if diags.is_empty() && failures.is_empty() {
-        if !recovery.unfinished.is_empty() {
-            // The run fails on it, having read nothing.
-            sources.clear();
-        }
-        Ok(Prepared {
-            plan,
-            ctx,
-            sources,
-            clock,
-            selection,
-            recovery,
-            lock,
-        })
-    } else {
-        if let Some(lock) = lock {
-            lock.release().await;
-        }
-        // Beside other problems (a store that cannot be reached), an
-        // unfinished publish is one of them.
-        failures.extend(recovery.unfinished.into_iter().map(&failure));
-        Err(Problems {
-            invalid: diags,
-            failed: failures,
-            skipped: None,
-        })
-    }
 }
 
 /// Records a source that could not be listed or registered: its problem
 /// (naming the source once) among the failures, and its table as failed,
 /// so that steps reading it are not checked further.
-fn fail_source(
-    file: &str,
-    source: &SourcePlan,
-    err: &crate::source::SourceError,
-    failed: &mut BTreeSet<String>,
-    failures: &mut Vec<Diagnostic>,
-) {
+fn fail_source(found: &mut Findings, source: &SourcePlan, err: &crate::source::SourceError) {
     let text = err.to_string();
     let named = format!("source `{}`: ", source.name);
     let message = match text.starts_with(&named) {
         true => text,
         false => format!("{named}{text}"),
     };
-    failed.insert(source.name.clone());
-    failures.push(Diagnostic::at(file, source.pos, message));
+    found.failed.insert(source.name.clone());
+    found
+        .failures
+        .push(Diagnostic::at(&found.file, source.pos, message));
 }
 
 /// What is wrong with a local runs folder that exists but is not a folder.
