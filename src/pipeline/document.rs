@@ -133,7 +133,3 @@ pub struct ResourcesSpec {
     /// Partitions per query. Default: the number of cores.
     pub target_partitions: Option<usize>,
 }
-
-pub(super) fn default_true() -> bool {
-    true
-}

@@ -4,8 +4,6 @@
 
 use serde::Deserialize;
 
-use super::document::default_true;
-
 /// One entry of `sources`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -322,4 +320,8 @@ fn default_parquet_extension() -> String {
 }
 fn default_max_rejected_ratio() -> f64 {
     0.05
+}
+
+fn default_true() -> bool {
+    true
 }

@@ -134,7 +134,7 @@ fn plan_each(
         let mut names: BTreeMap<String, Pos> = BTreeMap::new();
         for (idx, check) in list.iter().enumerate() {
             let at = format!("checks.{}[{idx}]", table.value);
-            let Some(plan) = plan_check(cx, &table.value, check, &at, diags) else {
+            let Some(plan) = quality_check_plan(cx, &table.value, check, &at, diags) else {
                 continue;
             };
             if let Some(first) = names.insert(plan.name.clone(), check.pos) {
@@ -154,7 +154,7 @@ fn plan_each(
     plans
 }
 
-fn plan_check(
+fn quality_check_plan(
     cx: &CheckContext,
     table: &str,
     check: &Located<CheckSpec>,

@@ -281,7 +281,7 @@ fn model_plan(file: &str, seg: &Located<SegmentSpec>, diags: &mut Vec<Diagnostic
             ));
         }
     }
-    if mode == ModelMode::Assign && kind == ModelKind::Gmm {
+    if mode == ModelMode::Assign && !matches!(kind, ModelKind::Kmeans(_)) {
         diags.push(Diagnostic::at(
             file,
             seg.pos_of("model.mode"),

@@ -24,7 +24,7 @@ pub use explain::profile_schema;
 pub use features::{Features, read_features};
 pub use ids::{min_cost_matching, stable_ids};
 pub use kmeans::{Assignment, KMeansError, KMeansModel, KMeansParams};
-pub use model::FitQuality;
+pub use quality::FitQuality;
 pub use quality::{SILHOUETTE_SAMPLE, SilhouetteSample, adjusted_rand_index, davies_bouldin};
 pub use saved::{ModelFileProblem, SavedModel};
 pub use scale::Scaler;

@@ -14,6 +14,27 @@ use rayon::prelude::*;
 
 use super::wide::{self, Kernel, mul_add, to_f64};
 
+/// The figures of one fit, a row of the quality table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitQuality {
+    /// Segments.
+    pub k: usize,
+    /// Whether this fit was kept.
+    pub chosen: bool,
+    /// Sum of squared distances to the centroids, in scaled units.
+    pub inertia: f64,
+    /// Mean silhouette on a seeded sample of at most 3,000 rows.
+    pub silhouette: Option<f64>,
+    /// Davies–Bouldin index.
+    pub davies_bouldin: f64,
+    /// Iterations of the kept initialisation.
+    pub iterations: usize,
+    /// Whether it converged within `max_iter`.
+    pub converged: bool,
+    /// Wall time of the fit (initialisations and iterations).
+    pub fit_seconds: f64,
+}
+
 /// Rows beyond which the silhouette is computed on a sample: 3,000 rows
 /// are 4.5 million pairs, measured in a few milliseconds.
 pub const SILHOUETTE_SAMPLE: usize = 3_000;

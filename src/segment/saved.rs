@@ -7,7 +7,7 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::SegmentError;
-use super::model::FitQuality;
+use super::quality::FitQuality;
 use super::scale::Scaler;
 use crate::pipeline::{ModelMode, Precision};
 use crate::storage::{ensure_store, table_url};

@@ -92,7 +92,7 @@ pub(super) fn ensure_feature_range(
 ) -> Result<(), SegmentError> {
     let limit = match plan.model.kind {
         ModelKind::Kmeans(Precision::Float32) => 1e18,
-        _ => 1e150,
+        ModelKind::Kmeans(Precision::Float64) | ModelKind::Gmm => 1e150,
     };
     for (j, column) in features.columns.iter().enumerate() {
         let values = column.iter().map(|v| model_value(plan.log1p[j], *v));

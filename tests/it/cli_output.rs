@@ -42,6 +42,10 @@ fn screen(out: &Output, dir: &Path) -> String {
         (r#""elapsed_ms":\d+"#, r#""elapsed_ms":[MS]"#),
         (r"\d+\.\d\d s\b", "[T] s"),
         (r"finished in \d+\.\d+ s", "finished in [T] s"),
+        // An SQL step without `ORDER BY` may give its rows in another order
+        // from one run to the next (DataFusion's joins and aggregations run
+        // in parallel), and so Parquet files of another size.
+        (r"\.parquet \((\d+ partition\(s\), )?[0-9.]+ (B|KiB|MiB)\)", ".parquet ($1[SIZE])"),
     ];
     filters.iter().fold(text, |text, (pattern, with)| {
         Regex::new(pattern)
@@ -71,24 +75,11 @@ fn quickstart(lake: &Path, extra: &[&str]) -> Output {
         .expect("the civica binary runs")
 }
 
-/// The account on stdout is snapshotted; stderr is printed, not compared:
-/// in 2 of about 12 full runs of the suite this test's snapshot differed
-/// once (the diff was not kept), while the JSON run of the same pipeline,
-/// whose stderr holds the same figures, never did. Until that is
-/// explained, a stray warning on stderr shows in the test's output here.
 #[test]
 fn run_on_the_quickstart() {
     let lake = fresh_lake();
     let out = quickstart(lake.path(), &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stderr.is_empty() {
-        eprintln!("stderr of the quickstart run:\n{stderr}");
-    }
-    let account = Output {
-        stderr: Vec::new(),
-        ..out
-    };
-    insta::assert_snapshot!(screen(&account, lake.path()));
+    insta::assert_snapshot!(screen(&out, lake.path()));
 }
 
 #[test]

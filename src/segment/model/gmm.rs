@@ -4,10 +4,11 @@ use linfa::DatasetBase;
 use linfa::traits::{Fit, Predict};
 use ndarray::ArrayView2;
 
-use super::{Candidates, FitQuality, Fitted};
+use super::{Candidates, Fitted};
 use crate::plan::SegmentPlan;
 use crate::segment::SegmentError;
 use crate::segment::kmeans::Assignment;
+use crate::segment::quality::FitQuality;
 use crate::segment::quality::{SILHOUETTE_SAMPLE, SilhouetteSample, davies_bouldin};
 
 /// A Gaussian mixture (full covariances, linfa) for each k asked. linfa

@@ -4,10 +4,11 @@ use linfa::traits::Fit;
 use linfa::{DatasetBase, Float};
 use ndarray::ArrayView2;
 
-use super::{Candidates, FitQuality, Fitted};
+use super::{Candidates, Fitted};
 use crate::plan::SegmentPlan;
 use crate::segment::SegmentError;
 use crate::segment::kmeans::{KMeansModel, KMeansParams};
+use crate::segment::quality::FitQuality;
 use crate::segment::quality::{SILHOUETTE_SAMPLE, SilhouetteSample, davies_bouldin};
 use crate::segment::saved::SavedModel;
 

@@ -18,27 +18,8 @@ use super::saved::SavedModel;
 use super::scale::{Scaler, scaled_matrix};
 use crate::pipeline::Precision;
 use crate::plan::{ModelKind, SegmentPlan};
+use crate::segment::quality::FitQuality;
 
-/// The figures of one fit, a row of the quality table.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FitQuality {
-    /// Segments.
-    pub k: usize,
-    /// Whether this fit was kept.
-    pub chosen: bool,
-    /// Sum of squared distances to the centroids, in scaled units.
-    pub inertia: f64,
-    /// Mean silhouette on a seeded sample of at most 3,000 rows.
-    pub silhouette: Option<f64>,
-    /// Davies–Bouldin index.
-    pub davies_bouldin: f64,
-    /// Iterations of the kept initialisation.
-    pub iterations: usize,
-    /// Whether it converged within `max_iter`.
-    pub converged: bool,
-    /// Wall time of the fit (initialisations and iterations).
-    pub fit_seconds: f64,
-}
 /// A fitted or reused model, with each row's place in it.
 pub(super) struct Fitted {
     /// Centroids (component means for a mixture) in scaled units.
