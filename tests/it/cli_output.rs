@@ -45,7 +45,10 @@ fn screen(out: &Output, dir: &Path) -> String {
         // An SQL step without `ORDER BY` may give its rows in another order
         // from one run to the next (DataFusion's joins and aggregations run
         // in parallel), and so Parquet files of another size.
-        (r"\.parquet \((\d+ partition\(s\), )?[0-9.]+ (B|KiB|MiB)\)", ".parquet ($1[SIZE])"),
+        (
+            r"\.parquet \((\d+ partition\(s\), )?[0-9.]+ (B|KiB|MiB)\)",
+            ".parquet ($1[SIZE])",
+        ),
     ];
     filters.iter().fold(text, |text, (pattern, with)| {
         Regex::new(pattern)
@@ -115,6 +118,42 @@ outputs:
         dir.path(),
         &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
     );
+    insta::assert_snapshot!(screen(&out, dir.path()));
+}
+
+/// A step that fails while running: exit 1, the step and its file named,
+/// nothing published.
+#[test]
+fn a_run_whose_transform_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("sql")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("in/people.csv"),
+        "id;name\n1;Anna\n2;Bruno\n",
+    )
+    .expect("write csv");
+    std::fs::write(
+        dir.path().join("sql/ids.sql"),
+        "SELECT CAST(name AS INT) AS id FROM people\n",
+    )
+    .expect("write sql");
+    let yaml = r#"name: people
+sources:
+  people:
+    path: in/
+    format: { type: csv, delimiter: ";" }
+transforms:
+  - { name: ids, sql: sql/ids.sql }
+outputs:
+  - { table: ids, path: out/ids/ }
+"#;
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let out = civica(
+        dir.path(),
+        &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
+    );
+    assert!(!dir.path().join("out/ids").exists(), "nothing is published");
     insta::assert_snapshot!(screen(&out, dir.path()));
 }
 
