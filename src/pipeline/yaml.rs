@@ -279,9 +279,11 @@ fn refine_position(err: NodeError, node: &Node) -> NodeError {
 
 /// serde names Rust types (`expected i64`); users wrote YAML.
 fn friendly_types(message: &str) -> String {
-    let mut text = match regex::Regex::new(r"expected struct [A-Za-z]+") {
-        Ok(re) => re.replace_all(message, "expected a mapping").into_owned(),
-        Err(_) => message.to_string(),
+    static RUST_STRUCT: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"expected struct [A-Za-z]+").ok());
+    let mut text = match RUST_STRUCT.as_ref() {
+        Some(re) => re.replace_all(message, "expected a mapping").into_owned(),
+        None => message.to_string(),
     };
     if text.starts_with("invalid type: boolean") && text.ends_with("expected a string") {
         // `y`, `n`, `yes`, `on`… are booleans in YAML: a column named `y`

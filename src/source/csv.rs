@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use datafusion::arrow::array::{
@@ -784,11 +784,16 @@ fn infer_type(values: impl Iterator<Item = String>, csv: &CsvFormatSpec) -> Colu
         return ColumnType::String;
     }
     let all = |pred: &dyn Fn(&str) -> bool| values.iter().all(|v| pred(v));
-    let int_pattern = Regex::new(r"^-?(0|[1-9][0-9]{0,17})$").ok();
-    let float_pattern = if csv.decimal == ',' {
-        Regex::new(r"^-?[0-9]{1,3}(\.?[0-9]{3})*(,[0-9]+)?$").ok()
-    } else {
-        Regex::new(r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$").ok()
+    static INTEGER: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"^-?(0|[1-9][0-9]{0,17})$").ok());
+    static DECIMAL_COMMA: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"^-?[0-9]{1,3}(\.?[0-9]{3})*(,[0-9]+)?$").ok());
+    static DECIMAL_POINT: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$").ok());
+    let int_pattern = INTEGER.as_ref();
+    let float_pattern = match csv.decimal {
+        ',' => DECIMAL_COMMA.as_ref(),
+        _ => DECIMAL_POINT.as_ref(),
     };
     let leading_zero = |v: &str| {
         let digits = v.trim_start_matches('-');
