@@ -14,6 +14,7 @@ pub mod error;
 pub mod faults;
 pub mod pipeline;
 pub mod plan;
+pub mod privacy;
 pub mod run;
 pub mod run_id;
 pub mod segment;

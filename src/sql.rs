@@ -102,6 +102,12 @@ pub fn problem_from_error(err: &DataFusionError, sql: &str) -> SqlProblem {
             col: caps[2].parse().ok()?,
         })
     });
+    // A civica function that refuses to plan names itself: `function
+    // `pseudonym`: …`.
+    let function_pos = || {
+        let name = message.strip_prefix("function `")?.split('`').next()?;
+        find_word(sql, name)
+    };
     let named_pos = || {
         let named = NAMED_IN_ERROR
             .captures(&message)?
@@ -119,7 +125,10 @@ pub fn problem_from_error(err: &DataFusionError, sql: &str) -> SqlProblem {
             col: u32::try_from(span.start.column).unwrap_or(u32::MAX),
         })
     };
-    let pos = parser_pos.or_else(named_pos).or_else(span_pos);
+    let pos = parser_pos
+        .or_else(function_pos)
+        .or_else(named_pos)
+        .or_else(span_pos);
     let message = PARSER_POSITION.replace_all(&message, "").into_owned();
     SqlProblem {
         pos,

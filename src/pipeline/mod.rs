@@ -26,8 +26,8 @@ pub use segment::{
 };
 pub use source::{
     AccessLogFormatSpec, ColumnType, CsvFormatSpec, EncodingSpec, FormatSpec, LogFlavor,
-    NdjsonFormatSpec, OnChangedInput, OnError, ParquetFormatSpec, SchemaDrift, SchemaSpec,
-    SourceSpec,
+    NdjsonFormatSpec, OnChangedInput, OnError, ParquetFormatSpec, Pseudonymize, SchemaDrift,
+    SchemaSpec, SourceSpec,
 };
 pub use yaml::Pos;
 use yaml::{Node, Value, from_node};

@@ -41,6 +41,51 @@ pub struct SourceSpec {
     /// change. Default `fail`.
     #[serde(default)]
     pub on_changed_input: OnChangedInput,
+    /// Columns replaced by their keyed pseudonym (`pseudonym(kind, value)`)
+    /// before any step reads the source: a list of columns (each its own
+    /// kind), or a mapping of column to kind (`{ codice_fiscale: cf }`), so
+    /// that columns of two sources holding the same identifier give the
+    /// same pseudonym. Default: none.
+    #[serde(default)]
+    pub pseudonymize: Pseudonymize,
+}
+
+/// A source's `pseudonymize:` columns, each with its identifier kind, in
+/// the order written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pseudonymize(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Pseudonymize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ColumnsVisitor;
+        impl<'de> serde::de::Visitor<'de> for ColumnsVisitor {
+            type Value = Pseudonymize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of columns, or a mapping of column to identifier kind")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut columns = Vec::new();
+                while let Some(column) = seq.next_element::<String>()? {
+                    columns.push((column.clone(), column));
+                }
+                Ok(Pseudonymize(columns))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut columns = Vec::new();
+                while let Some((column, kind)) = map.next_entry::<String, String>()? {
+                    columns.push((column, kind));
+                }
+                Ok(Pseudonymize(columns))
+            }
+        }
+        deserializer.deserialize_any(ColumnsVisitor)
+    }
 }
 
 /// What an incremental source does with a file that changed after it was read.

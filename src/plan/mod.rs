@@ -104,8 +104,12 @@ pub struct SourcePlan {
     pub incremental: bool,
     /// What a file changed since a run read it does.
     pub on_changed_input: OnChangedInput,
+    /// Columns replaced by their pseudonym, with their identifier kind.
+    pub pseudonymize: Vec<(String, String)>,
     /// Where the source is defined in the pipeline file.
     pub pos: Pos,
+    /// Where its `pseudonymize` is written (its position when absent).
+    pub pseudonymize_pos: Pos,
 }
 
 impl SourcePlan {

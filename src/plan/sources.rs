@@ -128,7 +128,9 @@ pub(super) fn plan_sources(
                 schema_drift: source.value.schema_drift,
                 incremental: source.value.incremental,
                 on_changed_input: source.value.on_changed_input,
+                pseudonymize: source.value.pseudonymize.0.clone(),
                 pos: name.pos,
+                pseudonymize_pos: source.pos_of("pseudonymize"),
             }),
             None => {
                 plan.unavailable.insert(name.value.clone());

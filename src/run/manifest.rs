@@ -111,6 +111,8 @@ pub struct Manifest {
     pub checks: Vec<crate::check::CheckResult>,
     /// What the run was given and took.
     pub resources: ResourcesRecord,
+    /// The safeguards of personal data in force.
+    pub privacy: PrivacyRecord,
     /// The versions of civica and of the engines it ran on.
     pub versions: Versions,
 }
@@ -192,6 +194,13 @@ pub struct ResourcesRecord {
     pub peak_rss_bytes: Option<u64>,
 }
 
+/// The safeguards of personal data a run had.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrivacyRecord {
+    /// The id of the pseudonym key (a fingerprint; never the key).
+    pub pseudonym_key_id: Option<String>,
+}
+
 /// The versions a run was made with.
 #[derive(Debug, Clone, Serialize)]
 pub struct Versions {
@@ -203,16 +212,33 @@ pub struct Versions {
     pub linfa: &'static str,
 }
 
+/// What a run was given, known before it ran, for its manifest.
+#[derive(Debug)]
+pub struct RunInputs<'a> {
+    /// The hash of the pipeline and SQL as run ([`content_hash`]).
+    pub pipeline_hash: &'a str,
+    /// The files each source read.
+    pub inputs: &'a [(String, Vec<InputObject>)],
+    /// Its resources.
+    pub resources: ResourcesRecord,
+    /// Its privacy safeguards.
+    pub privacy: PrivacyRecord,
+}
+
 /// The manifest of a run that ended with `outcome`.
 pub fn manifest(
     plan: &Plan,
-    pipeline_hash: &str,
     clock: &RunClock,
-    inputs: &[(String, Vec<InputObject>)],
+    given: RunInputs<'_>,
     journal: &Journal,
-    resources: ResourcesRecord,
     outcome: Result<(), &RunFailure>,
 ) -> Manifest {
+    let RunInputs {
+        pipeline_hash,
+        inputs,
+        resources,
+        privacy,
+    } = given;
     let finished = Utc::now();
     let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     Manifest {
@@ -269,6 +295,7 @@ pub fn manifest(
         segment: journal.segment.clone(),
         checks: journal.checks.clone(),
         resources,
+        privacy,
         versions: Versions {
             civica: env!("CARGO_PKG_VERSION"),
             datafusion: datafusion::DATAFUSION_VERSION,

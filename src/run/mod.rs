@@ -41,6 +41,8 @@ pub struct Prepared {
     pub recovery: Recovery,
     /// The pipeline's lock, held until the run ends.
     pub lock: Option<RunLock>,
+    /// The id of the pseudonym key the run has (never the key).
+    pub pseudonym_key_id: Option<String>,
 }
 
 /// The account of a finished run.
@@ -70,6 +72,7 @@ pub async fn run_prepared(
         selection,
         recovery,
         lock,
+        pseudonym_key_id,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
@@ -102,15 +105,13 @@ pub async fn run_prepared(
             target_partitions: ctx.copied_config().target_partitions(),
             peak_rss_bytes: manifest::peak_rss_bytes(),
         };
-        let document = manifest::manifest(
-            &plan,
-            &pipeline_hash,
-            &clock,
-            &inputs,
-            &journal,
+        let given = manifest::RunInputs {
+            pipeline_hash: &pipeline_hash,
+            inputs: &inputs,
             resources,
-            outcome,
-        );
+            privacy: manifest::PrivacyRecord { pseudonym_key_id },
+        };
+        let document = manifest::manifest(&plan, &clock, given, &journal, outcome);
         // The outputs are already published or kept: a manifest that
         // cannot be written is reported, and does not change the outcome.
         match write_manifest(&ctx, folder, &plan.name, &clock, &document).await {

@@ -19,6 +19,7 @@ use crate::pipeline::{Diagnostic, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
 };
+use crate::privacy::{KeyError, PseudonymKey, pseudonymize_table, register_pseudonym};
 use crate::segment::{SegmentError, output_schemas, validate_segment_columns};
 use crate::sink::{Recovery, recover};
 use crate::source::functions::register_functions;
@@ -131,6 +132,7 @@ pub async fn prepare(
             return Err(found.into_problems());
         }
     };
+    let key = load_pseudonym_key(&ctx, &plan, &mut found);
     configure_stores(&ctx, &plan, &mut found).await;
     let lock = match repair && found.clean() {
         true => take_run_lock(&ctx, &plan, &clock, &mut found).await?,
@@ -155,7 +157,7 @@ pub async fn prepare(
     for ignored in &selection.ignored {
         tracing::warn!(target: "civica::run", "{ignored}");
     }
-    let mut sources = register_sources(&ctx, listings, &selection, &mut found).await;
+    let mut sources = register_sources(&ctx, listings, &selection, key.is_some(), &mut found).await;
     plan_steps(&ctx, &plan, &mut found).await;
     plan_quality_checks(&ctx, &plan, &mut found).await;
     validate_partitions(&ctx, &plan, &mut found).await;
@@ -182,7 +184,45 @@ pub async fn prepare(
         selection,
         recovery,
         lock,
+        pseudonym_key_id: key.map(|key| key.id().to_string()),
     })
+}
+
+/// Reads the pseudonym key from the environment and registers
+/// `pseudonym()` with it. A key that is set but unusable is a mistake
+/// whether or not the pipeline needs it; no key is one only for a source
+/// that `pseudonymize`s (SQL calling `pseudonym()` fails when planned).
+fn load_pseudonym_key(
+    ctx: &SessionContext,
+    plan: &Plan,
+    found: &mut Findings,
+) -> Option<PseudonymKey> {
+    let key = match PseudonymKey::from_env() {
+        Ok(key) => key,
+        Err(err) => {
+            found.invalid.push(Diagnostic {
+                file: plan.file.clone(),
+                pos: None,
+                message: err.to_string(),
+            });
+            None
+        }
+    };
+    if key.is_none() {
+        for source in plan.sources.iter().filter(|s| !s.pseudonymize.is_empty()) {
+            found.invalid.push(Diagnostic::at(
+                &plan.file,
+                source.pseudonymize_pos,
+                format!(
+                    "source `{}` has `pseudonymize`: {}",
+                    source.name,
+                    KeyError::Missing
+                ),
+            ));
+        }
+    }
+    register_pseudonym(ctx, key.clone());
+    key
 }
 
 /// Reads the pipeline and its SQL files and builds the plan, on a blocking
@@ -356,6 +396,7 @@ async fn register_sources(
     ctx: &SessionContext,
     listings: Vec<Listed<'_>>,
     selection: &Selection,
+    has_key: bool,
     found: &mut Findings,
 ) -> Vec<(String, SourceStats, Duration)> {
     let mut sources = Vec::new();
@@ -382,6 +423,17 @@ async fn register_sources(
                     }
                 }
                 tracing::debug!(target: "civica::run", source = %source.name, location = %source.location, files = stats.files, "source registered");
+                if has_key
+                    && let Err(err) =
+                        pseudonymize_table(ctx, &source.name, &source.pseudonymize).await
+                {
+                    found.invalid.push(Diagnostic::at(
+                        &found.file,
+                        source.pseudonymize_pos,
+                        err.to_string(),
+                    ));
+                    found.failed.insert(source.name.clone());
+                }
                 sources.push((source.name.clone(), stats, started.elapsed()));
             }
             Err(err) => fail_source(found, source, &err),

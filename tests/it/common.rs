@@ -25,7 +25,14 @@ pub fn civica(dir: &Path, args: &[&str]) -> Output {
 /// The `civica` command with `args` in `dir`, for tests that add to its environment.
 pub fn civica_command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_civica"));
-    command.args(args).current_dir(dir).env("NO_COLOR", "1");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        // A key in the developer's environment must not change what the
+        // tests see; the privacy tests set their own.
+        .env_remove("CIVICA_PSEUDONYM_KEY")
+        .env_remove("CIVICA_PSEUDONYM_KEY_FILE");
     command
 }
 

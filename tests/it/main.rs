@@ -10,6 +10,7 @@ mod incremental;
 mod operator;
 mod partitions;
 mod peer;
+mod privacy;
 mod publish;
 mod quarantine;
 mod quickstart;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{DS, civica, describe, root, write_demo};
+use crate::common::{DS, civica, civica_command, describe, root, write_demo};
 
 /// The blocks of a kind (`yaml`, `sh`) in the README, with their line.
 fn readme_blocks(kind: &str) -> Vec<(usize, String)> {
@@ -98,7 +98,8 @@ fn every_pipeline_snippet_in_the_readme_validates() {
         let file = dir.path().join(format!("pipelines/readme_{line}.yaml"));
         // JSON is YAML.
         std::fs::write(&file, pipeline.to_string()).expect("pipeline");
-        let out = civica(
+        // A snippet with pseudonyms needs a key, as the README says.
+        let out = civica_command(
             dir.path(),
             &[
                 "validate",
@@ -108,7 +109,13 @@ fn every_pipeline_snippet_in_the_readme_validates() {
                 "--var",
                 &format!("ds={DS}"),
             ],
-        );
+        )
+        .env(
+            "CIVICA_PSEUDONYM_KEY",
+            "a-readme-test-key-of-forty-characters-x",
+        )
+        .output()
+        .expect("the civica binary runs");
         assert!(
             out.status.success(),
             "README.md:{line}: the snippet does not validate:\n{text}\n{}",

@@ -1,0 +1,223 @@
+//! Privacy by design: keyed pseudonyms (the key from the environment only,
+//! its id in the manifest, never the key itself).
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::{DS, civica_command, describe, manifests};
+
+const KEY: &str = "a-test-key-of-forty-characters-xxxxxxxxx";
+const OTHER_KEY: &str = "another-test-key-of-forty-characters-yyy";
+
+const PEOPLE: &str = "citizen_id;codice_fiscale;email\n1;RSSMRA80A01H501U;anna@comune.it\n2;VRDLGU75B12F205X;luigi@comune.it\n3;BNCGNN90C43L219Y;giovanna@comune.it\n";
+
+/// A pipeline that pseudonymises the CRM's codice fiscale at the source and
+/// the e-mail in SQL, and publishes both.
+fn write_pipeline(dir: &Path) {
+    std::fs::create_dir_all(dir.join("in")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("sql")).expect("mkdir");
+    std::fs::write(dir.join("in/people.csv"), PEOPLE).expect("write csv");
+    std::fs::write(
+        dir.join("sql/keyed.sql"),
+        "SELECT citizen_id, codice_fiscale AS cf_pid, pseudonym('email', email) AS email_pid FROM people ORDER BY citizen_id\n",
+    )
+    .expect("write sql");
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        r#"name: keyed
+runs: out/_runs/
+sources:
+  people:
+    path: in/
+    format: { type: csv, delimiter: ";" }
+    pseudonymize: { codice_fiscale: cf }
+transforms:
+  - { name: keyed, sql: sql/keyed.sql }
+outputs:
+  - { table: keyed, path: out/keyed/ }
+"#,
+    )
+    .expect("write pipeline");
+}
+
+fn run_with(dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = civica_command(dir, &["run", "pipeline.yaml", "--var", &format!("ds={DS}")]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the civica binary runs")
+}
+
+/// The published pseudonyms, by citizen: (cf_pid, email_pid).
+fn pseudonyms(dir: &Path) -> Vec<(String, String)> {
+    let file = dir.join("out/keyed/part-00000.parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&file).expect("published file"),
+    )
+    .expect("parquet")
+    .build()
+    .expect("reader");
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let text = |name: &str| {
+            let column = batch.column_by_name(name).expect("column");
+            arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).expect("text")
+        };
+        let (cf, email) = (text("cf_pid"), text("email_pid"));
+        let (cf, email) = (cf.as_string::<i32>(), email.as_string::<i32>());
+        for row in 0..batch.num_rows() {
+            rows.push((cf.value(row).to_string(), email.value(row).to_string()));
+        }
+    }
+    rows
+}
+
+use arrow::array::AsArray;
+
+/// Every byte under `dir`, for scans of what civica wrote.
+fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                stack.push(entry.expect("entry").path());
+            }
+        } else {
+            bytes.extend(std::fs::read(&path).expect("read file"));
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn the_same_key_gives_the_same_pseudonyms_and_another_key_none_of_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_pipeline(dir.path());
+    let first = run_with(dir.path(), &[("CIVICA_PSEUDONYM_KEY", KEY)]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let night_one = pseudonyms(dir.path());
+    assert_eq!(night_one.len(), 3);
+    for (cf, email) in &night_one {
+        assert_eq!(cf.len(), 32, "128 bits in hex: {cf}");
+        assert_eq!(email.len(), 32, "128 bits in hex: {email}");
+    }
+    let second = run_with(dir.path(), &[("CIVICA_PSEUDONYM_KEY", KEY)]);
+    assert!(second.status.success(), "{}", describe(&second));
+    assert_eq!(
+        pseudonyms(dir.path()),
+        night_one,
+        "same key, same pseudonyms"
+    );
+
+    // The key is nowhere in what civica wrote or printed; its id is in the
+    // manifests, and no codice fiscale or e-mail of the source is published.
+    let written = all_bytes(&dir.path().join("out"));
+    assert!(!contains(&written, KEY), "the key was written");
+    for out in [&first, &second] {
+        assert!(!contains(&out.stdout, KEY) && !contains(&out.stderr, KEY));
+    }
+    for value in ["RSSMRA80A01H501U", "VRDLGU75B12F205X", "anna@comune.it"] {
+        assert!(
+            !contains(&all_bytes(&dir.path().join("out/keyed")), value),
+            "{value} published"
+        );
+    }
+    let runs = manifests(&dir.path().join("out/_runs"));
+    let key_id = runs[0]["privacy"]["pseudonym_key_id"]
+        .as_str()
+        .expect("a key id")
+        .to_string();
+    assert_eq!(key_id.len(), 16);
+    assert_eq!(runs[1]["privacy"]["pseudonym_key_id"], key_id.as_str());
+
+    let rotated = run_with(dir.path(), &[("CIVICA_PSEUDONYM_KEY", OTHER_KEY)]);
+    assert!(rotated.status.success(), "{}", describe(&rotated));
+    let night_three = pseudonyms(dir.path());
+    for (old, new) in night_one.iter().zip(&night_three) {
+        assert_ne!(old.0, new.0, "another key, another pseudonym");
+        assert_ne!(old.1, new.1, "another key, another pseudonym");
+    }
+    let runs = manifests(&dir.path().join("out/_runs"));
+    assert_ne!(runs[2]["privacy"]["pseudonym_key_id"], key_id.as_str());
+}
+
+#[test]
+fn a_missing_short_or_open_key_stops_the_run_before_any_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_pipeline(dir.path());
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).expect("write key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let key_file = key_file.display().to_string();
+    for (env, expected) in [
+        (
+            vec![],
+            "pipeline.yaml:7:19: source `people` has `pseudonymize`: pseudonyms need a key: set CIVICA_PSEUDONYM_KEY",
+        ),
+        (
+            vec![("CIVICA_PSEUDONYM_KEY", "too-short")],
+            "the pseudonym key from CIVICA_PSEUDONYM_KEY is 9 bytes; it must be at least 32",
+        ),
+        (
+            vec![("CIVICA_PSEUDONYM_KEY_FILE", key_file.as_str())],
+            "can be read or written by others than its owner (mode 644)",
+        ),
+    ] {
+        let out = run_with(dir.path(), &env);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("too-short"),
+            "the key was echoed: {stderr}"
+        );
+        assert!(
+            !dir.path().join("out/keyed").exists(),
+            "nothing is published"
+        );
+    }
+    // Owner-only, the same key from a file runs.
+    std::fs::set_permissions(
+        dir.path().join("key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let out = run_with(
+        dir.path(),
+        &[("CIVICA_PSEUDONYM_KEY_FILE", key_file.as_str())],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[test]
+fn sql_calling_pseudonym_without_a_key_fails_at_its_line_when_validated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_pipeline(dir.path());
+    let yaml = std::fs::read_to_string(dir.path().join("pipeline.yaml")).expect("read");
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        yaml.replace("    pseudonymize: { codice_fiscale: cf }\n", ""),
+    )
+    .expect("write");
+    let out = civica_command(dir.path(), &["validate", "pipeline.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sql/keyed.sql:1:46: function `pseudonym`: pseudonyms need a key"),
+        "{stderr}"
+    );
+}
