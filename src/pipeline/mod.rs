@@ -25,7 +25,7 @@ pub use segment::{
     FeatureName, Impute, KChoice, ModelMode, ModelSpec, ModelType, Precision, Scaling, SegmentSpec,
 };
 pub use source::{
-    AccessLogFormatSpec, ColumnType, CsvFormatSpec, EncodingSpec, FormatSpec, LogFlavor,
+    AccessLogFormatSpec, ColumnType, CsvFormatSpec, EncodingSpec, FormatSpec, IpMask, LogFlavor,
     NdjsonFormatSpec, OnChangedInput, OnError, ParquetFormatSpec, Pseudonymize, SchemaDrift,
     SchemaSpec, SourceSpec,
 };

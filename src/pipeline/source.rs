@@ -275,6 +275,63 @@ pub struct AccessLogFormatSpec {
     /// files are decompressed. Default: every file.
     #[serde(default)]
     pub extension: Option<String>,
+    /// How client addresses are masked as lines are read, before they
+    /// reach a table, the quarantine or a message: `16` keeps an IPv4
+    /// address's first 16 bits (`a.b.0.0`), `24` its first 24
+    /// (`a.b.c.0`); IPv6 addresses keep their first 48 bits either way.
+    /// `none` keeps addresses whole. Default `16`.
+    #[serde(default)]
+    pub ip_mask: IpMask,
+}
+
+/// How much of a client address an access-log source keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IpMask {
+    /// IPv4 /16, IPv6 /48.
+    #[default]
+    Prefix16,
+    /// IPv4 /24, IPv6 /48.
+    Prefix24,
+    /// Addresses as written: only when declared.
+    None,
+}
+
+impl IpMask {
+    /// The mask as written in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            IpMask::Prefix16 => "16",
+            IpMask::Prefix24 => "24",
+            IpMask::None => "none",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IpMask {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MaskVisitor;
+        impl serde::de::Visitor<'_> for MaskVisitor {
+            type Value = IpMask;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`16`, `24` or `none`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IpMask, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IpMask, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IpMask, E> {
+                match v {
+                    "16" => Ok(IpMask::Prefix16),
+                    "24" => Ok(IpMask::Prefix24),
+                    "none" => Ok(IpMask::None),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(MaskVisitor)
+    }
 }
 
 /// The layout of an access-log line.

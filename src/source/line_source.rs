@@ -46,7 +46,7 @@ pub(super) async fn validate_sample(
         match decoder.push_line(line) {
             Ok(()) => return Ok(()),
             Err(reason) => {
-                first_reason.get_or_insert(reason);
+                first_reason.get_or_insert_with(|| decoder.redact(&reason.0).into_owned());
             }
         }
     }

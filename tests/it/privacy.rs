@@ -1,5 +1,6 @@
 //! Privacy by design: keyed pseudonyms (the key from the environment only,
-//! its id in the manifest, never the key itself).
+//! its id in the manifest, never the key itself), client addresses masked
+//! as web logs are read.
 
 use std::path::Path;
 use std::process::Output;
@@ -219,5 +220,89 @@ fn sql_calling_pseudonym_without_a_key_fails_at_its_line_when_validated() {
     assert!(
         stderr.contains("sql/keyed.sql:1:46: function `pseudonym`: pseudonyms need a key"),
         "{stderr}"
+    );
+}
+
+/// Two good lines (IPv4, IPv6) and a broken one whose address and a
+/// second address in its path must not survive either.
+const LOG: &str = concat!(
+    "83.149.9.216 - - [20/Nov/2026:10:05:03 +0100] \"GET /servizi/tari HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n",
+    "2001:db8:85a3:8d3:1319:8a2e:370:7348 - - [20/Nov/2026:10:06:00 +0100] \"GET /servizi/anagrafe HTTP/1.1\" 200 128 \"-\" \"Mozilla/5.0\"\n",
+    "151.38.44.201 - - [20/Nov/2026:10:07:00 +0100] \"GET /x?from=10.20.30.40 HTTP/1.1\" 200 9 \"-\" \"no closing quote\n",
+);
+
+fn run_log(dir: &Path, mask: Option<&str>) -> Output {
+    std::fs::create_dir_all(dir.join("logs")).expect("mkdir");
+    std::fs::write(dir.join("logs/access.log"), LOG).expect("write log");
+    let mask = mask.map(|m| format!(", ip_mask: {m}")).unwrap_or_default();
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        format!(
+            "name: web\nsources:\n  web:\n    path: logs/\n    format: {{ type: access_log{mask} }}\n    max_rejected_ratio: 0.5\noutputs:\n  - {{ table: web, path: out/web/ }}\n  - {{ table: web__rejected, path: out/rejected/ }}\n"
+        ),
+    )
+    .expect("write pipeline");
+    civica_command(dir, &["run", "pipeline.yaml", "--var", &format!("ds={DS}")])
+        .output()
+        .expect("runs")
+}
+
+fn client_ips(dir: &Path) -> Vec<String> {
+    let rows = crate::common::query(
+        &[("w", &dir.join("out/web"))],
+        "SELECT client_ip FROM w ORDER BY client_ip",
+    );
+    crate::common::strings(&rows[0], 0)
+}
+
+#[test]
+fn client_addresses_are_masked_as_lines_are_read_unless_declared_whole() {
+    let full = [
+        "83.149.9.216",
+        "2001:db8:85a3:8d3:1319:8a2e:370:7348",
+        "151.38.44.201",
+        "10.20.30.40",
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run_log(dir.path(), None);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(client_ips(dir.path()), ["2001:db8:85a3::", "83.149.0.0"]);
+    let written = all_bytes(&dir.path().join("out"));
+    for address in full {
+        assert!(!contains(&written, address), "{address} was written");
+        assert!(!contains(&out.stdout, address) && !contains(&out.stderr, address));
+    }
+    let rejected = crate::common::query(
+        &[("r", &dir.path().join("out/rejected"))],
+        "SELECT raw_line FROM r",
+    );
+    let raw = &crate::common::strings(&rejected[0], 0)[0];
+    assert!(
+        raw.starts_with(
+            "151.38.0.0 - - [20/Nov/2026:10:07:00 +0100] \"GET /x?from=10.20.0.0 HTTP/1.1\""
+        ),
+        "{raw}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run_log(dir.path(), Some("24"));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(client_ips(dir.path()), ["2001:db8:85a3::", "83.149.9.0"]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run_log(dir.path(), Some("none"));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(
+        client_ips(dir.path()),
+        ["2001:db8:85a3:8d3:1319:8a2e:370:7348", "83.149.9.216"]
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run_log(dir.path(), Some("8"));
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected `16`, `24` or `none`"),
+        "{}",
+        describe(&out)
     );
 }

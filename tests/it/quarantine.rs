@@ -42,9 +42,13 @@ fn rejected_lines_are_a_table_with_file_line_text_and_reason() {
         "{file}"
     );
     assert_eq!(rows[0].column(1).as_primitive::<Int64Type>().value(0), 3);
+    // The line as it was, but for its client address, masked as in the
+    // table (`ip_mask: 16` by default).
     assert!(
         strings(&rows[0], 2)[0]
-            .starts_with("93.44.12.7 - TINIT-RSSMRA85T10A562S [20/Nov/2026:09:01:13 +0100]")
+            .starts_with("93.44.0.0 - TINIT-RSSMRA85T10A562S [20/Nov/2026:09:01:13 +0100]"),
+        "{}",
+        strings(&rows[0], 2)[0]
     );
     assert_eq!(strings(&rows[0], 3)[0], "user agent is not a quoted string");
     let loaded = query(

@@ -26,8 +26,9 @@ use super::line_source::{register_lines, validate_sample};
 use super::lines::{LineDecoder, LineError, LineLayout, LineOptions, TextEncoding};
 use super::quarantine::Quarantine;
 use crate::pipeline::log_pattern::LogPattern;
-use crate::pipeline::{AccessLogFormatSpec, LogFlavor, OnError};
+use crate::pipeline::{AccessLogFormatSpec, IpMask, LogFlavor, OnError};
 use crate::plan::SourcePlan;
+use crate::privacy::{mask_address, mask_addresses_in};
 
 /// Registers an access-log source and its `__rejected` table.
 pub(super) async fn register_access_log(
@@ -47,7 +48,7 @@ pub(super) async fn register_access_log(
         )?)),
         None => LogParser::Flavor(log.flavor),
     };
-    let layout = Arc::new(AccessLogLayout::new(parser));
+    let layout = Arc::new(AccessLogLayout::new(parser).with_ip_mask(log.ip_mask));
     // (Unless every line may be rejected.)
     if source.max_rejected_ratio < 1.0 {
         validate_sample(ctx, source, layout.as_ref(), &objects).await?;
@@ -141,10 +142,12 @@ pub struct AccessLogLayout {
     parser: LogParser,
     columns: Vec<LogColumn>,
     schema: SchemaRef,
+    ip_mask: IpMask,
 }
 
 impl AccessLogLayout {
-    /// The layout of a parser.
+    /// The layout of a parser, masking client addresses as `ip_mask: 16`
+    /// does (see [`AccessLogLayout::with_ip_mask`]).
     pub fn new(parser: LogParser) -> Self {
         let mut named: Vec<(String, LogColumn)> = STANDARD
             .iter()
@@ -168,6 +171,15 @@ impl AccessLogLayout {
             parser,
             columns: named.into_iter().map(|(_, column)| column).collect(),
             schema,
+            ip_mask: IpMask::default(),
+        }
+    }
+
+    /// The same layout, masking client addresses as `mask` says.
+    pub fn with_ip_mask(self, mask: IpMask) -> Self {
+        AccessLogLayout {
+            ip_mask: mask,
+            ..self
         }
     }
 }
@@ -180,6 +192,7 @@ impl LineLayout for AccessLogLayout {
     fn decoder(&self, projection: &[usize], _path: &str) -> Box<dyn LineDecoder> {
         Box::new(LogDecoder {
             parser: self.parser.clone(),
+            ip_mask: self.ip_mask,
             schema: Arc::new(
                 self.schema
                     .project(projection)
@@ -259,6 +272,7 @@ impl ColumnBuilder {
 /// Parses lines into the projected columns.
 struct LogDecoder {
     parser: LogParser,
+    ip_mask: IpMask,
     schema: SchemaRef,
     builders: Vec<ColumnBuilder>,
     rows: usize,
@@ -267,6 +281,12 @@ struct LogDecoder {
 impl LineDecoder for LogDecoder {
     fn push_line(&mut self, line: &str) -> Result<(), LineError> {
         let record = self.parser.parse(line)?;
+        // The address is masked before it reaches a column.
+        let client = record.client_ip.map(|ip| mask_address(ip, self.ip_mask));
+        let record = LogRecord {
+            client_ip: client.as_deref(),
+            ..record
+        };
         for builder in &mut self.builders {
             builder.push(&record);
         }
@@ -276,6 +296,10 @@ impl LineDecoder for LogDecoder {
 
     fn rows(&self) -> usize {
         self.rows
+    }
+
+    fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        mask_addresses_in(text, self.ip_mask)
     }
 
     fn finish(&mut self) -> Result<RecordBatch, ArrowError> {

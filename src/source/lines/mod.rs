@@ -59,6 +59,12 @@ pub trait LineDecoder: Send {
     fn rows(&self) -> usize;
     /// The rows added so far as a batch of the projected columns.
     fn finish(&mut self) -> Result<RecordBatch, ArrowError>;
+    /// A rejected line, or a reason, as it may be kept or shown: what the
+    /// format masks in its rows (an access log's client addresses) is
+    /// masked here too. Default: as it is.
+    fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Which table a scan produces.

@@ -167,12 +167,14 @@ impl LineScan {
         };
         if let Err(LineError(reason)) = result {
             self.counts.rejected += 1;
+            let reason = self.decoder.redact(&reason).into_owned();
             match &mut self.rejected {
                 Some(rejected) => {
                     let shown = match &text {
                         Ok(text) => Cow::Borrowed(text.as_ref()),
                         Err(_) => String::from_utf8_lossy(raw),
                     };
+                    let shown = self.decoder.redact(&shown);
                     rejected.push(&self.display, self.line_no, &shown, &reason);
                 }
                 None if self.options.fail_on_error => {
