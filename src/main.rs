@@ -8,6 +8,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    restrict_file_modes();
     let cli = civica::cli::Cli::parse();
     let format = cli.log_format;
     init_logging(format, cli.quiet);
@@ -17,6 +18,20 @@ fn main() -> ExitCode {
             report(&err, format);
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// Outputs, quarantine tables, manifests, check results, models and the
+/// state hold personal data: whatever the umask, what civica creates on a
+/// local disk gives others no permission (files at most 0640, folders
+/// 0750). A stricter umask is kept.
+fn restrict_file_modes() {
+    const NOTHING_FOR_OTHERS: libc::mode_t = 0o027;
+    // SAFETY: `umask` only sets this process's file-creation mask and
+    // cannot fail; it runs first in `main`, before any other thread.
+    unsafe {
+        let before = libc::umask(NOTHING_FOR_OTHERS);
+        libc::umask(before | NOTHING_FOR_OTHERS);
     }
 }
 

@@ -306,3 +306,47 @@ fn client_addresses_are_masked_as_lines_are_read_unless_declared_whole() {
         describe(&out)
     );
 }
+
+/// Whatever the umask it is started with, civica creates files that give
+/// others no permission: they hold personal data.
+#[test]
+fn files_civica_writes_are_not_world_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_pipeline(dir.path());
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_civica"))
+        .args(["run", "pipeline.yaml", "--var", &format!("ds={DS}")])
+        .current_dir(dir.path())
+        .env("CIVICA_PSEUDONYM_KEY", KEY)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    let mut stack = vec![dir.path().join("out")];
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        let mode = std::fs::metadata(&path)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o007,
+            0,
+            "{} has mode {:o}",
+            path.display(),
+            mode & 0o777
+        );
+        if path.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            files += 1;
+        }
+    }
+    assert!(files >= 2, "an output and a manifest at least: {files}");
+}
