@@ -409,9 +409,10 @@ mod tests {
         let mut by_cf = HashMap::new();
         let mut phones = HashSet::new();
         let mut rows = 0;
+        let mut objected = 0;
         for (i, line) in lines.enumerate() {
             let f: Vec<&str> = line.split(';').collect();
-            assert_eq!(f.len(), 14, "{line}");
+            assert_eq!(f.len(), 15, "{line}");
             assert_eq!(f[0].parse::<u64>().unwrap(), 100_001 + i as u64);
             assert!(codice_fiscale::is_valid(f[1].as_bytes()), "{line}");
             assert!(
@@ -447,15 +448,22 @@ mod tests {
                 );
                 assert!(phones.insert(f[9].to_string()), "duplicate phone in {line}");
             }
-            for flag in &f[10..13] {
+            for flag in &f[10..14] {
                 assert!(matches!(*flag, "true" | "false"));
             }
-            let created = iso(f[13]);
+            // Who objected to profiling never consented to it.
+            assert!(!(f[12] == "true" && f[13] == "true"), "{line}");
+            objected += usize::from(f[13] == "true");
+            let created = iso(f[14]);
             assert!(created < window_start && created > window_start - chrono::Days::new(3660));
             rows += 1;
         }
         assert_eq!(rows, 300);
         assert_eq!(summary.citizens, 300);
+        assert!(
+            (3..=18).contains(&objected),
+            "a few percent objected: {objected}"
+        );
 
         // Truth.
         let truth = text(&tree, "truth/segments.csv");

@@ -502,7 +502,7 @@ fn draw_citizen(
     let lease_days = between(&mut r, 20, 400) as u16;
     let net = r.next_u64();
 
-    // citizen_id;codice_fiscale;first_name;last_name;birth_date;gender;comune_istat;cap;email;phone;spid_enrolled;consent_marketing;consent_profiling;created_at
+    // citizen_id;codice_fiscale;first_name;last_name;birth_date;gender;comune_istat;cap;email;phone;spid_enrolled;consent_marketing;consent_profiling;objected_profiling;created_at
     push_num(row, 100_001 + index);
     row.push(b';');
     row.extend_from_slice(&cf);
@@ -523,7 +523,11 @@ fn draw_citizen(
         push_phone(row, phone);
     }
     row.push(b';');
-    for flag in [spid, consent_marketing, consent_profiling] {
+    // About 3% objected to profiling (GDPR art. 21), none of those who
+    // consented to it. Drawn from the index alone, so that every other
+    // value of the lake is what it was before the column existed.
+    let objected = !consent_profiling && index.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58 < 2;
+    for flag in [spid, consent_marketing, consent_profiling, objected] {
         row.extend_from_slice(if flag { b"true;" } else { b"false;" });
     }
     push_iso(row, created_at);
@@ -545,7 +549,7 @@ fn draw_citizen(
 }
 
 /// Header of `raw/crm/citizens/citizens.csv`.
-pub(crate) const CITIZENS_HEADER: &str = "citizen_id;codice_fiscale;first_name;last_name;birth_date;gender;comune_istat;cap;email;phone;spid_enrolled;consent_marketing;consent_profiling;created_at";
+pub(crate) const CITIZENS_HEADER: &str = "citizen_id;codice_fiscale;first_name;last_name;birth_date;gender;comune_istat;cap;email;phone;spid_enrolled;consent_marketing;consent_profiling;objected_profiling;created_at";
 
 /// Writes the citizens export and the truth file, returning every citizen's profile.
 pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Profile>, DemoError> {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::check::CheckSpec;
 use super::output::OutputSpec;
+use super::privacy::ProfilingSpec;
 use super::segment::SegmentSpec;
 use super::source::SourceSpec;
 use super::yaml::Pos;
@@ -64,6 +65,9 @@ pub struct PipelineSpec {
     pub transforms: Vec<Located<TransformSpec>>,
     /// `segment`: the clustering step.
     pub segment: Option<Located<SegmentSpec>>,
+    /// `profiling`: the legal basis of the segment step, and whom it
+    /// leaves out.
+    pub profiling: Option<Located<ProfilingSpec>>,
     /// `outputs`: tables written as Parquet.
     pub outputs: Vec<Located<OutputSpec>>,
     /// `resources`: memory, spill folder and parallelism.

@@ -6,6 +6,7 @@ mod check;
 mod document;
 pub mod log_pattern;
 mod output;
+mod privacy;
 mod segment;
 mod source;
 pub mod template;
@@ -21,6 +22,7 @@ pub use check::{
 };
 pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
 pub use output::{OutputMode, OutputSpec};
+pub use privacy::{LegalBasis, ProfilingSpec};
 pub use segment::{
     FeatureName, Impute, KChoice, ModelMode, ModelSpec, ModelType, Precision, Scaling, SegmentSpec,
 };
@@ -105,7 +107,7 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
     "name",
     "description",
     "runs",
@@ -115,6 +117,7 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "sources",
     "transforms",
     "segment",
+    "profiling",
     "outputs",
     "checks",
 ];
@@ -200,6 +203,7 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
                 }
             }
             "segment" => spec.segment = load_entry(file, value, "segment", &mut diags),
+            "profiling" => spec.profiling = load_entry(file, value, "profiling", &mut diags),
             "storage" => {
                 if let Some(storage) = load_entry::<StorageSpec>(file, value, "storage", &mut diags)
                 {

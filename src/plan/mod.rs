@@ -25,7 +25,7 @@ use crate::pipeline::{
 
 pub use checks::{CheckPlan, CheckRule, FAILING_KEY};
 pub use resources::{ResourcesPlan, parse_size};
-pub use segment::{KPlan, ModelKind, ModelPlan, SegmentPlan};
+pub use segment::{KPlan, ModelKind, ModelPlan, ProfilingPlan, SegmentPlan};
 
 /// What the command line adds to a pipeline.
 #[derive(Debug, Clone, Default)]

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use super::{Plan, Step, Tables, locations::resolve_location, vars::render_located};
 use crate::pipeline::{
-    Diagnostic, FeatureName, Impute, KChoice, Located, ModelMode, ModelType, PipelineSpec,
-    Precision, Scaling, SegmentSpec, backticked,
+    Diagnostic, FeatureName, Impute, KChoice, LegalBasis, Located, ModelMode, ModelType,
+    PipelineSpec, Precision, ProfilingSpec, Scaling, SegmentSpec, backticked,
 };
 
 /// The segmentation step with checked parameters.
@@ -44,6 +44,55 @@ pub struct SegmentPlan {
     pub published: Option<String>,
     /// Where `segment` and its keys are in the pipeline file.
     pub located: Located<()>,
+    /// Whom profiling leaves out, when the pipeline says (`profiling:`).
+    pub profiling: Option<ProfilingPlan>,
+}
+
+/// Whom the segment step leaves out, and on what legal basis it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfilingPlan {
+    /// The legal basis.
+    pub basis: LegalBasis,
+    /// The table holding the flags, one row per citizen.
+    pub table: String,
+    /// Its column matching the segment step's `id`.
+    pub id: String,
+    /// True for citizens who consented (with `basis: consent`).
+    pub consent: Option<String>,
+    /// True for citizens who objected.
+    pub objection: Option<String>,
+    /// Where `profiling` is written.
+    pub located: Located<()>,
+}
+
+impl ProfilingPlan {
+    /// The condition, in SQL, that a row of the segment step's input (as
+    /// `alias`, its id column `id`) is kept: no objection, and consent
+    /// where the basis is consent. A null flag is no consent, and no
+    /// objection.
+    pub fn keeps(&self, alias: &str, id: &str) -> String {
+        let quote = crate::sql::quote_ident;
+        let flagged = |flag: &str| {
+            format!(
+                "EXISTS (SELECT 1 FROM {} AS civica_flags WHERE civica_flags.{} = {alias}.{} AND civica_flags.{} IS TRUE)",
+                quote(&self.table),
+                quote(&self.id),
+                quote(id),
+                quote(flag)
+            )
+        };
+        let mut kept = Vec::new();
+        if let Some(objection) = &self.objection {
+            kept.push(format!("NOT {}", flagged(objection)));
+        }
+        if let (LegalBasis::Consent, Some(consent)) = (self.basis, &self.consent) {
+            kept.push(flagged(consent));
+        }
+        match kept.is_empty() {
+            true => "TRUE".to_string(),
+            false => kept.join(" AND "),
+        }
+    }
 }
 
 /// Checked model settings.
@@ -187,6 +236,7 @@ fn segment_plan(
             pos: seg.pos,
             fields: seg.fields.clone(),
         },
+        profiling: None,
     }
 }
 
@@ -360,11 +410,62 @@ pub(super) fn plan_segment(
     tables: &mut Tables,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<SegmentPlan> {
-    let seg = spec.segment.as_ref()?;
+    let Some(seg) = spec.segment.as_ref() else {
+        if let Some(profiling) = &spec.profiling {
+            diags.push(Diagnostic::at(
+                file,
+                profiling.pos,
+                "`profiling` says whom the segment step leaves out, and the pipeline has no `segment`",
+            ));
+        }
+        return None;
+    };
     let ok_name = tables.claim(&seg.value.name, seg.pos_of("name"), diags);
     let ok_profiles = tables.claim(&seg.value.profiles, seg.pos_of("profiles"), diags);
     let ok_quality = tables.claim(&seg.value.quality, seg.pos_of("quality"), diags);
     let ok_migrations = tables.claim(&seg.value.migrations, seg.pos_of("migrations"), diags);
-    let plan = segment_plan(file, seg, diags);
+    let mut plan = segment_plan(file, seg, diags);
+    plan.profiling = spec
+        .profiling
+        .as_ref()
+        .map(|profiling| profiling_plan(file, profiling, &seg.value.id, diags));
     (ok_name && ok_profiles && ok_quality && ok_migrations).then_some(plan)
+}
+
+/// Checks `profiling`: each basis needs its column.
+fn profiling_plan(
+    file: &str,
+    profiling: &Located<ProfilingSpec>,
+    segment_id: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> ProfilingPlan {
+    let spec = &profiling.value;
+    let needed = match spec.basis {
+        LegalBasis::Consent if spec.consent.is_none() => Some(
+            "`basis: consent` leaves out everyone who did not consent: name the `consent` column",
+        ),
+        LegalBasis::PublicInterest if spec.objection.is_none() => Some(
+            "`basis: public_interest` must honour objections (GDPR art. 21): name the `objection` column",
+        ),
+        _ => None,
+    };
+    if let Some(message) = needed {
+        diags.push(Diagnostic::at(
+            file,
+            profiling.pos_of("basis"),
+            format!("in `profiling`: {message}"),
+        ));
+    }
+    ProfilingPlan {
+        basis: spec.basis,
+        table: spec.table.clone(),
+        id: spec.id.clone().unwrap_or_else(|| segment_id.to_string()),
+        consent: spec.consent.clone(),
+        objection: spec.objection.clone(),
+        located: Located {
+            value: (),
+            pos: profiling.pos,
+            fields: profiling.fields.clone(),
+        },
+    }
 }

@@ -23,7 +23,7 @@ use crate::transform::run_step;
 
 use super::RunSummary;
 use super::events::{Reporter, RunEvent, StepKind, StepReport, human_bytes};
-use super::manifest::{Journal, OutputRecord, SegmentRecord};
+use super::manifest::{Journal, OutputRecord, ProfilingRecord, SegmentRecord};
 use super::state::{self, Selection, state_location};
 use crate::source::lines::BytesScanned;
 /// Runs the steps of a prepared pipeline and publishes its outputs, stage
@@ -266,6 +266,10 @@ async fn run_steps(
                     rows: result.rows,
                     summary: result.summary.clone(),
                     quality: result.model.as_ref().map(|(_, m)| m.quality.clone()),
+                    profiling: seg.profiling.as_ref().map(|p| ProfilingRecord {
+                        basis: p.basis,
+                        not_profiled: result.not_profiled.unwrap_or(0),
+                    }),
                 });
                 model_file = result.model;
                 StepReport {

@@ -179,6 +179,17 @@ pub struct SegmentRecord {
     pub summary: String,
     /// The figures of each `k` tried, when the model is kept.
     pub quality: Option<Vec<FitQuality>>,
+    /// With `profiling`: its basis, and the citizens it left out.
+    pub profiling: Option<ProfilingRecord>,
+}
+
+/// What `profiling` did in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfilingRecord {
+    /// `public_interest` or `consent`.
+    pub basis: crate::pipeline::LegalBasis,
+    /// Citizens left out: objected, or did not consent.
+    pub not_profiled: usize,
 }
 
 /// The resources of a run.

@@ -20,7 +20,7 @@ use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
 };
 use crate::privacy::{KeyError, PseudonymKey, pseudonymize_table, register_pseudonym};
-use crate::segment::{SegmentError, output_schemas, validate_segment_columns};
+use crate::segment::{SegmentError, left_out_query, output_schemas, validate_segment_columns};
 use crate::sink::{Recovery, recover};
 use crate::source::functions::register_functions;
 use crate::source::{Listing, SourceStats, list_source, register_listing};
@@ -687,6 +687,49 @@ async fn plan_segment(
                 at(&key, p.to_string())
             })
             .collect());
+    }
+    if let (Some(profiling), Some(count)) = (&seg.profiling, left_out_query(seg)) {
+        // Its table and flag columns exist, and the flags are booleans.
+        let problem = |key: &str, err: String| {
+            vec![Diagnostic::at(
+                file,
+                profiling.located.pos_of(key),
+                format!("in `profiling`: {err}"),
+            )]
+        };
+        let flags = ctx
+            .table(profiling.table.as_str())
+            .await
+            .map_err(|err| problem("table", crate::sql::problem_from_error(&err, "").message))?;
+        let named = [
+            ("consent", "consented", &profiling.consent),
+            ("objection", "objected", &profiling.objection),
+        ];
+        for (key, meaning, column) in named {
+            let Some(column) = column else { continue };
+            match flags.schema().field_with_unqualified_name(column) {
+                Ok(field) if field.data_type() == &DataType::Boolean => {}
+                Ok(field) => {
+                    return Err(problem(
+                        key,
+                        format!(
+                            "`{column}` of `{}` is {}, not a boolean (`true` where the citizen {meaning})",
+                            profiling.table,
+                            field.data_type()
+                        ),
+                    ));
+                }
+                Err(_) => {
+                    return Err(problem(
+                        key,
+                        format!("`{}` has no column `{column}`", profiling.table),
+                    ));
+                }
+            }
+        }
+        ctx.sql(&count)
+            .await
+            .map_err(|err| problem("id", crate::sql::problem_from_error(&err, "").message))?;
     }
     let id_type = schema
         .field_with_unqualified_name(&seg.id)

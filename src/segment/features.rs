@@ -13,6 +13,7 @@ use futures::StreamExt;
 use super::SegmentError;
 use crate::pipeline::Impute;
 use crate::plan::SegmentPlan;
+use crate::sql::quote_ident;
 
 /// The features of every citizen kept for the fit.
 #[derive(Debug, Clone)]
@@ -27,6 +28,9 @@ pub struct Features {
     pub imputed: Vec<usize>,
     /// Rows left out because a feature was null (`impute: drop`).
     pub dropped: usize,
+    /// Citizens left out before anything was read of them: they objected
+    /// to profiling, or (`basis: consent`) did not consent to it.
+    pub not_profiled: usize,
 }
 
 impl Features {
@@ -73,6 +77,35 @@ pub fn model_value(log1p: bool, value: f64) -> f64 {
     }
 }
 
+/// The query reading `id` and the features of `from`: every row, or, with
+/// `profiling`, the rows of citizens who may be profiled.
+pub fn features_query(plan: &SegmentPlan) -> String {
+    let columns: Vec<String> = std::iter::once(&plan.id)
+        .chain(&plan.features)
+        .map(|c| format!("civica_input.{}", quote_ident(c)))
+        .collect();
+    let kept = plan
+        .profiling
+        .as_ref()
+        .map(|p| format!(" WHERE {}", p.keeps("civica_input", &plan.id)))
+        .unwrap_or_default();
+    format!(
+        "SELECT {} FROM {} AS civica_input{kept}",
+        columns.join(", "),
+        quote_ident(&plan.from)
+    )
+}
+
+/// With `profiling`, the query counting the citizens it leaves out.
+pub fn left_out_query(plan: &SegmentPlan) -> Option<String> {
+    let profiling = plan.profiling.as_ref()?;
+    Some(format!(
+        "SELECT count(*) FROM {} AS civica_input WHERE NOT ({})",
+        quote_ident(&plan.from),
+        profiling.keeps("civica_input", &plan.id)
+    ))
+}
+
 /// Reads `id` and the features of `from`, ordered by id so that the fit
 /// sees the rows in the same order whatever the partitioning, and applies
 /// `impute` (or, with saved fill values in `assign` mode, those).
@@ -81,13 +114,29 @@ pub async fn read_features(
     plan: &SegmentPlan,
     saved_fill: Option<&[Option<f64>]>,
 ) -> Result<Features, SegmentError> {
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-    let columns: Vec<String> = std::iter::once(&plan.id)
-        .chain(&plan.features)
-        .map(|c| quote(c))
-        .collect();
-    let sql = format!("SELECT {} FROM {}", columns.join(", "), quote(&plan.from));
-    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let not_profiled = match left_out_query(plan) {
+        Some(count) => {
+            let batches = ctx.sql(&count).await?.collect().await?;
+            let counted = batches
+                .first()
+                .filter(|b| b.num_rows() > 0)
+                .map(|b| cast(b.column(0), &DataType::Int64))
+                .transpose()?;
+            counted.map_or(0, |c| {
+                usize::try_from(
+                    c.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                        .value(0),
+                )
+                .unwrap_or(0)
+            })
+        }
+        None => 0,
+    };
+    let mut stream = ctx
+        .sql(&features_query(plan))
+        .await?
+        .execute_stream()
+        .await?;
     let d = plan.features.len();
     let mut ids: Vec<ArrayRef> = Vec::new();
     // NaN stands for null (a NaN value cannot be clustered either): an
@@ -156,6 +205,7 @@ pub async fn read_features(
             fill: vec![None; d],
             imputed: vec![0; d],
             dropped: rows - keep.true_count(),
+            not_profiled,
         });
     }
     let fill: Vec<Option<f64>> = match (saved_fill, impute) {
@@ -177,6 +227,7 @@ pub async fn read_features(
         fill,
         imputed: nulls,
         dropped: 0,
+        not_profiled,
     })
 }
 

@@ -21,7 +21,7 @@ use datafusion::prelude::SessionContext;
 
 pub use error::SegmentError;
 pub use explain::profile_schema;
-pub use features::{Features, read_features};
+pub use features::{Features, features_query, left_out_query, read_features};
 pub use ids::{min_cost_matching, stable_ids};
 pub use kmeans::{Assignment, KMeansError, KMeansModel, KMeansParams};
 pub use quality::FitQuality;
@@ -53,6 +53,8 @@ pub struct SegmentResult {
     pub model: Option<(String, SavedModel)>,
     /// Citizens segmented.
     pub rows: usize,
+    /// With `profiling`, the citizens it left out.
+    pub not_profiled: Option<usize>,
     /// A line for the run summary.
     pub summary: String,
 }
@@ -241,6 +243,16 @@ pub async fn fit_segments(
     if features.dropped > 0 {
         summary.push_str(&format!(", {} row(s) dropped for nulls", features.dropped));
     }
+    if let Some(profiling) = &plan.profiling {
+        summary.push_str(&format!(
+            ", {} citizen(s) not profiled ({})",
+            features.not_profiled,
+            match profiling.basis {
+                crate::pipeline::LegalBasis::PublicInterest => "objected",
+                crate::pipeline::LegalBasis::Consent => "objected or did not consent",
+            }
+        ));
+    }
     Ok(SegmentResult {
         segments,
         profiles,
@@ -248,6 +260,7 @@ pub async fn fit_segments(
         migrations,
         model,
         rows,
+        not_profiled: plan.profiling.as_ref().map(|_| features.not_profiled),
         summary,
     })
 }

@@ -350,3 +350,153 @@ fn files_civica_writes_are_not_world_readable() {
     }
     assert!(files >= 2, "an output and a manifest at least: {files}");
 }
+
+/// 40 citizens in two clear groups; every fifth objected to profiling,
+/// every third (of the others) did not consent to it, and citizen 40's
+/// consent is unknown (empty).
+fn write_profiling_lake(dir: &Path) -> (Vec<i64>, Vec<i64>) {
+    std::fs::create_dir_all(dir.join("crm")).expect("mkdir");
+    let mut csv = String::from("citizen_id;calls;visits;consent_profiling;objected_profiling\n");
+    let (mut objected, mut no_consent) = (Vec::new(), Vec::new());
+    for id in 1..=40_i64 {
+        let (calls, visits) = match id % 2 {
+            0 => (1 + id % 3, 20 + id % 5),
+            _ => (15 + id % 4, 1 + id % 2),
+        };
+        let objects = id % 5 == 0;
+        let consents = !objects && id % 3 != 0;
+        let consent = match id {
+            40 => "",
+            _ if consents => "true",
+            _ => "false",
+        };
+        if objects {
+            objected.push(id);
+        }
+        if !consents || id == 40 {
+            no_consent.push(id);
+        }
+        csv.push_str(&format!("{id};{calls};{visits};{consent};{objects}\n"));
+    }
+    std::fs::write(dir.join("crm/citizens.csv"), csv).expect("write csv");
+    (objected, no_consent)
+}
+
+fn profiling_pipeline(dir: &Path, profiling: &str) {
+    std::fs::write(
+        dir.join("pipeline.yaml"),
+        format!(
+            "name: prof\nruns: out/_runs/\nsources:\n  citizens:\n    path: crm/\n    format: {{ type: csv, delimiter: \";\" }}\nsegment:\n  from: citizens\n  id: citizen_id\n  features: [calls, visits]\n  model: {{ type: kmeans, k: 2 }}\n{profiling}outputs:\n  - {{ table: segments, path: out/segments/ }}\n  - {{ table: segment_profiles, path: out/profiles/ }}\n"
+        ),
+    )
+    .expect("write pipeline");
+}
+
+fn segmented_ids(dir: &Path) -> Vec<i64> {
+    let rows = crate::common::query(
+        &[("s", &dir.join("out/segments"))],
+        "SELECT CAST(citizen_id AS BIGINT) FROM s ORDER BY 1",
+    );
+    rows.iter()
+        .flat_map(|b| {
+            let ids = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+            (0..b.num_rows()).map(|i| ids.value(i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn citizens_who_objected_or_did_not_consent_are_not_profiled_and_are_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (objected, no_consent) = write_profiling_lake(dir.path());
+    profiling_pipeline(
+        dir.path(),
+        "profiling: { basis: public_interest, table: citizens, objection: objected_profiling }\n",
+    );
+    let out = civica_command(dir.path(), &["run", "pipeline.yaml"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    let ids = segmented_ids(dir.path());
+    assert_eq!(ids.len(), 40 - objected.len());
+    assert!(objected.iter().all(|id| !ids.contains(id)), "{ids:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{} citizen(s) not profiled (objected)",
+            objected.len()
+        )),
+        "{stdout}"
+    );
+    let manifest = &manifests(&dir.path().join("out/_runs"))[0];
+    assert_eq!(manifest["segment"]["profiling"]["basis"], "public_interest");
+    assert_eq!(
+        manifest["segment"]["profiling"]["not_profiled"],
+        objected.len()
+    );
+    let profiled: i64 = crate::common::query(
+        &[("p", &dir.path().join("out/profiles"))],
+        "SELECT CAST(sum(size) AS BIGINT) FROM p",
+    )[0]
+    .column(0)
+    .as_primitive::<arrow::datatypes::Int64Type>()
+    .value(0);
+    assert_eq!(
+        profiled as usize,
+        ids.len(),
+        "profiles count the profiled only"
+    );
+
+    // Under consent, only who consented (not null, not false) is profiled.
+    profiling_pipeline(
+        dir.path(),
+        "profiling: { basis: consent, table: citizens, consent: consent_profiling, objection: objected_profiling }\n",
+    );
+    let out = civica_command(dir.path(), &["run", "pipeline.yaml"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    let ids = segmented_ids(dir.path());
+    assert_eq!(ids.len(), 40 - no_consent.len());
+    assert!(no_consent.iter().all(|id| !ids.contains(id)), "{ids:?}");
+    assert!(ids.iter().all(|id| id % 5 != 0 && id % 3 != 0 && *id != 40));
+}
+
+#[test]
+fn profiling_needs_its_column_for_its_basis_and_boolean_flags() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_profiling_lake(dir.path());
+    for (profiling, expected) in [
+        (
+            "profiling: { basis: public_interest, table: citizens }\n",
+            "pipeline.yaml:12:21: in `profiling`: `basis: public_interest` must honour objections (GDPR art. 21): name the `objection` column",
+        ),
+        (
+            "profiling: { basis: consent, table: citizens, objection: objected_profiling }\n",
+            "in `profiling`: `basis: consent` leaves out everyone who did not consent: name the `consent` column",
+        ),
+        (
+            "profiling: { basis: public_interest, table: citizens, objection: calls }\n",
+            "pipeline.yaml:12:66: in `profiling`: `calls` of `citizens` is Int64, not a boolean (`true` where the citizen objected)",
+        ),
+        (
+            "profiling: { basis: public_interest, table: citizens, objection: nope }\n",
+            "in `profiling`: `citizens` has no column `nope`",
+        ),
+        (
+            "profiling: { basis: public_interest, table: crm, objection: objected_profiling }\n",
+            "pipeline.yaml:12:45: in `profiling`: no table named 'crm'",
+        ),
+    ] {
+        profiling_pipeline(dir.path(), profiling);
+        let out = civica_command(dir.path(), &["validate", "pipeline.yaml"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in\n{stderr}"
+        );
+    }
+}
