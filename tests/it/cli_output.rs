@@ -92,31 +92,37 @@ fn run_on_the_quickstart_with_json_logs() {
     insta::assert_snapshot!(screen(&out, lake.path()));
 }
 
+/// A folder holding `files` (path, text) and `pipeline.yaml`, a pipeline
+/// over `in/people.csv` with `rest` after its source, run for [`DS`].
+fn run_people(files: &[(&str, &str)], rest: &str) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(path, text).expect("write file");
+    }
+    let yaml = format!(
+        "name: people\nsources:\n  people:\n    path: in/\n    format: {{ type: csv, delimiter: \";\" }}\n{rest}"
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
+    let out = civica(
+        dir.path(),
+        &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
+    );
+    (dir, out)
+}
+
 #[test]
 fn a_run_stopped_by_a_blocking_check() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("in/people.csv"),
-        "id;name\n1;Anna\n;Bruno\n3;\n",
-    )
-    .expect("write csv");
-    let yaml = r#"name: people
-sources:
-  people:
-    path: in/
-    format: { type: csv, delimiter: ";" }
-checks:
+    let (dir, out) = run_people(
+        &[("in/people.csv", "id;name\n1;Anna\n;Bruno\n3;\n")],
+        r#"checks:
   people:
     - { type: not_null, column: id }
     - { type: not_null, column: name, severity: warn }
 outputs:
   - { table: people, path: out/people/ }
-"#;
-    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
-    let out = civica(
-        dir.path(),
-        &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
+"#,
     );
     insta::assert_snapshot!(screen(&out, dir.path()));
 }
@@ -125,33 +131,19 @@ outputs:
 /// nothing published.
 #[test]
 fn a_run_whose_transform_fails() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
-    std::fs::create_dir_all(dir.path().join("sql")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("in/people.csv"),
-        "id;name\n1;Anna\n2;Bruno\n",
-    )
-    .expect("write csv");
-    std::fs::write(
-        dir.path().join("sql/ids.sql"),
-        "SELECT CAST(name AS INT) AS id FROM people\n",
-    )
-    .expect("write sql");
-    let yaml = r#"name: people
-sources:
-  people:
-    path: in/
-    format: { type: csv, delimiter: ";" }
-transforms:
+    let (dir, out) = run_people(
+        &[
+            ("in/people.csv", "id;name\n1;Anna\n2;Bruno\n"),
+            (
+                "sql/ids.sql",
+                "SELECT CAST(name AS INT) AS id FROM people\n",
+            ),
+        ],
+        r#"transforms:
   - { name: ids, sql: sql/ids.sql }
 outputs:
   - { table: ids, path: out/ids/ }
-"#;
-    std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
-    let out = civica(
-        dir.path(),
-        &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
+"#,
     );
     assert!(!dir.path().join("out/ids").exists(), "nothing is published");
     insta::assert_snapshot!(screen(&out, dir.path()));
