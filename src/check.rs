@@ -2,6 +2,7 @@
 //! judging them against the check's severity and tolerated ratio, and the
 //! results as an Arrow table for the run's history.
 
+use crate::privacy::redact_value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -246,9 +247,16 @@ async fn sample_keys(frame: DataFrame) -> Result<Vec<String>> {
         .limit(0, Some(SAMPLE_KEYS))?
         .collect()
         .await?;
+    // A key that is personal data (a codice fiscale, an e-mail…) is shown
+    // by its kind: results go to stderr, the manifest and the check history.
     let mut keys = Vec::new();
     for batch in &batches {
-        keys.extend(texts(batch.column(0))?.into_iter().flatten());
+        keys.extend(
+            texts(batch.column(0))?
+                .into_iter()
+                .flatten()
+                .map(|key| redact_value(&key).into_owned()),
+        );
     }
     Ok(keys)
 }

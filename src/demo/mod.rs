@@ -20,7 +20,7 @@
 
 mod activity;
 mod clock;
-mod codice_fiscale;
+
 mod names;
 mod population;
 mod sampling;
@@ -414,7 +414,10 @@ mod tests {
             let f: Vec<&str> = line.split(';').collect();
             assert_eq!(f.len(), 15, "{line}");
             assert_eq!(f[0].parse::<u64>().unwrap(), 100_001 + i as u64);
-            assert!(codice_fiscale::is_valid(f[1].as_bytes()), "{line}");
+            assert!(
+                crate::privacy::codice_fiscale::is_valid(f[1].as_bytes()),
+                "{line}"
+            );
             assert!(
                 by_cf.insert(f[1].to_string(), f[0].to_string()).is_none(),
                 "duplicate fiscal code in {line}"

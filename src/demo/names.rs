@@ -576,23 +576,6 @@ pub(crate) const EMAIL_PROVIDERS: [(&str, u32, u32); 7] = [
 /// Certified-mail (PEC) domains, used by a few residents as their only address.
 pub(crate) const PEC_PROVIDERS: [&str; 3] = ["pec.it", "legalmail.it", "postacert.it"];
 
-/// Folds accented Latin letters to their base letter and keeps only ASCII letters, lower case.
-pub(crate) fn ascii_letters(s: &str) -> String {
-    s.chars()
-        .filter_map(|c| {
-            let c = match c {
-                'à' | 'á' | 'À' | 'Á' => 'a',
-                'è' | 'é' | 'È' | 'É' => 'e',
-                'ì' | 'í' | 'Ì' | 'Í' => 'i',
-                'ò' | 'ó' | 'Ò' | 'Ó' => 'o',
-                'ù' | 'ú' | 'Ù' | 'Ú' => 'u',
-                other => other,
-            };
-            c.is_ascii_alphabetic().then(|| c.to_ascii_lowercase())
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,12 +598,5 @@ mod tests {
             assert!(c.code.starts_with('Z') && c.code.len() == 4);
             assert!(!c.male.is_empty() && !c.female.is_empty() && !c.surnames.is_empty());
         }
-    }
-
-    #[test]
-    fn ascii_letters_folds_accents_and_drops_punctuation() {
-        assert_eq!(ascii_letters("Nicolò"), "nicolo");
-        assert_eq!(ascii_letters("D'Angelo"), "dangelo");
-        assert_eq!(ascii_letters("Degli Esposti"), "degliesposti");
     }
 }

@@ -5,16 +5,16 @@ use std::collections::HashSet;
 use rand::RngCore;
 
 use super::clock::{DAY, civil_from_days, days_from_civil, push_date, push_iso, push_num};
-use super::codice_fiscale;
 use super::names::{
     BOLOGNA, CAP_RANGE, COUNTRIES, EMAIL_PROVIDERS, FEMALE_NAMES, MALE_NAMES, OTHER_COMUNI,
-    PEC_PROVIDERS, SURNAMES, ascii_letters,
+    PEC_PROVIDERS, SURNAMES,
 };
 use super::sampling::{
     DemoRng, below, between, chance, key, pick, poisson, rng, stream, unit, weighted,
 };
 use super::site::{desktop_agent, household_isp, mobile_agent};
 use super::{DemoError, Sink, Window};
+use crate::privacy::codice_fiscale::{self, ascii_letters};
 
 /// A planted citizen segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,6 +33,7 @@ use super::quarantine::Quarantine;
 use crate::pipeline::backticked;
 use crate::pipeline::{ColumnType, CsvFormatSpec, EncodingSpec, OnError, SchemaDrift};
 use crate::plan::{SourcePlan, arrow_type};
+use crate::privacy::redact_value;
 use crate::storage::{display_object, ensure_store};
 
 /// How many data lines type inference looks at, across the first files.
@@ -718,9 +719,11 @@ impl CsvDecoder {
                         .format
                         .float(field.trim())
                         .is_some_and(|v| !v.is_finite());
+                // The value is shown unless it is personal data.
                 return Err(LineError(format!(
-                    "column `{}`: `{field}` is not {}",
+                    "column `{}`: `{}` is not {}",
                     self.names[column],
+                    redact_value(field),
                     if out_of_range {
                         "a finite number (beyond ±1.8e308, or infinite or NaN)"
                     } else {

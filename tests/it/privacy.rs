@@ -500,3 +500,68 @@ fn profiling_needs_its_column_for_its_basis_and_boolean_flags() {
         );
     }
 }
+
+/// A failing check keyed by codici fiscali, and a CSV field holding an
+/// e-mail where a number belongs: what civica prints, records and keeps of
+/// them names their kind, never the value.
+#[test]
+fn check_results_and_parse_errors_show_the_kind_of_a_personal_value_not_the_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("in/people.csv"),
+        "codice_fiscale;age\nRSSMRA85T10A562S;140\nRSSMRA85T10A562S;30\nVRDLGU75B12F205X;anna@comune.it\n",
+    )
+    .expect("write csv");
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        "name: people\nruns: out/_runs/\nsources:\n  people:\n    path: in/\n    format: { type: csv, delimiter: \";\" }\n    schema: { codice_fiscale: string, age: int64 }\n    max_rejected_ratio: 0.5\nchecks:\n  people:\n    - { type: unique, column: codice_fiscale }\noutputs:\n  - { table: people__rejected, path: out/rejected/ }\n",
+    )
+    .expect("write pipeline");
+    let out = civica_command(
+        dir.path(),
+        &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("e.g. <codice fiscale>"), "{stderr}");
+    let mut shown = out.stderr.clone();
+    shown.extend(all_bytes(&dir.path().join("out/_runs")));
+    for value in ["RSSMRA85T10A562S", "anna@comune.it"] {
+        assert!(!contains(&shown, value), "{value} shown or recorded");
+    }
+    let manifest = &manifests(&dir.path().join("out/_runs"))[0];
+    assert_eq!(
+        manifest["checks"][0]["failing_keys"],
+        serde_json::json!(["<codice fiscale>"])
+    );
+    // The rejected line's reason names the kind, not the e-mail (the raw
+    // line itself is the quarantine's: kept only where the pipeline says).
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("in/people.csv"),
+        "codice_fiscale;age\nRSSMRA85T10A562S;40\nVRDLGU75B12F205X;anna@comune.it\n",
+    )
+    .expect("write csv");
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        "name: people\nsources:\n  people:\n    path: in/\n    format: { type: csv, delimiter: \";\" }\n    schema: { codice_fiscale: string, age: int64 }\n    on_error: fail\noutputs:\n  - { table: people, path: out/people/ }\n",
+    )
+    .expect("write pipeline");
+    let out = civica_command(
+        dir.path(),
+        &["run", "pipeline.yaml", "--var", &format!("ds={DS}")],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("column `age`: `<e-mail>` is not an integer"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("anna@comune.it"), "{stderr}");
+}

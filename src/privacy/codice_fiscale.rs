@@ -1,4 +1,4 @@
-//! Italian fiscal codes (codice fiscale) for demo citizens: the name, date and place fields, the official check character and omocodia.
+//! Italian fiscal codes (codice fiscale): the name, date and place fields, the official check character and omocodia. The demo computes its citizens' codes with it; the privacy detectors recognise a code by its check character.
 
 const MONTH_LETTERS: [u8; 12] = *b"ABCDEHLMPRST";
 
@@ -16,7 +16,7 @@ fn is_vowel(c: u8) -> bool {
 }
 
 fn letters(s: &str) -> Vec<u8> {
-    super::names::ascii_letters(s)
+    ascii_letters(s)
         .into_bytes()
         .iter()
         .map(u8::to_ascii_uppercase)
@@ -32,14 +32,14 @@ fn pad3(consonants: Vec<u8>, vowels: Vec<u8>) -> [u8; 3] {
 }
 
 /// The three surname letters: consonants, then vowels, then `X`.
-pub(crate) fn surname_code(surname: &str) -> [u8; 3] {
+pub fn surname_code(surname: &str) -> [u8; 3] {
     let l = letters(surname);
     let (v, c): (Vec<u8>, Vec<u8>) = l.into_iter().partition(|&c| is_vowel(c));
     pad3(c, v)
 }
 
 /// The three first-name letters: the 1st, 3rd and 4th consonant when there are four or more, else as for surnames.
-pub(crate) fn name_code(name: &str) -> [u8; 3] {
+pub fn name_code(name: &str) -> [u8; 3] {
     let l = letters(name);
     let (v, c): (Vec<u8>, Vec<u8>) = l.into_iter().partition(|&c| is_vowel(c));
     if c.len() >= 4 {
@@ -59,7 +59,7 @@ fn char_value(c: u8, odd: bool) -> u32 {
 }
 
 /// The check character over the first fifteen characters of a code.
-pub(crate) fn check_char(first15: &[u8]) -> u8 {
+pub fn check_char(first15: &[u8]) -> u8 {
     let sum: u32 = first15
         .iter()
         .take(15)
@@ -70,7 +70,7 @@ pub(crate) fn check_char(first15: &[u8]) -> u8 {
 }
 
 /// The fiscal code of a person; `female` adds 40 to the day of birth.
-pub(crate) fn compute(
+pub fn compute(
     surname: &str,
     name: &str,
     (year, month, day): (i64, u32, u32),
@@ -95,7 +95,7 @@ pub(crate) fn compute(
 }
 
 /// The omocodic variant of `level` (1–7): that many digits, rightmost first, become letters.
-pub(crate) fn omocode(cf: &[u8; 16], level: usize) -> [u8; 16] {
+pub fn omocode(cf: &[u8; 16], level: usize) -> [u8; 16] {
     let mut out = *cf;
     for &pos in OMOCODIA_POSITIONS.iter().take(level) {
         if out[pos].is_ascii_digit() {
@@ -106,9 +106,9 @@ pub(crate) fn omocode(cf: &[u8; 16], level: usize) -> [u8; 16] {
     out
 }
 
-/// Whether a code is well-formed and carries the right check character.
-#[cfg(test)]
-pub(crate) fn is_valid(cf: &[u8]) -> bool {
+/// Whether a code is well-formed and carries the right check character
+/// (omocodic codes, with letters for digits, included).
+pub fn is_valid(cf: &[u8]) -> bool {
     cf.len() == 16
         && cf
             .iter()
@@ -119,9 +119,33 @@ pub(crate) fn is_valid(cf: &[u8]) -> bool {
         && check_char(&cf[..15]) == cf[15]
 }
 
+/// Folds accented Latin letters to their base letter and keeps only ASCII letters, lower case.
+pub fn ascii_letters(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| {
+            let c = match c {
+                'à' | 'á' | 'À' | 'Á' => 'a',
+                'è' | 'é' | 'È' | 'É' => 'e',
+                'ì' | 'í' | 'Ì' | 'Í' => 'i',
+                'ò' | 'ó' | 'Ò' | 'Ó' => 'o',
+                'ù' | 'ú' | 'Ù' | 'Ú' => 'u',
+                other => other,
+            };
+            c.is_ascii_alphabetic().then(|| c.to_ascii_lowercase())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_letters_folds_accents_and_drops_punctuation() {
+        assert_eq!(ascii_letters("Nicolò"), "nicolo");
+        assert_eq!(ascii_letters("D'Angelo"), "dangelo");
+        assert_eq!(ascii_letters("Degli Esposti"), "degliesposti");
+    }
 
     fn s(cf: [u8; 16]) -> String {
         String::from_utf8(cf.to_vec()).unwrap()

@@ -1,0 +1,162 @@
+//! Personal data recognised by its content, for what civica shows or
+//! keeps of a value (check results, messages): a codice fiscale with a
+//! valid check character (also behind SPID's `TINIT-`), an e-mail address,
+//! an Italian phone number, an IPv4 or IPv6 address, an IBAN with a valid
+//! check. Checksums keep numbers and codes that only look alike out.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::codice_fiscale;
+
+/// What kind of personal data a value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonalKind {
+    /// A codice fiscale.
+    CodiceFiscale,
+    /// An e-mail address.
+    Email,
+    /// An Italian phone number.
+    Phone,
+    /// An IP address.
+    IpAddress,
+    /// An IBAN.
+    Iban,
+}
+
+impl PersonalKind {
+    /// How a hidden value of this kind is shown: `<codice fiscale>`.
+    pub fn placeholder(self) -> &'static str {
+        match self {
+            PersonalKind::CodiceFiscale => "<codice fiscale>",
+            PersonalKind::Email => "<e-mail>",
+            PersonalKind::Phone => "<phone>",
+            PersonalKind::IpAddress => "<ip address>",
+            PersonalKind::Iban => "<iban>",
+        }
+    }
+}
+
+/// The kind of personal data `value` is, if it is one.
+pub fn detect(value: &str) -> Option<PersonalKind> {
+    static EMAIL: LazyLock<Option<Regex>> = LazyLock::new(|| {
+        Regex::new(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$").ok()
+    });
+    let value = value.trim();
+    let upper = value.to_ascii_uppercase();
+    let cf = upper.strip_prefix("TINIT-").unwrap_or(&upper);
+    if codice_fiscale::is_valid(cf.as_bytes()) {
+        return Some(PersonalKind::CodiceFiscale);
+    }
+    if EMAIL.as_ref().is_some_and(|re| re.is_match(value)) {
+        return Some(PersonalKind::Email);
+    }
+    if value.parse::<std::net::IpAddr>().is_ok() {
+        return Some(PersonalKind::IpAddress);
+    }
+    if is_iban(&upper) {
+        return Some(PersonalKind::Iban);
+    }
+    if is_italian_phone(value) {
+        return Some(PersonalKind::Phone);
+    }
+    None
+}
+
+/// `value`, or the placeholder of its kind when it is personal data.
+pub fn redact_value(value: &str) -> Cow<'_, str> {
+    match detect(value) {
+        Some(kind) => Cow::Borrowed(kind.placeholder()),
+        None => Cow::Borrowed(value),
+    }
+}
+
+/// An IBAN: country, two check digits, up to 30 letters and digits, whose
+/// ISO 7064 mod-97 remainder is 1 (blanks ignored).
+fn is_iban(upper: &str) -> bool {
+    let compact: String = upper.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = compact.as_bytes();
+    if !(15..=34).contains(&bytes.len())
+        || !bytes[..2].iter().all(u8::is_ascii_uppercase)
+        || !bytes[2..4].iter().all(u8::is_ascii_digit)
+        || !bytes.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let rotated = bytes[4..].iter().chain(&bytes[..4]);
+    let mut remainder: u32 = 0;
+    for &b in rotated {
+        let digits = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            _ => u32::from(b - b'A') + 10,
+        };
+        let width = if digits >= 10 { 100 } else { 10 };
+        remainder = (remainder * width + digits) % 97;
+    }
+    remainder == 1
+}
+
+/// An Italian number as call-center exports write it: `+39` or `0039`
+/// optional, then a mobile (`3` and 9 or 10 digits) or a landline (`0` and
+/// 5 to 10 digits), with blanks, dots, dashes or slashes between digits.
+fn is_italian_phone(value: &str) -> bool {
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_digit() || " .-/+()".contains(c))
+    {
+        return false;
+    }
+    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+    let national = if value.trim_start().starts_with('+') {
+        match digits.strip_prefix("39") {
+            Some(rest) => rest,
+            None => return false,
+        }
+    } else {
+        digits.strip_prefix("0039").unwrap_or(&digits)
+    };
+    match national.as_bytes().first() {
+        Some(b'3') => (10..=11).contains(&national.len()),
+        Some(b'0') => (6..=11).contains(&national.len()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_data_is_recognised_by_content_and_checksum() {
+        for (value, kind) in [
+            ("RSSMRA85T10A562S", Some(PersonalKind::CodiceFiscale)),
+            ("TINIT-RSSMRA85T10A562S", Some(PersonalKind::CodiceFiscale)),
+            ("rssmra85t10a562s", Some(PersonalKind::CodiceFiscale)),
+            // The wrong check character: not a codice fiscale.
+            ("RSSMRA85T10A562T", None),
+            ("anna.rossi@comune.bologna.it", Some(PersonalKind::Email)),
+            ("not an@address", None),
+            ("+39 333 123 4567", Some(PersonalKind::Phone)),
+            ("0039 051 1234567", Some(PersonalKind::Phone)),
+            ("051/1234567", Some(PersonalKind::Phone)),
+            ("3471234567", Some(PersonalKind::Phone)),
+            ("12345", None),
+            ("100001", None),
+            ("83.149.9.216", Some(PersonalKind::IpAddress)),
+            ("2001:db8::1", Some(PersonalKind::IpAddress)),
+            (
+                "IT60 X054 2811 1010 0000 0123 456",
+                Some(PersonalKind::Iban),
+            ),
+            ("IT60X0542811101000000123457", None),
+            ("2026-11-21", None),
+            ("scuola", None),
+        ] {
+            assert_eq!(detect(value), kind, "{value}");
+        }
+        assert_eq!(redact_value("RSSMRA85T10A562S"), "<codice fiscale>");
+        assert_eq!(redact_value("140"), "140");
+    }
+}
