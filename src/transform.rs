@@ -12,6 +12,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::pipeline::Diagnostic;
@@ -19,8 +20,8 @@ use crate::plan::SqlStep;
 use crate::sql::{problem_from_error, read_only_query, sql_diagnostic};
 
 /// Plans a step's query against the tables registered so far and registers
-/// its result as a view named after the step.
-pub async fn plan_step(ctx: &SessionContext, step: &SqlStep) -> Result<(), Diagnostic> {
+/// its result as a view named after the step. Returns the query's plan.
+pub async fn plan_step(ctx: &SessionContext, step: &SqlStep) -> Result<LogicalPlan, Diagnostic> {
     let frame = read_only_query(ctx, &step.sql.text).await.map_err(|err| {
         sql_diagnostic(
             &step.file,
@@ -28,13 +29,14 @@ pub async fn plan_step(ctx: &SessionContext, step: &SqlStep) -> Result<(), Diagn
             problem_from_error(&err, &step.sql.text),
         )
     })?;
+    let plan = frame.logical_plan().clone();
     ctx.register_table(step.name.as_str(), frame.into_view())
         .map_err(|err| Diagnostic {
             file: step.file.clone(),
             pos: None,
             message: format!("cannot register table `{}`: {err}", step.name),
         })?;
-    Ok(())
+    Ok(plan)
 }
 
 /// Runs a step and keeps its result as the table named after the step, so

@@ -22,7 +22,7 @@ pub use check::{
 };
 pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
 pub use output::{OutputMode, OutputSpec};
-pub use privacy::{LegalBasis, ProfilingSpec};
+pub use privacy::{LegalBasis, ProfilingSpec, Sensitivity};
 pub use segment::{
     FeatureName, Impute, KChoice, ModelMode, ModelSpec, ModelType, Precision, Scaling, SegmentSpec,
 };

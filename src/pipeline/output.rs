@@ -21,6 +21,15 @@ pub struct OutputSpec {
     /// repeat them.
     #[serde(default)]
     pub partition_by: Vec<String>,
+    /// Columns of personal data (tagged in a source, or found by content)
+    /// the output may carry; without them, `validate` refuses an output
+    /// that would carry one. Needs `purpose`. Default: none.
+    #[serde(default)]
+    pub contains_personal_data: Vec<String>,
+    /// Why the output carries the personal data it declares, for the
+    /// record of processing (`civica privacy-record`).
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 /// How an output's folder changes when a run publishes.

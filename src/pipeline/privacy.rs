@@ -28,6 +28,40 @@ pub struct ProfilingSpec {
     pub objection: Option<String>,
 }
 
+/// How sensitive a column is, as `tags:` of a source declare it and as
+/// civica finds it by content: what an output may carry only when it
+/// declares it (`contains_personal_data`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    /// Names the citizen alone: codice fiscale, name, an unmasked address.
+    Identifier,
+    /// Names the citizen together with others: birth date, postcode, sex.
+    QuasiIdentifier,
+    /// Reaches the citizen: phone, e-mail, postal address.
+    Contact,
+    /// A special category (GDPR art. 9: health, beliefs…) or judicial data
+    /// (art. 10).
+    Special,
+    /// Not personal: clears what civica found by content.
+    None,
+}
+
+impl Sensitivity {
+    /// The tag as written in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sensitivity::Identifier => "identifier",
+            Sensitivity::QuasiIdentifier => "quasi_identifier",
+            Sensitivity::Contact => "contact",
+            Sensitivity::Special => "special",
+            Sensitivity::None => "none",
+        }
+    }
+}
+
 /// The legal basis of profiling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -48,6 +48,14 @@ pub struct SourceSpec {
     /// same pseudonym. Default: none.
     #[serde(default)]
     pub pseudonymize: Pseudonymize,
+    /// How sensitive columns are: a mapping of column to `identifier`,
+    /// `quasi_identifier`, `contact`, `special` or `none`. civica tags
+    /// more by content (a codice fiscale, an e-mail, a phone number, an IP
+    /// address, an IBAN in a sample of the values); `none` clears that.
+    /// An output may carry a tagged column only when it declares it in
+    /// `contains_personal_data`. Default: none declared.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, crate::pipeline::Sensitivity>,
 }
 
 /// A source's `pseudonymize:` columns, each with its identifier kind, in

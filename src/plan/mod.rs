@@ -110,6 +110,10 @@ pub struct SourcePlan {
     pub pos: Pos,
     /// Where its `pseudonymize` is written (its position when absent).
     pub pseudonymize_pos: Pos,
+    /// Columns' declared sensitivity.
+    pub tags: Vec<(String, crate::pipeline::Sensitivity)>,
+    /// Where its `tags` are written (its position when absent).
+    pub tags_pos: Pos,
 }
 
 impl SourcePlan {
@@ -177,6 +181,13 @@ pub struct OutputPlan {
     pub partition_by: Vec<String>,
     /// Where `partition_by` is written.
     pub partition_pos: Pos,
+    /// Personal data it may carry, by column.
+    pub contains_personal_data: Vec<String>,
+    /// Why it carries them.
+    pub purpose: Option<String>,
+    /// Where `contains_personal_data` is written (the output's position
+    /// when absent).
+    pub personal_data_pos: Pos,
     /// Where the output is defined in the pipeline file.
     pub pos: Pos,
 }

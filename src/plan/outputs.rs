@@ -78,12 +78,28 @@ pub(super) fn plan_outputs(
                 format!("`partition_by` names `{}` twice", twice.1),
             ));
         }
+        let personal_data_pos = output.pos_of("contains_personal_data");
+        let declared = &output.value.contains_personal_data;
+        let purpose = output.value.purpose.as_deref().map(str::trim);
+        if !declared.is_empty() && purpose.is_none_or(str::is_empty) {
+            diags.push(Diagnostic::at(
+                file,
+                personal_data_pos,
+                format!(
+                    "output `{table}` declares `contains_personal_data` without a `purpose`: say why it carries {}",
+                    declared.join(", ")
+                ),
+            ));
+        }
         outputs.push(OutputPlan {
             table: table.clone(),
             location,
             mode: output.value.mode,
             partition_by: partition_by.clone(),
             partition_pos,
+            contains_personal_data: declared.clone(),
+            purpose: purpose.map(str::to_string),
+            personal_data_pos,
             pos: output.pos,
         });
     }

@@ -131,6 +131,8 @@ pub(super) fn plan_sources(
                 pseudonymize: source.value.pseudonymize.0.clone(),
                 pos: name.pos,
                 pseudonymize_pos: source.pos_of("pseudonymize"),
+                tags: source.value.tags.clone().into_iter().collect(),
+                tags_pos: source.pos_of("tags"),
             }),
             None => {
                 plan.unavailable.insert(name.value.clone());

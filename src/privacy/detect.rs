@@ -12,7 +12,7 @@ use regex::Regex;
 use super::codice_fiscale;
 
 /// What kind of personal data a value is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PersonalKind {
     /// A codice fiscale.
     CodiceFiscale,
@@ -37,6 +37,42 @@ impl PersonalKind {
             PersonalKind::Iban => "<iban>",
         }
     }
+
+    /// The kind in a sentence: `a codice fiscale`.
+    pub fn description(self) -> &'static str {
+        match self {
+            PersonalKind::CodiceFiscale => "a codice fiscale",
+            PersonalKind::Email => "an e-mail address",
+            PersonalKind::Phone => "a phone number",
+            PersonalKind::IpAddress => "an IP address",
+            PersonalKind::Iban => "an IBAN",
+        }
+    }
+
+    /// How sensitive a column holding values of this kind is.
+    pub fn sensitivity(self) -> crate::pipeline::Sensitivity {
+        use crate::pipeline::Sensitivity;
+        match self {
+            PersonalKind::Email | PersonalKind::Phone => Sensitivity::Contact,
+            PersonalKind::CodiceFiscale | PersonalKind::IpAddress | PersonalKind::Iban => {
+                Sensitivity::Identifier
+            }
+        }
+    }
+}
+
+/// The kind of personal data `text` is or holds among its words: the
+/// whole value as [`detect`] sees it, else a word of it that is a codice
+/// fiscale, an e-mail, an IP address or an IBAN. Phone numbers count only
+/// as whole values: numbers in free text are too often something else.
+pub fn detect_in_text(text: &str) -> Option<PersonalKind> {
+    if let Some(kind) = detect(text) {
+        return Some(kind);
+    }
+    text.split(|c: char| c.is_whitespace() || ",;()[]{}\"'<>=|".contains(c))
+        .map(|word| word.trim_end_matches(['.', ':', '!', '?']))
+        .filter(|word| word.len() >= 7)
+        .find_map(|word| detect(word).filter(|kind| *kind != PersonalKind::Phone))
 }
 
 /// The kind of personal data `value` is, if it is one.
@@ -53,7 +89,10 @@ pub fn detect(value: &str) -> Option<PersonalKind> {
     if EMAIL.as_ref().is_some_and(|re| re.is_match(value)) {
         return Some(PersonalKind::Email);
     }
-    if value.parse::<std::net::IpAddr>().is_ok() {
+    if value
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| !is_masked(ip))
+    {
         return Some(PersonalKind::IpAddress);
     }
     if is_iban(&upper) {
@@ -63,6 +102,15 @@ pub fn detect(value: &str) -> Option<PersonalKind> {
         return Some(PersonalKind::Phone);
     }
     None
+}
+
+/// An address masked as `ip_mask` masks it (IPv4 to /24 or /16, IPv6 to
+/// /48): no longer a whole address.
+fn is_masked(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.octets()[3] == 0,
+        std::net::IpAddr::V6(v6) => v6.segments()[3..].iter().all(|s| *s == 0),
+    }
 }
 
 /// `value`, or the placeholder of its kind when it is personal data.
@@ -146,6 +194,10 @@ mod tests {
             ("100001", None),
             ("83.149.9.216", Some(PersonalKind::IpAddress)),
             ("2001:db8::1", Some(PersonalKind::IpAddress)),
+            // Masked as `ip_mask` masks them: not whole addresses.
+            ("93.44.0.0", None),
+            ("93.44.1.0", None),
+            ("2001:db8:1::", None),
             (
                 "IT60 X054 2811 1010 0000 0123 456",
                 Some(PersonalKind::Iban),
@@ -158,5 +210,27 @@ mod tests {
         }
         assert_eq!(redact_value("RSSMRA85T10A562S"), "<codice fiscale>");
         assert_eq!(redact_value("140"), "140");
+    }
+
+    #[test]
+    fn personal_data_is_found_among_the_words_of_free_text() {
+        for (text, kind) in [
+            (
+                "richiesta di RSSMRA85T10A562S, da richiamare",
+                Some(PersonalKind::CodiceFiscale),
+            ),
+            (
+                "scrivere a anna.rossi@comune.bologna.it.",
+                Some(PersonalKind::Email),
+            ),
+            ("client=10.1.2.3 refused", Some(PersonalKind::IpAddress)),
+            ("3471234567", Some(PersonalKind::Phone)),
+            // Numbers in text are not phones, nor versions addresses.
+            ("pratica 0512345678 chiusa", None),
+            ("Mozilla/5.0 Chrome/120.0.0.0 Safari/537.36", None),
+            ("/servizi/scuola/iscrizioni", None),
+        ] {
+            assert_eq!(detect_in_text(text), kind, "{text}");
+        }
     }
 }

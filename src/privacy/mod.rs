@@ -5,12 +5,16 @@
 //! or output sees it.
 
 pub mod codice_fiscale;
+pub mod content;
 pub mod detect;
+pub mod guard;
 pub mod ip;
 pub mod key;
+pub mod lineage;
 pub mod pseudonym;
 
-pub use detect::{PersonalKind, detect, redact_value};
+pub use detect::{PersonalKind, detect, detect_in_text, redact_value};
 pub use ip::{mask_address, mask_addresses_in};
 pub use key::{KeyError, PseudonymKey};
+pub use lineage::{ColumnTaints, Lineage, Taint, Why};
 pub use pseudonym::{PseudonymizeError, pseudonymize_table, register_pseudonym};

@@ -138,6 +138,16 @@ pub enum RunFailure {
         /// Each failed check: table, name and what was found.
         failed: Vec<String>,
     },
+    /// An output holds personal data it does not declare, found in its
+    /// values as it was about to be written; nothing was published.
+    #[error(
+        "personal data in an output that does not declare it, nothing was published: {}. Find where the SQL lets it through, pass it through pseudonym() or leave it out, or list the column in the output's `contains_personal_data` with a `purpose`",
+        found.join("; ")
+    )]
+    PersonalData {
+        /// Each output, column and kind found.
+        found: Vec<String>,
+    },
     /// A check could not be run.
     #[error("{}", describe(source))]
     Check {
@@ -161,7 +171,7 @@ impl RunFailure {
     /// other failure (outages included).
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunFailure::ChecksFailed { .. } => 3,
+            RunFailure::ChecksFailed { .. } | RunFailure::PersonalData { .. } => 3,
             _ => 1,
         }
     }

@@ -15,6 +15,7 @@ use super::error::RunFailure;
 use crate::check::{CheckResult, CheckStatus};
 use crate::pipeline::OnError;
 use crate::plan::{OutputPlan, Plan, SourcePlan, Step};
+use crate::privacy::content::tag_by_content;
 use crate::segment::{SavedModel, fit_segments};
 use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
 use crate::source::lines::LineCounts;
@@ -64,6 +65,7 @@ pub(super) async fn execute(
             return Err(Box::new(RunFailure::ChecksFailed { failed }));
         }
     }
+    screen_outputs(ctx, plan).await?;
     let mut staged = stage_outputs(ctx, plan, &mut out, run_id, selection).await?;
     // The segment model and the incremental state are published with the
     // outputs.
@@ -336,6 +338,40 @@ async fn run_quality_checks(
     Ok((results, failed))
 }
 
+/// The sink's side of the output guard: `validate` followed the tags
+/// through the SQL, and this looks at the values each output is about to
+/// publish (its first [`SCREENED_ROWS`] rows), so that personal data the
+/// sources' samples did not show (a codice fiscale typed into a note on
+/// row 50,000) is not published either. Declared columns are not looked at.
+async fn screen_outputs(ctx: &SessionContext, plan: &Plan) -> Result<(), Box<RunFailure>> {
+    let mut found = Vec::new();
+    for output in &plan.outputs {
+        let declared: Vec<&str> = output
+            .contains_personal_data
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let columns = tag_by_content(ctx, &output.table, &declared, SCREENED_ROWS)
+            .await
+            .map_err(|source| Box::new(RunFailure::Check { source }))?;
+        found.extend(columns.into_iter().map(|(column, kind)| {
+            format!(
+                "`{}` of output `{}` holds {}",
+                column,
+                output.table,
+                kind.description()
+            )
+        }));
+    }
+    match found.is_empty() {
+        true => Ok(()),
+        false => Err(Box::new(RunFailure::PersonalData { found })),
+    }
+}
+
+/// How many rows of each output the sink looks at for personal data.
+const SCREENED_ROWS: usize = 10_000;
+
 /// Writes every output where no reader looks yet. On a failure, what was
 /// staged is removed.
 async fn stage_outputs(
@@ -504,7 +540,7 @@ async fn account_lines(
             // The rejected lines hold what was sent, personal data
             // included: kept only where the pipeline says.
             detail.push_str(&format!(
-                ", which this run does not keep (add `{{ table: {table}, path: … }}` to `outputs` to keep it)"
+                ", which this run does not keep (add `{{ table: {table}, path: …, contains_personal_data: [raw_line], purpose: … }}` to `outputs` to keep it)"
             ));
         }
     }

@@ -43,6 +43,9 @@ pub struct Prepared {
     pub lock: Option<RunLock>,
     /// The id of the pseudonym key the run has (never the key).
     pub pseudonym_key_id: Option<String>,
+    /// The tags of every table's columns, from the sources' through each
+    /// step.
+    pub lineage: crate::privacy::Lineage,
 }
 
 /// The account of a finished run.
@@ -73,6 +76,7 @@ pub async fn run_prepared(
         recovery,
         lock,
         pseudonym_key_id,
+        lineage: _,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);

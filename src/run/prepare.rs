@@ -19,7 +19,8 @@ use crate::pipeline::{Diagnostic, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
 };
-use crate::privacy::{KeyError, PseudonymKey, pseudonymize_table, register_pseudonym};
+use crate::privacy::guard::{output_problems, rejected_taints, source_taints};
+use crate::privacy::{KeyError, Lineage, PseudonymKey, pseudonymize_table, register_pseudonym};
 use crate::segment::{SegmentError, left_out_query, output_schemas, validate_segment_columns};
 use crate::sink::{Recovery, recover};
 use crate::source::functions::register_functions;
@@ -158,9 +159,11 @@ pub async fn prepare(
         tracing::warn!(target: "civica::run", "{ignored}");
     }
     let mut sources = register_sources(&ctx, listings, &selection, key.is_some(), &mut found).await;
-    plan_steps(&ctx, &plan, &mut found).await;
+    let mut lineage = tag_sources(&ctx, &plan, &mut found).await;
+    plan_steps(&ctx, &plan, &mut lineage, &mut found).await;
     plan_quality_checks(&ctx, &plan, &mut found).await;
     validate_partitions(&ctx, &plan, &mut found).await;
+    guard_outputs(&plan, &lineage, &mut found);
     if !found.clean() {
         if let Some(lock) = lock {
             lock.release().await;
@@ -185,6 +188,7 @@ pub async fn prepare(
         recovery,
         lock,
         pseudonym_key_id: key.map(|key| key.id().to_string()),
+        lineage,
     })
 }
 
@@ -442,10 +446,78 @@ async fn register_sources(
     sources
 }
 
+/// The tags every registered source and quarantine table starts with:
+/// declared in `tags`, found by content in a sample, given by the format.
+async fn tag_sources(ctx: &SessionContext, plan: &Plan, found: &mut Findings) -> Lineage {
+    let mut lineage = Lineage::default();
+    for source in &plan.sources {
+        if found.failed.contains(&source.name) {
+            continue;
+        }
+        match source_taints(ctx, source).await {
+            Ok((columns, unknown)) => {
+                lineage.set_table(&source.name, columns);
+                if !unknown.is_empty() {
+                    found.invalid.push(Diagnostic::at(
+                        &plan.file,
+                        source.tags_pos,
+                        format!(
+                            "`tags` of source `{}` names {}, not among its columns",
+                            source.name,
+                            unknown
+                                .iter()
+                                .map(|c| format!("`{c}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+            Err(err) => {
+                found.failures.push(Diagnostic::at(
+                    &plan.file,
+                    source.pos,
+                    format!(
+                        "source `{}`: reading a sample to find personal data: {}",
+                        source.name,
+                        crate::sql::problem_from_error(&err, "").message
+                    ),
+                ));
+                found.failed.insert(source.name.clone());
+            }
+        }
+        if let Some(rejected) = source.rejected_table() {
+            let schema = crate::source::lines::rejected_schema();
+            let columns = schema.fields().iter().map(|f| f.name().as_str());
+            lineage.set_table(&rejected, rejected_taints(&rejected, columns));
+        }
+    }
+    lineage
+}
+
+/// Refuses every output that would publish personal data it does not
+/// declare, naming the column and the path it came by.
+fn guard_outputs(plan: &Plan, lineage: &Lineage, found: &mut Findings) {
+    for output in &plan.outputs {
+        for message in output_problems(lineage, output) {
+            found.invalid.push(Diagnostic::at(
+                &plan.file,
+                output.personal_data_pos,
+                message,
+            ));
+        }
+    }
+}
+
 /// Plans every SQL step against the tables before it, and the segment
-/// step against its input, in order; a step that fails marks what it
-/// makes as failed.
-async fn plan_steps(ctx: &SessionContext, plan: &Plan, found: &mut Findings) {
+/// step against its input, in order, following the tags of their columns;
+/// a step that fails marks what it makes as failed.
+async fn plan_steps(
+    ctx: &SessionContext,
+    plan: &Plan,
+    lineage: &mut Lineage,
+    found: &mut Findings,
+) {
     for step in &plan.steps {
         let reads_failed = match step {
             Step::Sql(sql) => sql
@@ -458,8 +530,13 @@ async fn plan_steps(ctx: &SessionContext, plan: &Plan, found: &mut Findings) {
             Err(Vec::new())
         } else {
             match step {
-                Step::Sql(sql) => plan_step(ctx, sql).await.map_err(|diag| vec![diag]),
-                Step::Segment(seg) => plan_segment(ctx, seg, &plan.file).await,
+                Step::Sql(sql) => plan_step(ctx, sql)
+                    .await
+                    .map(|planned| lineage.record_step(&sql.name, &planned))
+                    .map_err(|diag| vec![diag]),
+                Step::Segment(seg) => plan_segment(ctx, seg, &plan.file)
+                    .await
+                    .map(|()| record_segment(seg, lineage)),
             }
         };
         if let Err(mut more) = result {
@@ -648,6 +725,38 @@ async fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, Sessio
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register_functions(&ctx);
     Ok(ctx)
+}
+
+/// The tags of the segment step's tables: `segments` carries those of the
+/// id; the profiles, quality and migrations tables are aggregates, whose
+/// small cells `min_cell` suppresses.
+fn record_segment(seg: &SegmentPlan, lineage: &mut Lineage) {
+    let id_taints = lineage
+        .table(&seg.from)
+        .and_then(|columns| columns.iter().find(|(c, _)| *c == seg.id))
+        .map(|(_, taints)| taints.clone())
+        .unwrap_or_default();
+    let id_type = DataType::Utf8;
+    let [segments, ..] = output_schemas(seg, &id_type);
+    let columns = segments
+        .fields()
+        .iter()
+        .map(|field| {
+            let taints = match *field.name() == seg.id {
+                true => id_taints
+                    .iter()
+                    .cloned()
+                    .map(|mut taint| {
+                        taint.path.push(format!("{}.{}", seg.name, seg.id));
+                        taint
+                    })
+                    .collect(),
+                false => Vec::new(),
+            };
+            (field.name().clone(), taints)
+        })
+        .collect();
+    lineage.set_table(&seg.name, columns);
 }
 
 /// Checks the segment step's columns and registers empty tables with the

@@ -19,7 +19,7 @@ fn portal_log() -> String {
 /// result (and `web__rejected`) are written under `dir/out`.
 fn run_summary(dir: &Path, source: &str, sql: &str) -> std::process::Output {
     let yaml = format!(
-        "name: logs\nsources:\n  web:\n{source}transforms:\n  - name: summary\n    sql: summary.sql\noutputs:\n  - {{ table: summary, path: out/summary/ }}\n  - {{ table: web__rejected, path: out/rejected/ }}\n"
+        "name: logs\nsources:\n  web:\n{source}transforms:\n  - name: summary\n    sql: summary.sql\noutputs:\n  - {{ table: summary, path: out/summary/ }}\n  - {{ table: web__rejected, path: out/rejected/, contains_personal_data: [raw_line], purpose: review of unreadable lines }}\n"
     );
     std::fs::write(dir.join("pipeline.yaml"), yaml).expect("pipeline");
     std::fs::write(dir.join("summary.sql"), sql).expect("sql");

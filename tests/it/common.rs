@@ -133,6 +133,44 @@ pub fn default_lake() -> &'static Path {
     .path()
 }
 
+/// Every file below a folder (none if it does not exist), sorted.
+pub fn files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![folder.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for path in std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+        {
+            match path.is_dir() {
+                true => todo.push(path),
+                false => found.push(path),
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The demo CRM's citizens who objected to profiling (`objected_profiling`
+/// true), whom the quickstart leaves out of its segments.
+pub fn objected_citizens(lake: &Path) -> std::collections::BTreeSet<i64> {
+    let crm = std::fs::read_to_string(lake.join("raw/crm/citizens/citizens.csv")).expect("CRM");
+    let mut lines = crm.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(';').collect();
+    let flag = header
+        .iter()
+        .position(|c| *c == "objected_profiling")
+        .expect("objected_profiling column");
+    lines
+        .map(|line| line.split(';').collect::<Vec<_>>())
+        .filter(|fields| fields[flag] == "true")
+        .map(|fields| fields[0].parse().expect("citizen_id"))
+        .collect()
+}
+
 /// Reads every Parquet file of a folder into record batches.
 pub fn read_parquet(folder: &Path) -> Vec<RecordBatch> {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

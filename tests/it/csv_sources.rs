@@ -21,7 +21,7 @@ fn fixture(name: &str) -> String {
 /// and `src__rejected` are written under `dir/out`.
 fn run_source(dir: &Path, body: &str) -> std::process::Output {
     let yaml = format!(
-        "name: csv\nsources:\n  src:\n{body}outputs:\n  - {{ table: src, path: out/src/ }}\n  - {{ table: src__rejected, path: out/rejected/ }}\n"
+        "name: csv\nsources:\n  src:\n{body}outputs:\n  - {{ table: src, path: out/src/ }}\n  - {{ table: src__rejected, path: out/rejected/, contains_personal_data: [raw_line], purpose: review of unreadable lines }}\n"
     );
     std::fs::write(dir.join("pipeline.yaml"), yaml).expect("pipeline");
     civica(dir, &["run", "pipeline.yaml"])

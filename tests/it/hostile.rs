@@ -103,7 +103,7 @@ fn every_line_is_accounted_for_in_each_format() {
         assert_eq!(count("loaded") as usize, rows, "{what}");
         assert!(
             stdout
-                .contains("which this run does not keep (add `{ table: src__rejected, path: … }`"),
+                .contains("which this run does not keep (add `{ table: src__rejected, path: …, contains_personal_data: [raw_line], purpose: … }` to `outputs`"),
             "{what}: {stdout}"
         );
         let published = query(

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{civica, describe, python};
+use crate::common::{civica, describe, files_under, python};
 
 /// Calls per day in one pipeline, written twice: by day with
 /// `overwrite_partition`, and by day and queue with `append`.
@@ -48,24 +48,13 @@ fn duckdb_counts(folder: &Path, columns: &str) -> String {
 
 /// Every file below a folder, relative to it, sorted.
 fn files(folder: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut todo = vec![folder.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir)
-            .expect("folder")
-            .filter_map(Result::ok)
-        {
-            let path = entry.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                let relative = path.strip_prefix(folder).expect("below");
-                found.push(relative.to_string_lossy().into_owned());
-            }
-        }
-    }
-    found.sort();
-    found
+    files_under(folder)
+        .iter()
+        .map(|path| {
+            let relative = path.strip_prefix(folder).expect("below");
+            relative.to_string_lossy().into_owned()
+        })
+        .collect()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{DS, civica_command, describe, manifests};
+use crate::common::{DS, civica_command, describe, files_under, manifests};
 
 const KEY: &str = "a-test-key-of-forty-characters-xxxxxxxxx";
 const OTHER_KEY: &str = "another-test-key-of-forty-characters-yyy";
@@ -78,18 +78,10 @@ use arrow::array::AsArray;
 
 /// Every byte under `dir`, for scans of what civica wrote.
 fn all_bytes(dir: &Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).expect("read dir") {
-                stack.push(entry.expect("entry").path());
-            }
-        } else {
-            bytes.extend(std::fs::read(&path).expect("read file"));
-        }
-    }
-    bytes
+    files_under(dir)
+        .iter()
+        .flat_map(|path| std::fs::read(path).expect("read file"))
+        .collect()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -249,7 +241,7 @@ fn run_log(dir: &Path, mask: Option<&str>) -> Output {
     std::fs::write(
         dir.join("pipeline.yaml"),
         format!(
-            "name: web\nsources:\n  web:\n    path: logs/\n    format: {{ type: access_log{mask} }}\n    max_rejected_ratio: 0.5\noutputs:\n  - {{ table: web, path: out/web/ }}\n  - {{ table: web__rejected, path: out/rejected/ }}\n"
+            "name: web\nsources:\n  web:\n    path: logs/\n    format: {{ type: access_log{mask} }}\n    max_rejected_ratio: 0.5\noutputs:\n  - {{ table: web, path: out/web/, contains_personal_data: [user, client_ip], purpose: portal statistics }}\n  - {{ table: web__rejected, path: out/rejected/, contains_personal_data: [raw_line], purpose: review of unreadable lines }}\n"
         ),
     )
     .expect("write pipeline");
@@ -543,7 +535,7 @@ fn run_people_csv(csv: &str, rest: &str) -> (tempfile::TempDir, Output) {
 fn check_results_and_parse_errors_show_the_kind_of_a_personal_value_not_the_value() {
     let (dir, out) = run_people_csv(
         "codice_fiscale;age\nRSSMRA85T10A562S;140\nRSSMRA85T10A562S;30\nVRDLGU75B12F205X;anna@comune.it\n",
-        "    max_rejected_ratio: 0.5\nchecks:\n  people:\n    - { type: unique, column: codice_fiscale }\noutputs:\n  - { table: people__rejected, path: out/rejected/ }\n",
+        "    max_rejected_ratio: 0.5\nchecks:\n  people:\n    - { type: unique, column: codice_fiscale }\noutputs:\n  - { table: people__rejected, path: out/rejected/, contains_personal_data: [raw_line], purpose: review of unreadable lines }\n",
     );
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);

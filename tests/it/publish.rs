@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 
 use crate::common::{civica, civica_command, describe, published};
 
-const PIPELINE: &str = "name: killed\nsources:\n  citizens:\n    path: raw/crm/\n    format: { type: csv, delimiter: \";\" }\n  calls:\n    path: raw/calls/\n    format: { type: csv, delimiter: \";\", decimal: \",\", timestamp_format: \"%d/%m/%Y %H:%M:%S\" }\ntransforms:\n  - name: people\n    sql: people.sql\noutputs:\n  - { table: people, path: out/people/ }\n  - { table: calls, path: out/calls/ }\n";
+const PIPELINE: &str = "name: killed\nsources:\n  citizens:\n    path: raw/crm/\n    format: { type: csv, delimiter: \";\" }\n  calls:\n    path: raw/calls/\n    format: { type: csv, delimiter: \";\", decimal: \",\", timestamp_format: \"%d/%m/%Y %H:%M:%S\" }\ntransforms:\n  - name: people\n    sql: people.sql\noutputs:\n  - { table: people, path: out/people/ }\n  - { table: calls, path: out/calls/, contains_personal_data: [caller_number], purpose: call statistics }\n";
 const PEOPLE_SQL: &str = "SELECT citizen_id, upper(name) AS name FROM citizens";
 
 /// Writes the pipeline and the inputs of day `day` (1 or 2: day 2 has one
@@ -344,8 +344,8 @@ fn a_completed_publish_also_removes_what_a_replacing_output_replaces() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_inputs(dir.path(), 1);
     let appending = PIPELINE.replace(
-        "{ table: calls, path: out/calls/ }",
-        "{ table: calls, path: out/calls/, mode: append }",
+        "{ table: calls, path: out/calls/, contains_personal_data: [caller_number], purpose: call statistics }",
+        "{ table: calls, path: out/calls/, mode: append, contains_personal_data: [caller_number], purpose: call statistics }",
     );
     std::fs::write(dir.path().join("pipeline.yaml"), &appending).expect("pipeline");
     let parts = || {

@@ -11,7 +11,7 @@ fn run_with(settings: &str) -> (std::process::Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let fixtures = root().join("tests/fixtures/lake");
     let yaml = format!(
-        "name: quarantine\nsources:\n  web:\n    path: \"{{{{ fixtures }}}}/web/\"\n    format: {{ type: access_log }}\n{settings}outputs:\n  - {{ table: web, path: out/web/ }}\n  - {{ table: web__rejected, path: out/web_rejected/ }}\n"
+        "name: quarantine\nsources:\n  web:\n    path: \"{{{{ fixtures }}}}/web/\"\n    format: {{ type: access_log }}\n{settings}outputs:\n  - {{ table: web, path: out/web/, contains_personal_data: [user], purpose: portal statistics }}\n  - {{ table: web__rejected, path: out/web_rejected/, contains_personal_data: [raw_line], purpose: review of unreadable lines }}\n"
     );
     std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
     let out = civica(

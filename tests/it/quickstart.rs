@@ -7,7 +7,9 @@ use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
 
 use civica::segment::adjusted_rand_index;
 
-use crate::common::{DS, default_lake, describe, query, read_parquet, run_quickstart, write_demo};
+use crate::common::{
+    DS, default_lake, describe, objected_citizens, query, read_parquet, run_quickstart, write_demo,
+};
 
 fn total_rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
@@ -18,7 +20,11 @@ fn every_citizen_gets_exactly_one_segment() {
     let lake = default_lake();
     let segments = lake.join("marts/segments");
     let batches = read_parquet(&segments);
-    assert_eq!(total_rows(&batches), 5000);
+    // Everyone but those who objected to profiling: a few percent.
+    let objected = objected_citizens(lake);
+    assert!((50..400).contains(&objected.len()), "{}", objected.len());
+    let profiled = 5000 - objected.len();
+    assert_eq!(total_rows(&batches), profiled);
     let schema = batches[0].schema();
     let types: Vec<(&str, &DataType)> = schema
         .fields()
@@ -41,10 +47,24 @@ fn every_citizen_gets_exactly_one_segment() {
          SUM(CASE WHEN distance >= 0 THEN 1 ELSE 0 END) AS ok FROM segments",
     );
     let row = &counts[0];
-    assert_eq!(row.column(0).as_primitive::<Int64Type>().value(0), 5000);
+    assert_eq!(
+        row.column(0).as_primitive::<Int64Type>().value(0) as usize,
+        profiled
+    );
     assert_eq!(row.column(1).as_primitive::<Int32Type>().value(0), 1);
     assert_eq!(row.column(2).as_primitive::<Int32Type>().value(0), 5);
-    assert_eq!(row.column(3).as_primitive::<Int64Type>().value(0), 5000);
+    assert_eq!(
+        row.column(3).as_primitive::<Int64Type>().value(0) as usize,
+        profiled
+    );
+    let ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert!(
+        ids.iter().all(|id| !objected.contains(id)),
+        "an objector was segmented"
+    );
 }
 
 #[test]
@@ -56,7 +76,10 @@ fn profiles_cover_every_citizen() {
         "SELECT COUNT(*) AS segments, SUM(size) AS citizens, SUM(share) AS share FROM p",
     );
     assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 5);
-    assert_eq!(rows[0].column(1).as_primitive::<Int64Type>().value(0), 5000);
+    assert_eq!(
+        rows[0].column(1).as_primitive::<Int64Type>().value(0) as usize,
+        5000 - objected_citizens(lake).len()
+    );
     let share = rows[0]
         .column(2)
         .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
@@ -109,12 +132,20 @@ fn segments_recover_the_planted_truth() {
         }
     }
     let truth = std::fs::read_to_string(lake.join("truth/segments.csv")).expect("truth file");
+    let objected = objected_citizens(lake);
     let mut predicted = Vec::new();
     let mut planted = Vec::new();
     for line in truth.lines().skip(1) {
         let (id, segment) = line.split_once(',').expect("id,segment");
         let id: i64 = id.parse().expect("numeric id");
-        predicted.push(*found.get(&id).expect("every planted citizen is segmented"));
+        if objected.contains(&id) {
+            continue;
+        }
+        predicted.push(
+            *found
+                .get(&id)
+                .expect("every planted citizen who did not object is segmented"),
+        );
         planted.push(segment.to_string());
     }
     let ari = adjusted_rand_index(&predicted, &planted).expect("same length");

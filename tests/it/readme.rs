@@ -28,6 +28,15 @@ fn readme_blocks(kind: &str) -> Vec<(usize, String)> {
     blocks
 }
 
+/// The quickstart without its segment step, and what refers to it (checks
+/// of its tables, `profiling`).
+fn without_segment(pipeline: &mut Value) {
+    let map = pipeline.as_object_mut().expect("map");
+    for section in ["segment", "checks", "profiling"] {
+        map.remove(section);
+    }
+}
+
 fn yaml(text: &str) -> Value {
     serde_saphyr::from_str(text).expect("YAML")
 }
@@ -54,8 +63,7 @@ fn whole_pipeline(snippet: &Value, log: &Path) -> Value {
                     "web": { "path": log.display().to_string(), "format": value }
                 });
                 pipeline["transforms"] = serde_json::json!([]);
-                pipeline.as_object_mut().expect("map").remove("segment");
-                pipeline.as_object_mut().expect("map").remove("checks");
+                without_segment(&mut pipeline);
                 pipeline["outputs"] = serde_json::json!([{ "table": "web", "path": "out/web/" }]);
             }
             "sources" => {
@@ -192,9 +200,7 @@ fn partition_example(dir: &Path) -> std::path::PathBuf {
     pipeline["name"] = Value::from("calls_by_day");
     pipeline["transforms"] = snippet["transforms"].clone();
     pipeline["outputs"] = snippet["outputs"].clone();
-    let map = pipeline.as_object_mut().expect("map");
-    map.remove("segment");
-    map.remove("checks");
+    without_segment(&mut pipeline);
     std::os::unix::fs::symlink(root().join("sql"), dir.join("sql")).expect("sql link");
     std::fs::create_dir_all(dir.join("pipelines")).expect("mkdir");
     let file = dir.join("pipelines/calls_by_day.yaml");

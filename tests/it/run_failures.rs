@@ -64,7 +64,7 @@ fn failed_run_names_the_step_and_keeps_published_outputs() {
 fn file_urls_work_for_sources_and_outputs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fixtures = root().join("tests/fixtures/lake");
-    let yaml = "name: urls\nsources:\n  calls:\n    path: \"file://{{ fixtures }}/calls/\"\n    format: { type: csv, delimiter: \";\", decimal: \",\", timestamp_format: \"%d/%m/%Y %H:%M:%S\" }\n  web:\n    path: \"file://{{ fixtures }}/web/access_2026-11-20.log\"\n    format: { type: access_log }\n    max_rejected_ratio: 0.5\noutputs:\n  - { table: calls, path: \"file://{{ out }}/calls/\" }\n  - { table: web, path: \"file://{{ out }}/web/\" }\n";
+    let yaml = "name: urls\nsources:\n  calls:\n    path: \"file://{{ fixtures }}/calls/\"\n    format: { type: csv, delimiter: \";\", decimal: \",\", timestamp_format: \"%d/%m/%Y %H:%M:%S\" }\n  web:\n    path: \"file://{{ fixtures }}/web/access_2026-11-20.log\"\n    format: { type: access_log }\n    max_rejected_ratio: 0.5\noutputs:\n  - { table: calls, path: \"file://{{ out }}/calls/\", contains_personal_data: [caller_number], purpose: call statistics }\n  - { table: web, path: \"file://{{ out }}/web/\", contains_personal_data: [user], purpose: portal statistics }\n";
     std::fs::write(dir.path().join("pipeline.yaml"), yaml).expect("write pipeline");
     let out_dir = dir.path().join("out");
     let out = civica(
