@@ -2,7 +2,7 @@
 //! judging them against the check's severity and tolerated ratio, and the
 //! results as an Arrow table for the run's history.
 
-use crate::privacy::redact_value;
+use crate::privacy::{Lineage, detect};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -128,7 +128,11 @@ pub async fn plan_check(ctx: &SessionContext, check: &CheckPlan) -> Result<()> {
 }
 
 /// Runs every check, counting each table's rows once.
-pub async fn run_checks(ctx: &SessionContext, checks: &[CheckPlan]) -> Result<Vec<CheckResult>> {
+pub async fn run_checks(
+    ctx: &SessionContext,
+    checks: &[CheckPlan],
+    lineage: &Lineage,
+) -> Result<Vec<CheckResult>> {
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     let mut results = Vec::with_capacity(checks.len());
     for check in checks {
@@ -140,7 +144,7 @@ pub async fn run_checks(ctx: &SessionContext, checks: &[CheckPlan]) -> Result<Ve
                 total
             }
         };
-        let result = run_check(ctx, check, total).await.map_err(|err| {
+        let result = run_check(ctx, check, total, lineage).await.map_err(|err| {
             DataFusionError::Context(
                 format!("check `{}` of table `{}`", check.name, check.table),
                 Box::new(err),
@@ -151,7 +155,12 @@ pub async fn run_checks(ctx: &SessionContext, checks: &[CheckPlan]) -> Result<Ve
     Ok(results)
 }
 
-async fn run_check(ctx: &SessionContext, check: &CheckPlan, total: u64) -> Result<CheckResult> {
+async fn run_check(
+    ctx: &SessionContext,
+    check: &CheckPlan,
+    total: u64,
+    lineage: &Lineage,
+) -> Result<CheckResult> {
     let mut result = CheckResult {
         table: check.table.clone(),
         check: check.name.clone(),
@@ -174,7 +183,7 @@ async fn run_check(ctx: &SessionContext, check: &CheckPlan, total: u64) -> Resul
             let failing = frame.clone().count().await? as u64;
             let ratio = failing as f64 / total.max(1) as f64;
             if failing > 0 {
-                result.failing_keys = sample_keys(frame).await?;
+                result.failing_keys = sample_keys(frame, lineage).await?;
             }
             result.failing_rows = Some(failing);
             result.failing_ratio = Some(ratio);
@@ -238,8 +247,16 @@ async fn run_check(ctx: &SessionContext, check: &CheckPlan, total: u64) -> Resul
     Ok(result)
 }
 
-/// The first failing keys, distinct and sorted, nulls left out.
-async fn sample_keys(frame: DataFrame) -> Result<Vec<String>> {
+/// The first failing keys, distinct and sorted, nulls left out. A key
+/// that is personal data is shown by its kind (`<codice fiscale>`, found
+/// by content), or by its tag (`<identifier>`) when it comes from a
+/// tagged column: results go to stderr, the manifest and the check history.
+async fn sample_keys(frame: DataFrame, lineage: &Lineage) -> Result<Vec<String>> {
+    let tagged = frame
+        .schema()
+        .index_of_column_by_name(None, FAILING_KEY)
+        .and_then(|i| lineage.of_plan(frame.logical_plan()).into_iter().nth(i))
+        .and_then(|taints| taints.first().map(|t| format!("<{}>", t.tag.name())));
     let batches = frame
         .filter(col(FAILING_KEY).is_not_null())?
         .aggregate(vec![col(FAILING_KEY)], vec![count(lit(1))])?
@@ -247,16 +264,18 @@ async fn sample_keys(frame: DataFrame) -> Result<Vec<String>> {
         .limit(0, Some(SAMPLE_KEYS))?
         .collect()
         .await?;
-    // A key that is personal data (a codice fiscale, an e-mail…) is shown
-    // by its kind: results go to stderr, the manifest and the check history.
-    let mut keys = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
     for batch in &batches {
-        keys.extend(
-            texts(batch.column(0))?
-                .into_iter()
-                .flatten()
-                .map(|key| redact_value(&key).into_owned()),
-        );
+        for key in texts(batch.column(0))?.into_iter().flatten() {
+            let shown = match (detect(&key), &tagged) {
+                (Some(kind), _) => kind.placeholder().to_string(),
+                (None, Some(tag)) => tag.clone(),
+                (None, None) => key,
+            };
+            if !keys.contains(&shown) {
+                keys.push(shown);
+            }
+        }
     }
     Ok(keys)
 }

@@ -15,6 +15,7 @@ use super::error::RunFailure;
 use crate::check::{CheckResult, CheckStatus};
 use crate::pipeline::OnError;
 use crate::plan::{OutputPlan, Plan, SourcePlan, Step};
+use crate::privacy::Lineage;
 use crate::privacy::content::tag_by_content;
 use crate::segment::{SavedModel, fit_segments};
 use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
@@ -39,6 +40,7 @@ pub(super) async fn execute(
     report: &mut dyn FnMut(RunEvent),
     run_id: &str,
     selection: &Selection,
+    lineage: &Lineage,
     journal: &mut Journal,
 ) -> Result<RunSummary, Box<RunFailure>> {
     let started = Instant::now();
@@ -59,7 +61,7 @@ pub(super) async fn execute(
         journal.lines.push((source.name.clone(), counts));
     }
     if !plan.checks.is_empty() {
-        let (results, failed) = run_quality_checks(ctx, plan, &mut out).await?;
+        let (results, failed) = run_quality_checks(ctx, plan, lineage, &mut out).await?;
         journal.checks = results;
         if !failed.is_empty() {
             return Err(Box::new(RunFailure::ChecksFailed { failed }));
@@ -293,11 +295,12 @@ async fn run_steps(
 async fn run_quality_checks(
     ctx: &SessionContext,
     plan: &Plan,
+    lineage: &Lineage,
     out: &mut Reporter<'_>,
 ) -> Result<(Vec<CheckResult>, Vec<String>), Box<RunFailure>> {
     let checks_started = Instant::now();
     out.start(StepKind::Checks, "");
-    let results = crate::check::run_checks(ctx, &plan.checks)
+    let results = crate::check::run_checks(ctx, &plan.checks, lineage)
         .await
         .map_err(|source| Box::new(RunFailure::Check { source }))?;
     let mut failed = Vec::new();

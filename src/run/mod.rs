@@ -76,7 +76,7 @@ pub async fn run_prepared(
         recovery,
         lock,
         pseudonym_key_id,
-        lineage: _,
+        lineage,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
@@ -93,6 +93,7 @@ pub async fn run_prepared(
             report,
             &clock.run_id,
             &selection,
+            &lineage,
             &mut journal,
         )
         .await

@@ -294,3 +294,19 @@ fn personal_data_past_the_sources_sample_is_caught_by_the_sink() {
     assert!(!stderr.contains("RSSMRA80A01H501U"), "{stderr}");
     assert_nothing_published(dir.path());
 }
+
+#[test]
+fn a_failing_check_on_a_tagged_column_shows_its_tag_not_its_values() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_guarded(
+        dir.path(),
+        "    tags: { first_name: identifier }\n",
+        &[("counts", "SELECT count(*) AS people FROM people")],
+        "  - { table: counts, path: out/counts/ }\nchecks:\n  people:\n    - { type: unique, column: first_name }\n",
+    );
+    let out = civica_in(dir.path(), "run");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("e.g. <identifier>"), "{stderr}");
+    assert!(!stderr.contains("Anna"), "{stderr}");
+}
