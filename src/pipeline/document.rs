@@ -68,6 +68,10 @@ pub struct PipelineSpec {
     /// `profiling`: the legal basis of the segment step, and whom it
     /// leaves out.
     pub profiling: Option<Located<ProfilingSpec>>,
+    /// `min_cell`: the fewest citizens an aggregate civica publishes may
+    /// count (a segment profile, a migration cell); default 10, never
+    /// below 3.
+    pub min_cell: Option<Located<u64>>,
     /// `outputs`: tables written as Parquet.
     pub outputs: Vec<Located<OutputSpec>>,
     /// `resources`: memory, spill folder and parallelism.

@@ -107,7 +107,7 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 12] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "name",
     "description",
     "runs",
@@ -118,6 +118,7 @@ const TOP_LEVEL_KEYS: [&str; 12] = [
     "transforms",
     "segment",
     "profiling",
+    "min_cell",
     "outputs",
     "checks",
 ];
@@ -238,6 +239,10 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
                 }
             }
             "resources" => spec.resources = load_entry(file, value, "resources", &mut diags),
+            "min_cell" => match value.scalar_text().and_then(|t| t.parse::<u64>().ok()) {
+                Some(cells) => spec.min_cell = Some(Located::new(cells, value.pos)),
+                None => diags.push(expected(file, value, "`min_cell`", "a whole number")),
+            },
             "checks" => {
                 for (table, list) in map_entries(file, value, "checks", &mut diags) {
                     let section = format!("checks.{}", table.value);

@@ -81,6 +81,8 @@ pub struct Plan {
     /// Tables that are defined but failed their checks; steps reading them
     /// are not checked further, to avoid repeating the same problem.
     pub unavailable: BTreeSet<String>,
+    /// The fewest citizens a published aggregate may count.
+    pub min_cell: usize,
 }
 
 /// A source ready to register.
@@ -229,11 +231,15 @@ pub fn build_plan(
         resources: ResourcesPlan::default(),
         full_refresh: opts.full_refresh,
         unavailable: BTreeSet::new(),
+        min_cell: segment::min_cell(&file, spec, &mut diags),
     };
     let mut tables = Tables::new(&file);
     sources::plan_sources(spec, &base_dir, &mut tables, &mut plan, &mut diags);
     let sql_steps = steps::load_steps(spec, pipeline_dir, &mut tables, &mut plan, &mut diags);
-    let segment = segment::plan_segment(&file, spec, &mut tables, &mut diags);
+    let segment = segment::plan_segment(&file, spec, &mut tables, &mut diags).map(|mut seg| {
+        seg.min_cell = plan.min_cell;
+        seg
+    });
     plan.steps = dag::order_steps(&file, sql_steps, segment, &tables.defined, spec, &mut diags);
     plan.outputs = outputs::plan_outputs(spec, &plan, &base_dir, &tables, &mut diags);
     segment::resolve_model_path(&file, spec, &mut plan, &base_dir, &mut diags);

@@ -46,6 +46,9 @@ pub struct SegmentPlan {
     pub located: Located<()>,
     /// Whom profiling leaves out, when the pipeline says (`profiling:`).
     pub profiling: Option<ProfilingPlan>,
+    /// The fewest citizens a profile or a migration cell may count:
+    /// smaller ones are suppressed.
+    pub min_cell: usize,
 }
 
 /// Whom the segment step leaves out, and on what legal basis it runs.
@@ -237,7 +240,34 @@ fn segment_plan(
             fields: seg.fields.clone(),
         },
         profiling: None,
+        min_cell: DEFAULT_MIN_CELL,
     }
+}
+
+/// `min_cell` when the pipeline does not say: ISTAT's usual threshold for
+/// tables of people.
+pub const DEFAULT_MIN_CELL: usize = 10;
+
+/// The least `min_cell` accepted: the Sistan minimum of 3.
+pub const LEAST_MIN_CELL: usize = 3;
+
+/// Checks `min_cell`: at least [`LEAST_MIN_CELL`].
+pub(super) fn min_cell(file: &str, spec: &PipelineSpec, diags: &mut Vec<Diagnostic>) -> usize {
+    let Some(cells) = &spec.min_cell else {
+        return DEFAULT_MIN_CELL;
+    };
+    let value = usize::try_from(cells.value).unwrap_or(usize::MAX);
+    if value < LEAST_MIN_CELL {
+        diags.push(Diagnostic::at(
+            file,
+            cells.pos,
+            format!(
+                "`min_cell` must be at least {LEAST_MIN_CELL} (the Sistan minimum: fewer citizens in a cell can be singled out), found {value}"
+            ),
+        ));
+        return LEAST_MIN_CELL;
+    }
+    value
 }
 
 /// Checks `segment.model`; bad values are reported and replaced by the

@@ -28,21 +28,34 @@ use super::events::{Reporter, RunEvent, StepKind, StepReport, human_bytes};
 use super::manifest::{Journal, OutputRecord, ProfilingRecord, SegmentRecord};
 use super::state::{self, Selection, state_location};
 use crate::source::lines::BytesScanned;
+/// What a run executes: the plan and its session, this run's id, the
+/// inputs chosen for it, and the tags of every table's columns.
+pub(super) struct Run<'a> {
+    pub plan: &'a Plan,
+    pub ctx: &'a SessionContext,
+    pub run_id: &'a str,
+    pub selection: &'a Selection,
+    pub lineage: &'a Lineage,
+}
+
 /// Runs the steps of a prepared pipeline and publishes its outputs, stage
 /// by stage: the sources' account, the steps in order, the line limits,
-/// the data-quality checks, staging every output and record, then one
-/// publish. A stage that fails ends the run; nothing is published unless
-/// every stage before the publish succeeded.
+/// the data-quality checks, the screen of what outputs hold, staging every
+/// output and record, then one publish. A stage that fails ends the run;
+/// nothing is published unless every stage before the publish succeeded.
 pub(super) async fn execute(
-    plan: &Plan,
-    ctx: &SessionContext,
+    run: Run<'_>,
     sources: Vec<(String, SourceStats, Duration)>,
     report: &mut dyn FnMut(RunEvent),
-    run_id: &str,
-    selection: &Selection,
-    lineage: &Lineage,
     journal: &mut Journal,
 ) -> Result<RunSummary, Box<RunFailure>> {
+    let Run {
+        plan,
+        ctx,
+        run_id,
+        selection,
+        lineage,
+    } = run;
     let started = Instant::now();
     let next_state = serialise_state(plan, selection)?;
     let mut out = Reporter {

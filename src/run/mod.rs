@@ -86,17 +86,14 @@ pub async fn run_prepared(
         .collect();
     let mut journal = Journal::default();
     let result = if recovery.unfinished.is_empty() {
-        execute::execute(
-            &plan,
-            &ctx,
-            sources,
-            report,
-            &clock.run_id,
-            &selection,
-            &lineage,
-            &mut journal,
-        )
-        .await
+        let run = execute::Run {
+            plan: &plan,
+            ctx: &ctx,
+            run_id: &clock.run_id,
+            selection: &selection,
+            lineage: &lineage,
+        };
+        execute::execute(run, sources, report, &mut journal).await
     } else {
         Err(Box::new(RunFailure::Unrecovered {
             unfinished: recovery.unfinished,

@@ -6,7 +6,9 @@
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -22,8 +24,9 @@ const NAMED_FEATURES: usize = 3;
 pub fn profile_schema(plan: &SegmentPlan) -> SchemaRef {
     let mut fields = vec![
         Field::new("segment", DataType::Int32, false),
-        Field::new("size", DataType::Int64, false),
-        Field::new("share", DataType::Float64, false),
+        Field::new("size", DataType::Int64, true),
+        Field::new("share", DataType::Float64, true),
+        Field::new("suppressed", DataType::Boolean, false),
         Field::new("label_it", DataType::Utf8, false),
         Field::new("label_en", DataType::Utf8, false),
         Field::new("description_it", DataType::Utf8, false),
@@ -33,12 +36,12 @@ pub fn profile_schema(plan: &SegmentPlan) -> SchemaRef {
     fields.extend(
         plan.features
             .iter()
-            .map(|f| Field::new(f, DataType::Float64, false)),
+            .map(|f| Field::new(f, DataType::Float64, true)),
     );
     fields.extend(
         plan.features
             .iter()
-            .map(|f| Field::new(format!("z_{f}"), DataType::Float64, false)),
+            .map(|f| Field::new(format!("z_{f}"), DataType::Float64, true)),
     );
     Arc::new(Schema::new(fields))
 }
@@ -205,15 +208,38 @@ pub fn describe(
     (label(true), label(false), description_it, description_en)
 }
 
-/// The profile table, one row per segment in id order.
+/// The label and description of a segment smaller than `min_cell`, whose
+/// figures are not published.
+fn withheld(profile: &Profile, min_cell: usize) -> (String, String, String, String) {
+    (
+        format!("Segmento con meno di {min_cell} cittadini"),
+        format!("Segment of fewer than {min_cell} citizens"),
+        format!(
+            "Segmento {}: meno di {min_cell} cittadini; le sue cifre non sono pubblicate, perché permetterebbero di riconoscerli.",
+            profile.segment
+        ),
+        format!(
+            "Segment {}: fewer than {min_cell} citizens; its figures are not published, as they could single them out.",
+            profile.segment
+        ),
+    )
+}
+
+/// The profile table, one row per segment in id order. A segment of fewer
+/// than `min_cell` citizens is `suppressed`: its size, share, means and
+/// z-scores are null and its label says why.
 pub fn profile_table(
     plan: &SegmentPlan,
     profiles: &[Profile],
     total: usize,
 ) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let shown = |p: &Profile| p.size >= plan.min_cell;
     let texts: Vec<_> = profiles
         .iter()
-        .map(|p| describe(p, total, &plan.feature_names))
+        .map(|p| match shown(p) {
+            true => describe(p, total, &plan.feature_names),
+            false => withheld(p, plan.min_cell),
+        })
         .collect();
     let text_column = |pick: fn(&(String, String, String, String)) -> &String| -> ArrayRef {
         Arc::new(
@@ -228,14 +254,20 @@ pub fn profile_table(
         Arc::new(
             profiles
                 .iter()
-                .map(|p| p.size as i64)
+                .map(|p| shown(p).then_some(p.size as i64))
                 .collect::<Int64Array>(),
         ),
         Arc::new(
             profiles
                 .iter()
-                .map(|p| p.size as f64 / total.max(1) as f64)
+                .map(|p| shown(p).then_some(p.size as f64 / total.max(1) as f64))
                 .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            profiles
+                .iter()
+                .map(|p| Some(!shown(p)))
+                .collect::<BooleanArray>(),
         ),
         text_column(|t| &t.0),
         text_column(|t| &t.1),
@@ -245,13 +277,14 @@ pub fn profile_table(
             profiles
                 .iter()
                 .map(|p| {
-                    Some(
-                        notable(&p.z)
+                    Some(match shown(p) {
+                        false => String::new(),
+                        true => notable(&p.z)
                             .iter()
                             .map(|&j| plan.features[j].as_str())
                             .collect::<Vec<_>>()
                             .join(", "),
-                    )
+                    })
                 })
                 .collect::<StringArray>(),
         ),
@@ -260,13 +293,16 @@ pub fn profile_table(
         columns.push(Arc::new(
             profiles
                 .iter()
-                .map(|p| p.means[j])
+                .map(|p| shown(p).then_some(p.means[j]))
                 .collect::<Float64Array>(),
         ));
     }
     for j in 0..plan.features.len() {
         columns.push(Arc::new(
-            profiles.iter().map(|p| p.z[j]).collect::<Float64Array>(),
+            profiles
+                .iter()
+                .map(|p| shown(p).then_some(p.z[j]))
+                .collect::<Float64Array>(),
         ));
     }
     RecordBatch::try_new(profile_schema(plan), columns)

@@ -4,6 +4,7 @@
 //! against the saved model; and the `segments`, `segment_profiles`,
 //! `segment_quality` and `segment_migrations` tables.
 
+mod disclosure;
 mod error;
 mod explain;
 mod features;

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::ObjectStoreExt;
 
 use super::SegmentError;
+use super::disclosure::suppressed_cells;
 use super::explain::profile_schema;
 use super::kmeans::Assignment;
 use super::model::model_name;
@@ -82,7 +83,8 @@ pub fn output_schemas(plan: &SegmentPlan, id_type: &DataType) -> [SchemaRef; 4] 
     let migrations = Schema::new(vec![
         Field::new("previous_segment", DataType::Int32, false),
         Field::new("segment", DataType::Int32, false),
-        Field::new("citizens", DataType::Int64, false),
+        Field::new("citizens", DataType::Int64, true),
+        Field::new("suppressed", DataType::Boolean, false),
     ]);
     [
         Arc::new(segments),
@@ -234,7 +236,33 @@ pub(super) async fn migrations(
     };
     ctx.deregister_table(&previous_table)?;
     ctx.deregister_table(&current_table)?;
-    let batches = batches?;
-    let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
-    Ok(RecordBatch::try_new(schema, batch.columns().to_vec())?)
+    let mut cells = Vec::new();
+    for batch in batches? {
+        let from = batch.column(0).as_primitive::<Int32Type>();
+        let to = batch.column(1).as_primitive::<Int32Type>();
+        let citizens = batch.column(2).as_primitive::<Int64Type>();
+        cells
+            .extend((0..batch.num_rows()).map(|i| (from.value(i), to.value(i), citizens.value(i))));
+    }
+    let suppressed = suppressed_cells(&cells, plan.min_cell);
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(cells.iter().map(|c| c.0).collect::<Int32Array>()),
+            Arc::new(cells.iter().map(|c| c.1).collect::<Int32Array>()),
+            Arc::new(
+                cells
+                    .iter()
+                    .zip(&suppressed)
+                    .map(|(c, hidden)| (!hidden).then_some(c.2))
+                    .collect::<Int64Array>(),
+            ),
+            Arc::new(
+                suppressed
+                    .iter()
+                    .map(|s| Some(*s))
+                    .collect::<BooleanArray>(),
+            ),
+        ],
+    )?)
 }

@@ -5,6 +5,7 @@ mod checks;
 mod cli_output;
 mod common;
 mod csv_sources;
+mod disclosure;
 mod guard;
 mod hostile;
 mod incremental;

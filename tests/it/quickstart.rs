@@ -73,7 +73,8 @@ fn profiles_cover_every_citizen() {
     let profiles = lake.join("marts/segment_profiles");
     let rows = query(
         &[("p", &profiles)],
-        "SELECT COUNT(*) AS segments, SUM(size) AS citizens, SUM(share) AS share FROM p",
+        "SELECT COUNT(*) AS segments, SUM(size) AS citizens, SUM(share) AS share, \
+         SUM(CAST(suppressed AS INT)) AS suppressed FROM p",
     );
     assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 5);
     assert_eq!(
@@ -85,6 +86,8 @@ fn profiles_cover_every_citizen() {
         .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
         .value(0);
     assert!((share - 1.0).abs() < 1e-9, "{share}");
+    // Every segment of the quickstart has well over `min_cell` citizens.
+    assert_eq!(rows[0].column(3).as_primitive::<Int64Type>().value(0), 0);
     let batches = read_parquet(&profiles);
     let names: Vec<String> = batches[0]
         .schema()
@@ -98,6 +101,7 @@ fn profiles_cover_every_citizen() {
             "segment",
             "size",
             "share",
+            "suppressed",
             "label_it",
             "label_en",
             "description_it",
