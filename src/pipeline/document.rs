@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::check::CheckSpec;
 use super::output::OutputSpec;
-use super::privacy::ProfilingSpec;
+use super::privacy::{ErasureSpec, ProfilingSpec};
 use super::segment::SegmentSpec;
 use super::source::SourceSpec;
 use super::yaml::Pos;
@@ -72,6 +72,8 @@ pub struct PipelineSpec {
     /// count (a segment profile, a migration cell); default 10, never
     /// below 3.
     pub min_cell: Option<Located<u64>>,
+    /// `erasure`: the citizens whose data is erased, and where.
+    pub erasure: Option<Located<ErasureSpec>>,
     /// `outputs`: tables written as Parquet.
     pub outputs: Vec<Located<OutputSpec>>,
     /// `resources`: memory, spill folder and parallelism.

@@ -28,6 +28,27 @@ pub struct ProfilingSpec {
     pub objection: Option<String>,
 }
 
+/// `erasure:`: citizens whose data must be erased (GDPR art. 17), and
+/// where their rows are in the sources.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureSpec {
+    /// A file or object (placeholders allowed) with one codice fiscale or
+    /// pseudonym (`pseudonym('cf', …)`) per line; blank lines and lines
+    /// starting with `#` are skipped. Required.
+    pub list: String,
+    /// Each source with rows of the erased citizens, and its column that
+    /// says whose a row is: a codice fiscale (also as `TINIT-…`) or its
+    /// pseudonym, or one of `ids`. Required.
+    pub sources: std::collections::BTreeMap<String, String>,
+    /// Columns whose values, in the rows of the erased citizens, identify
+    /// them elsewhere (the CRM's `citizen_id`): rows of other sources are
+    /// matched by them, and no published file keeps a row holding one.
+    /// Default: the segment step's `id`.
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+}
+
 /// How sensitive a column is, as `tags:` of a source declare it and as
 /// civica finds it by content: what an output may carry only when it
 /// declares it (`contains_personal_data`).

@@ -4,6 +4,7 @@
 
 mod checks;
 mod dag;
+mod erasure;
 mod locations;
 mod outputs;
 mod resources;
@@ -83,6 +84,21 @@ pub struct Plan {
     pub unavailable: BTreeSet<String>,
     /// The fewest citizens a published aggregate may count.
     pub min_cell: usize,
+    /// The citizens to erase, and where, when the pipeline says.
+    pub erasure: Option<ErasurePlan>,
+}
+
+/// `erasure`, checked.
+#[derive(Debug, Clone)]
+pub struct ErasurePlan {
+    /// The list's location: a local path or a URL.
+    pub list: String,
+    /// Each source and its column saying whose a row is.
+    pub sources: Vec<(String, String)>,
+    /// Columns whose values identify the erased citizens elsewhere.
+    pub ids: Vec<String>,
+    /// Where `erasure` is written.
+    pub pos: Pos,
 }
 
 /// A source ready to register.
@@ -232,6 +248,7 @@ pub fn build_plan(
         full_refresh: opts.full_refresh,
         unavailable: BTreeSet::new(),
         min_cell: segment::min_cell(&file, spec, &mut diags),
+        erasure: None,
     };
     let mut tables = Tables::new(&file);
     sources::plan_sources(spec, &base_dir, &mut tables, &mut plan, &mut diags);
@@ -246,6 +263,7 @@ pub fn build_plan(
     plan.checks = checks::plan_checks(spec, &plan, pipeline_dir, &tables, &mut diags);
     plan.resources = resources::resolve_resources(&file, spec, opts, &base_dir, &mut diags);
     plan.runs = locations::runs_folder(spec, &plan, &base_dir, &mut diags);
+    plan.erasure = erasure::plan_erasure(spec, &plan, &base_dir, &mut diags);
     vars::validate_command_line_vars(spec, pipeline, &plan, opts, &mut diags);
     (plan, diags)
 }

@@ -7,6 +7,7 @@
 pub mod codice_fiscale;
 pub mod content;
 pub mod detect;
+pub mod erasure;
 pub mod guard;
 pub mod ip;
 pub mod key;

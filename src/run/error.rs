@@ -148,6 +148,16 @@ pub enum RunFailure {
         /// Each output, column and kind found.
         found: Vec<String>,
     },
+    /// The outputs were published, but removing the erased citizens from
+    /// what earlier runs published failed; the next run tries again.
+    #[error(
+        "the outputs were published, but the erased citizens could not be removed from earlier versions and records: {source}; the next run tries again"
+    )]
+    Erasure {
+        /// What failed.
+        #[source]
+        source: crate::sink::erase::EraseError,
+    },
     /// A check could not be run.
     #[error("{}", describe(source))]
     Check {

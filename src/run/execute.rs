@@ -17,7 +17,9 @@ use crate::pipeline::OnError;
 use crate::plan::{OutputPlan, Plan, SourcePlan, Step};
 use crate::privacy::Lineage;
 use crate::privacy::content::tag_by_content;
+use crate::privacy::erasure::Erased;
 use crate::segment::{SavedModel, fit_segments};
+use crate::sink::erase::erase_published;
 use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats};
@@ -36,6 +38,7 @@ pub(super) struct Run<'a> {
     pub run_id: &'a str,
     pub selection: &'a Selection,
     pub lineage: &'a Lineage,
+    pub erased: &'a Erased,
 }
 
 /// Runs the steps of a prepared pipeline and publishes its outputs, stage
@@ -55,6 +58,7 @@ pub(super) async fn execute(
         run_id,
         selection,
         lineage,
+        erased,
     } = run;
     let started = Instant::now();
     let next_state = serialise_state(plan, selection)?;
@@ -95,6 +99,16 @@ pub(super) async fn execute(
     // from the intent record (or removes the leftovers of a run without one).
     if let Err(source) = publish_outputs(ctx, &staged, plan.runs.as_deref(), run_id).await {
         return Err(Box::new(RunFailure::Publish { source }));
+    }
+    if plan.erasure.is_some() {
+        // Every version and record kept from earlier runs, now that this
+        // run's are in place.
+        let mut folders: Vec<String> = plan.outputs.iter().map(|o| o.location.clone()).collect();
+        folders.extend(plan.runs.clone());
+        let rewritten = erase_published(ctx, &folders, erased)
+            .await
+            .map_err(|source| Box::new(RunFailure::Erasure { source }))?;
+        journal.erased_files = Some(rewritten);
     }
     journal.outputs = staged
         .iter()

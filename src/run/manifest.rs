@@ -36,6 +36,8 @@ pub struct Journal {
     pub checks: Vec<crate::check::CheckResult>,
     /// Each line source's account of its lines.
     pub lines: Vec<(String, crate::source::lines::LineCounts)>,
+    /// Published files the erasure rewrote, when it ran.
+    pub erased_files: Option<usize>,
 }
 
 /// A published output.
@@ -210,6 +212,21 @@ pub struct ResourcesRecord {
 pub struct PrivacyRecord {
     /// The id of the pseudonym key (a fingerprint; never the key).
     pub pseudonym_key_id: Option<String>,
+    /// What the erasure did, when the pipeline has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<ErasureRecord>,
+}
+
+/// What a run's erasure did (counts only: never whom).
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureRecord {
+    /// Citizens on the list.
+    pub listed: usize,
+    /// Rows left out of each source.
+    pub rows_left_out: BTreeMap<String, usize>,
+    /// Published files (outputs, versions, check history, manifests)
+    /// rewritten without them.
+    pub files_rewritten: Option<usize>,
 }
 
 /// The versions a run was made with.

@@ -46,6 +46,9 @@ pub struct Prepared {
     /// The tags of every table's columns, from the sources' through each
     /// step.
     pub lineage: crate::privacy::Lineage,
+    /// The erased citizens' rows left out of the sources, and what
+    /// identifies them in published files.
+    pub erased: crate::privacy::erasure::Erased,
 }
 
 /// The account of a finished run.
@@ -77,6 +80,7 @@ pub async fn run_prepared(
         lock,
         pseudonym_key_id,
         lineage,
+        erased,
     } = prepared;
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
@@ -92,6 +96,7 @@ pub async fn run_prepared(
             run_id: &clock.run_id,
             selection: &selection,
             lineage: &lineage,
+            erased: &erased,
         };
         execute::execute(run, sources, report, &mut journal).await
     } else {
@@ -111,7 +116,14 @@ pub async fn run_prepared(
             pipeline_hash: &pipeline_hash,
             inputs: &inputs,
             resources,
-            privacy: manifest::PrivacyRecord { pseudonym_key_id },
+            privacy: manifest::PrivacyRecord {
+                pseudonym_key_id,
+                erasure: plan.erasure.as_ref().map(|_| manifest::ErasureRecord {
+                    listed: erased.list.codici.len() + erased.list.pseudonyms.len(),
+                    rows_left_out: erased.rows.iter().cloned().collect(),
+                    files_rewritten: journal.erased_files,
+                }),
+            },
         };
         let document = manifest::manifest(&plan, &clock, given, &journal, outcome);
         // The outputs are already published or kept: a manifest that

@@ -19,6 +19,7 @@ use crate::pipeline::{Diagnostic, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
 };
+use crate::privacy::erasure::{Erased, ErasureError, ErasureList, erase_rows};
 use crate::privacy::guard::{output_problems, rejected_taints, source_taints};
 use crate::privacy::{KeyError, Lineage, PseudonymKey, pseudonymize_table, register_pseudonym};
 use crate::segment::{SegmentError, left_out_query, output_schemas, validate_segment_columns};
@@ -158,7 +159,9 @@ pub async fn prepare(
     for ignored in &selection.ignored {
         tracing::warn!(target: "civica::run", "{ignored}");
     }
-    let mut sources = register_sources(&ctx, listings, &selection, key.is_some(), &mut found).await;
+    let erasure_list = read_erasure_list(&ctx, &plan, key.is_some(), &mut found).await;
+    let mut sources = register_sources(&ctx, listings, &selection, &mut found).await;
+    let erased = protect_sources(&ctx, &plan, erasure_list, key.is_some(), &mut found).await;
     let mut lineage = tag_sources(&ctx, &plan, &mut found).await;
     plan_steps(&ctx, &plan, &mut lineage, &mut found).await;
     plan_quality_checks(&ctx, &plan, &mut found).await;
@@ -189,6 +192,7 @@ pub async fn prepare(
         lock,
         pseudonym_key_id: key.map(|key| key.id().to_string()),
         lineage,
+        erased,
     })
 }
 
@@ -400,7 +404,6 @@ async fn register_sources(
     ctx: &SessionContext,
     listings: Vec<Listed<'_>>,
     selection: &Selection,
-    has_key: bool,
     found: &mut Findings,
 ) -> Vec<(String, SourceStats, Duration)> {
     let mut sources = Vec::new();
@@ -427,23 +430,92 @@ async fn register_sources(
                     }
                 }
                 tracing::debug!(target: "civica::run", source = %source.name, location = %source.location, files = stats.files, "source registered");
-                if has_key
-                    && let Err(err) =
-                        pseudonymize_table(ctx, &source.name, &source.pseudonymize).await
-                {
-                    found.invalid.push(Diagnostic::at(
-                        &found.file,
-                        source.pseudonymize_pos,
-                        err.to_string(),
-                    ));
-                    found.failed.insert(source.name.clone());
-                }
                 sources.push((source.name.clone(), stats, started.elapsed()));
             }
             Err(err) => fail_source(found, source, &err),
         }
     }
     sources
+}
+
+/// Reads the erasure list, when the pipeline has one: a list that cannot
+/// be read fails the run (erasing nobody is not a default).
+async fn read_erasure_list(
+    ctx: &SessionContext,
+    plan: &Plan,
+    has_key: bool,
+    found: &mut Findings,
+) -> Option<ErasureList> {
+    let erasure = plan.erasure.as_ref()?;
+    if let Err(err) = configure_store(ctx, &erasure.list, &plan.storage) {
+        found
+            .invalid
+            .push(Diagnostic::at(&plan.file, erasure.pos, err.to_string()));
+        return None;
+    }
+    let read = ErasureList::read(ctx, &erasure.list)
+        .await
+        .and_then(|list| match list.pseudonyms.is_empty() || has_key {
+            true => Ok(list),
+            false => Err(ErasureError::NoKey(erasure.list.clone())),
+        });
+    match read {
+        Ok(list) => Some(list),
+        Err(err) => {
+            found
+                .failures
+                .push(Diagnostic::at(&plan.file, erasure.pos, err.to_string()));
+            None
+        }
+    }
+}
+
+/// Leaves the erased citizens' rows out of the sources (those matched by
+/// the list first, then those matched by the ids found in them), then
+/// replaces `pseudonymize` columns, before any step reads a source.
+async fn protect_sources(
+    ctx: &SessionContext,
+    plan: &Plan,
+    list: Option<ErasureList>,
+    has_key: bool,
+    found: &mut Findings,
+) -> Erased {
+    let mut erased = Erased::default();
+    if let (Some(erasure), Some(list)) = (&plan.erasure, list) {
+        erased.list = list;
+        erased.id_columns = erasure.ids.clone();
+        let (by_id, by_list): (Vec<_>, Vec<_>) = erasure
+            .sources
+            .iter()
+            .partition(|(_, column)| erasure.ids.contains(column));
+        for (source, column) in by_list.into_iter().chain(by_id) {
+            if found.failed.contains(source) {
+                continue;
+            }
+            if let Err(err) = erase_rows(ctx, source, column, has_key, &mut erased).await {
+                found.invalid.push(Diagnostic::at(
+                    &plan.file,
+                    erasure.pos,
+                    crate::sql::problem_from_error(&err, "").message,
+                ));
+                found.failed.insert(source.clone());
+            }
+        }
+    }
+    for source in &plan.sources {
+        if !has_key || found.failed.contains(&source.name) {
+            continue;
+        }
+        if let Err(err) = pseudonymize_table(ctx, &source.name, &source.pseudonymize).await {
+            found.invalid.push(Diagnostic::at(
+                &plan.file,
+                source.pseudonymize_pos,
+                err.to_string(),
+            ));
+            found.failed.insert(source.name.clone());
+        }
+    }
+    erased
 }
 
 /// The tags every registered source and quarantine table starts with:

@@ -9,6 +9,7 @@
 //! leaves the published outputs as they were, and a run killed half-way
 //! through publishing is completed by the next one ([`recover`]).
 
+pub mod erase;
 mod parquet;
 mod partition;
 mod publish;

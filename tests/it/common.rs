@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 /// The run date every test uses, so that results do not depend on today.
@@ -269,4 +269,41 @@ pub fn manifests(runs: &Path) -> Vec<serde_json::Value> {
         .iter()
         .map(|p| serde_json::from_slice(&std::fs::read(p).expect("manifest")).expect("JSON"))
         .collect()
+}
+
+/// Every value of every Parquet file (and every JSON file) below `dir`,
+/// as text: Parquet pages are compressed, so values are read, not bytes.
+pub fn written_values(dir: &Path) -> std::collections::HashSet<String> {
+    let mut values = std::collections::HashSet::new();
+    for path in files_under(dir) {
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).expect("open");
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .expect("parquet")
+                    .build()
+                    .expect("reader");
+            for batch in reader {
+                let batch = batch.expect("batch");
+                for column in batch.columns() {
+                    let Ok(text) = datafusion::arrow::compute::cast(
+                        column,
+                        &datafusion::arrow::datatypes::DataType::Utf8,
+                    ) else {
+                        continue;
+                    };
+                    values.extend(text.as_string::<i32>().iter().flatten().map(str::to_string));
+                }
+            }
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
+            values.extend(
+                text.split(|c: char| c.is_whitespace() || "\"',:[]{}".contains(c))
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            );
+            values.insert(text);
+        }
+    }
+    values
 }

@@ -6,6 +6,7 @@ mod cli_output;
 mod common;
 mod csv_sources;
 mod disclosure;
+mod erasure;
 mod guard;
 mod hostile;
 mod incremental;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{DS, civica_command, describe, files_under, manifests};
+use crate::common::{DS, civica_command, describe, files_under, manifests, written_values};
 
 const KEY: &str = "a-test-key-of-forty-characters-xxxxxxxxx";
 const OTHER_KEY: &str = "another-test-key-of-forty-characters-yyy";
@@ -571,48 +571,6 @@ fn check_results_and_parse_errors_show_the_kind_of_a_personal_value_not_the_valu
         "{stderr}"
     );
     assert!(!stderr.contains("anna@comune.it"), "{stderr}");
-}
-
-/// Every value of every Parquet file (and every JSON file) below `dir`,
-/// as text: Parquet pages are compressed, so values are read, not bytes.
-fn written_values(dir: &Path) -> std::collections::HashSet<String> {
-    let mut values = std::collections::HashSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(
-                std::fs::read_dir(&path)
-                    .expect("dir")
-                    .map(|e| e.expect("entry").path()),
-            );
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            let file = std::fs::File::open(&path).expect("open");
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .expect("parquet")
-                    .build()
-                    .expect("reader");
-            for batch in reader {
-                let batch = batch.expect("batch");
-                for column in batch.columns() {
-                    let Ok(text) = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
-                    else {
-                        continue;
-                    };
-                    values.extend(text.as_string::<i32>().iter().flatten().map(str::to_string));
-                }
-            }
-        } else {
-            let text = String::from_utf8_lossy(&std::fs::read(&path).expect("read")).into_owned();
-            values.extend(
-                text.split(|c: char| c.is_whitespace() || "\"',:[]{}".contains(c))
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string),
-            );
-            values.insert(text);
-        }
-    }
-    values
 }
 
 /// What the quickstart writes (its outputs, the runs folder with manifests,

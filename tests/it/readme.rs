@@ -90,6 +90,14 @@ fn every_pipeline_snippet_in_the_readme_validates() {
     let dir = tempfile::tempdir().expect("temp dir");
     let lake = dir.path().join("lake");
     write_demo(&lake, 200, 3, 7);
+    // The erasure list the README's `erasure` snippet names, as a
+    // municipality would keep it.
+    std::fs::create_dir_all(lake.join("privacy")).expect("mkdir");
+    std::fs::write(
+        lake.join("privacy/erasure.txt"),
+        "# one codice fiscale per line\n",
+    )
+    .expect("erasure list");
     std::os::unix::fs::symlink(root().join("sql"), dir.path().join("sql")).expect("sql link");
     std::fs::create_dir(dir.path().join("pipelines")).expect("mkdir");
     // One line as the README's custom `pattern` writes it.

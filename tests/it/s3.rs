@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{describe, objected_citizens, quickstart_command, read_parquet, write_demo};
+use crate::common::{
+    DS, civica_command, describe, objected_citizens, quickstart_command, read_parquet, write_demo,
+    written_values,
+};
 
 const ACCESS_KEY: &str = "civica-test";
 const SECRET_KEY: &str = "civica-test-secret";
@@ -715,4 +718,57 @@ fn a_part_replaced_upstream_is_not_counted_twice_downstream() {
     let replaced = run("downstream.yaml");
     assert!(replaced.status.success(), "{}", describe(&replaced));
     assert_eq!(copied(), ["2026-11-19=5"], "the day was counted twice");
+}
+
+/// Erasure on an object store: after the next run, the citizen is in no
+/// version the bucket keeps (the current one, the previous one the pointer
+/// left), no appended part, no quarantine, no check history, no manifest.
+#[test]
+fn an_erased_citizen_leaves_every_version_kept_in_a_bucket() {
+    use crate::erasure::{plant_citizen, write_erasure_pipeline, written_folders};
+    let server = S3Server::start();
+    let lake = server.bucket_dir("lake");
+    write_demo(&lake, 300, 14, 5);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pipeline = write_erasure_pipeline(dir.path());
+    let (id, cf) = plant_citizen(&lake);
+    let run = || {
+        let command = civica_command(
+            dir.path(),
+            &[
+                "run",
+                pipeline.to_str().expect("utf-8"),
+                "--var",
+                "lake=s3://lake",
+                "--var",
+                &format!("ds={DS}"),
+            ],
+        );
+        let out = server.run(command, SECRET_KEY);
+        assert!(out.status.success(), "{}", describe(&out));
+    };
+    run();
+    run();
+    // Two versions of `segments` are kept: both hold the citizen.
+    assert_eq!(versions(&lake.join("marts/segments")).len(), 2);
+    let before: Vec<_> = written_folders(&lake)
+        .iter()
+        .flat_map(|f| written_values(f))
+        .collect();
+    assert!(before.contains(&id), "no citizen {id} before the erasure");
+    std::fs::write(lake.join("privacy/erasure.txt"), format!("{cf}\n")).expect("list");
+    run();
+    for folder in written_folders(&lake) {
+        let values = written_values(&folder);
+        assert!(
+            !values.contains(&id),
+            "citizen {id} is still in {}",
+            folder.display()
+        );
+        assert!(
+            !values.iter().any(|v| v.contains(&cf)),
+            "their codice fiscale is in {}",
+            folder.display()
+        );
+    }
 }
