@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::check::CheckSpec;
 use super::output::OutputSpec;
-use super::privacy::{ErasureSpec, ProfilingSpec};
+use super::privacy::{ErasureSpec, ProfilingSpec, RetentionSpec};
 use super::segment::SegmentSpec;
 use super::source::SourceSpec;
 use super::yaml::Pos;
@@ -74,6 +74,8 @@ pub struct PipelineSpec {
     pub min_cell: Option<Located<u64>>,
     /// `erasure`: the citizens whose data is erased, and where.
     pub erasure: Option<Located<ErasureSpec>>,
+    /// `retention`: how long the runs folder's records are kept.
+    pub retention: Option<Located<RetentionSpec>>,
     /// `outputs`: tables written as Parquet.
     pub outputs: Vec<Located<OutputSpec>>,
     /// `resources`: memory, spill folder and parallelism.

@@ -22,7 +22,7 @@ pub use check::{
 };
 pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
 pub use output::{OutputMode, OutputSpec};
-pub use privacy::{ErasureSpec, LegalBasis, ProfilingSpec, Sensitivity};
+pub use privacy::{ErasureSpec, LegalBasis, ProfilingSpec, RetentionSpec, Sensitivity};
 pub use segment::{
     FeatureName, Impute, KChoice, ModelMode, ModelSpec, ModelType, Precision, Scaling, SegmentSpec,
 };
@@ -107,7 +107,7 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 14] = [
+const TOP_LEVEL_KEYS: [&str; 15] = [
     "name",
     "description",
     "runs",
@@ -120,6 +120,7 @@ const TOP_LEVEL_KEYS: [&str; 14] = [
     "profiling",
     "min_cell",
     "erasure",
+    "retention",
     "outputs",
     "checks",
 ];
@@ -207,6 +208,7 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
             "segment" => spec.segment = load_entry(file, value, "segment", &mut diags),
             "profiling" => spec.profiling = load_entry(file, value, "profiling", &mut diags),
             "erasure" => spec.erasure = load_entry(file, value, "erasure", &mut diags),
+            "retention" => spec.retention = load_entry(file, value, "retention", &mut diags),
             "storage" => {
                 if let Some(storage) = load_entry::<StorageSpec>(file, value, "storage", &mut diags)
                 {

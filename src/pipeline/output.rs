@@ -30,6 +30,12 @@ pub struct OutputSpec {
     /// record of processing (`civica privacy-record`).
     #[serde(default)]
     pub purpose: Option<String>,
+    /// How long its files are kept (`90d`, `12h`): files of earlier runs
+    /// written longer ago (appended parts, partitions no run rewrote, a
+    /// kept previous version) are deleted after each publish. Default:
+    /// kept.
+    #[serde(default)]
+    pub retention: Option<String>,
 }
 
 /// How an output's folder changes when a run publishes.

@@ -49,6 +49,18 @@ pub struct ErasureSpec {
     pub ids: Option<Vec<String>>,
 }
 
+/// `retention:` of the runs folder's records.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSpec {
+    /// How long run manifests are kept (`400d`). Default: kept.
+    #[serde(default)]
+    pub manifests: Option<String>,
+    /// How long check results are kept. Default: kept.
+    #[serde(default)]
+    pub checks: Option<String>,
+}
+
 /// How sensitive a column is, as `tags:` of a source declare it and as
 /// civica finds it by content: what an output may carry only when it
 /// declares it (`contains_personal_data`).

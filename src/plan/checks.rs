@@ -467,7 +467,7 @@ fn sql_query(
 }
 
 /// `90m`, `36h`, `2d` as a duration.
-fn parse_age(text: &str) -> Option<TimeDelta> {
+pub(super) fn parse_age(text: &str) -> Option<TimeDelta> {
     let text = text.trim();
     let unit = text.chars().last()?;
     let number: f64 = text[..text.len() - unit.len_utf8()].trim().parse().ok()?;

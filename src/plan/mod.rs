@@ -86,6 +86,33 @@ pub struct Plan {
     pub min_cell: usize,
     /// The citizens to erase, and where, when the pipeline says.
     pub erasure: Option<ErasurePlan>,
+    /// How long run manifests are kept.
+    pub manifest_retention: Option<chrono::TimeDelta>,
+    /// How long check results are kept.
+    pub check_retention: Option<chrono::TimeDelta>,
+}
+
+/// A retention period as written (`90d`, `12h`, `30m`), checked at `key`
+/// of `located`.
+pub(crate) fn retention_of<T>(
+    file: &str,
+    located: &crate::pipeline::Located<T>,
+    key: &str,
+    written: &Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<chrono::TimeDelta> {
+    let written = written.as_ref()?;
+    let age = checks::parse_age(written).filter(|age| *age > chrono::TimeDelta::zero());
+    if age.is_none() {
+        diags.push(Diagnostic::at(
+            file,
+            located.pos_of(key),
+            format!(
+                "`retention` must be a number followed by `m`, `h` or `d` (`90d`, `12h`), found `{written}`"
+            ),
+        ));
+    }
+    age
 }
 
 /// `erasure`, checked.
@@ -206,6 +233,8 @@ pub struct OutputPlan {
     /// Where `contains_personal_data` is written (the output's position
     /// when absent).
     pub personal_data_pos: Pos,
+    /// How long its files are kept.
+    pub retention: Option<chrono::TimeDelta>,
     /// Where the output is defined in the pipeline file.
     pub pos: Pos,
 }
@@ -249,6 +278,8 @@ pub fn build_plan(
         unavailable: BTreeSet::new(),
         min_cell: segment::min_cell(&file, spec, &mut diags),
         erasure: None,
+        manifest_retention: None,
+        check_retention: None,
     };
     let mut tables = Tables::new(&file);
     sources::plan_sources(spec, &base_dir, &mut tables, &mut plan, &mut diags);
@@ -264,6 +295,22 @@ pub fn build_plan(
     plan.resources = resources::resolve_resources(&file, spec, opts, &base_dir, &mut diags);
     plan.runs = locations::runs_folder(spec, &plan, &base_dir, &mut diags);
     plan.erasure = erasure::plan_erasure(spec, &plan, &base_dir, &mut diags);
+    if let Some(retention) = &spec.retention {
+        plan.manifest_retention = retention_of(
+            &file,
+            retention,
+            "manifests",
+            &retention.value.manifests,
+            &mut diags,
+        );
+        plan.check_retention = retention_of(
+            &file,
+            retention,
+            "checks",
+            &retention.value.checks,
+            &mut diags,
+        );
+    }
     vars::validate_command_line_vars(spec, pipeline, &plan, opts, &mut diags);
     (plan, diags)
 }

@@ -100,6 +100,13 @@ pub(super) fn plan_outputs(
             contains_personal_data: declared.clone(),
             purpose: purpose.map(str::to_string),
             personal_data_pos,
+            retention: super::retention_of(
+                file,
+                output,
+                "retention",
+                &output.value.retention,
+                diags,
+            ),
             pos: output.pos,
         });
     }

@@ -148,10 +148,11 @@ pub enum RunFailure {
         /// Each output, column and kind found.
         found: Vec<String>,
     },
-    /// The outputs were published, but removing the erased citizens from
-    /// what earlier runs published failed; the next run tries again.
+    /// The outputs were published, but removing the erased citizens or
+    /// expired files from what earlier runs published failed; the next run
+    /// tries again.
     #[error(
-        "the outputs were published, but the erased citizens could not be removed from earlier versions and records: {source}; the next run tries again"
+        "the outputs were published, but earlier versions and records could not be cleaned (erasure, retention): {source}; the next run tries again"
     )]
     Erasure {
         /// What failed.

@@ -20,6 +20,7 @@ use crate::privacy::content::tag_by_content;
 use crate::privacy::erasure::Erased;
 use crate::segment::{SavedModel, fit_segments};
 use crate::sink::erase::erase_published;
+use crate::sink::retention::{checks_of, expire, manifest_of, output_file};
 use crate::sink::{StagedOutput, discard_staged, publish_outputs, stage_object, stage_output};
 use crate::source::lines::LineCounts;
 use crate::source::{Quarantine, SourceStats};
@@ -110,6 +111,9 @@ pub(super) async fn execute(
             .map_err(|source| Box::new(RunFailure::Erasure { source }))?;
         journal.erased_files = Some(rewritten);
     }
+    journal.expired_files = expire_old_files(ctx, plan)
+        .await
+        .map_err(|source| Box::new(RunFailure::Erasure { source }))?;
     journal.outputs = staged
         .iter()
         .map(|done| OutputRecord {
@@ -397,6 +401,30 @@ async fn screen_outputs(ctx: &SessionContext, plan: &Plan) -> Result<(), Box<Run
         true => Ok(()),
         false => Err(Box::new(RunFailure::PersonalData { found })),
     }
+}
+
+/// Deletes what the pipeline's retention periods let go: outputs' files
+/// of earlier runs, run manifests and check results. Returns how many.
+async fn expire_old_files(
+    ctx: &SessionContext,
+    plan: &Plan,
+) -> Result<usize, crate::sink::erase::EraseError> {
+    let now = chrono::Utc::now();
+    let mut removed = 0;
+    for output in &plan.outputs {
+        if let Some(age) = output.retention {
+            removed += expire(ctx, &output.location, age, now, output_file).await?;
+        }
+    }
+    if let Some(runs) = &plan.runs {
+        if let Some(age) = plan.manifest_retention {
+            removed += expire(ctx, runs, age, now, manifest_of(&plan.name)).await?;
+        }
+        if let Some(age) = plan.check_retention {
+            removed += expire(ctx, runs, age, now, checks_of(&plan.name)).await?;
+        }
+    }
+    Ok(removed)
 }
 
 /// How many rows of each output the sink looks at for personal data.

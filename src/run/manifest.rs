@@ -38,6 +38,8 @@ pub struct Journal {
     pub lines: Vec<(String, crate::source::lines::LineCounts)>,
     /// Published files the erasure rewrote, when it ran.
     pub erased_files: Option<usize>,
+    /// Files and records deleted by their retention period.
+    pub expired_files: usize,
 }
 
 /// A published output.
@@ -215,6 +217,9 @@ pub struct PrivacyRecord {
     /// What the erasure did, when the pipeline has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub erasure: Option<ErasureRecord>,
+    /// Files and records of earlier runs deleted by their retention
+    /// period.
+    pub expired_files: usize,
 }
 
 /// What a run's erasure did (counts only: never whom).

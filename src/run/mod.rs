@@ -123,6 +123,7 @@ pub async fn run_prepared(
                     rows_left_out: erased.rows.iter().cloned().collect(),
                     files_rewritten: journal.erased_files,
                 }),
+                expired_files: journal.expired_files,
             },
         };
         let document = manifest::manifest(&plan, &clock, given, &journal, outcome);

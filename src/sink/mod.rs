@@ -14,6 +14,7 @@ mod parquet;
 mod partition;
 mod publish;
 mod recover;
+pub mod retention;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

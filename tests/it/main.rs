@@ -18,6 +18,7 @@ mod publish;
 mod quarantine;
 mod quickstart;
 mod readme;
+mod retention;
 mod run_failures;
 mod s3;
 mod segmentation;
