@@ -34,6 +34,15 @@ pub enum Error {
     /// The async runtime could not start (threads or file descriptors exhausted).
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// A file the command writes cannot be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<Box<RunFailure>> for Error {
@@ -71,7 +80,7 @@ impl Error {
             Error::Invalid(_) => 2,
             Error::Skipped(_) => SKIPPED_EXIT_CODE,
             Error::Run(failure) => failure.exit_code(),
-            Error::NotStarted(_) | Error::Demo(_) | Error::Runtime(_) => 1,
+            Error::NotStarted(_) | Error::Demo(_) | Error::Runtime(_) | Error::Write { .. } => 1,
         }
     }
 }

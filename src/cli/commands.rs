@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 
 use super::print::print_step;
 use super::progress::Spinner;
-use super::{BackfillArgs, PipelineArgs};
+use super::{BackfillArgs, Lang, PipelineArgs, PrivacyRecordArgs, RecordFormat};
 use crate::Error;
 use crate::pipeline::{Diagnostic, Diagnostics, ResourcesSpec};
 use crate::plan::PlanOptions;
@@ -94,6 +94,30 @@ pub(super) async fn backfill(args: BackfillArgs, quiet: bool) -> Result<(), Erro
         );
     }
     Ok(())
+}
+
+/// `civica privacy-record`: the record of processing of a pipeline that
+/// validates, as Markdown or JSON, to the standard output or a file.
+pub(super) async fn privacy_record(args: &PrivacyRecordArgs) -> Result<(), Error> {
+    let prepared = prepare_or_report(&args.pipeline, false).await?;
+    let record = crate::privacy::record::record(&prepared.plan, &prepared.lineage);
+    let mut text = match args.format {
+        RecordFormat::Markdown => crate::privacy::record::markdown(&record, args.lang == Lang::It),
+        RecordFormat::Json => serde_json::to_string_pretty(&record).unwrap_or_default(),
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    match &args.out {
+        Some(path) => std::fs::write(path, text).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        }),
+        None => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            Ok(())
+        }
+    }
 }
 
 /// Prepares a pipeline, repairing first what dead runs left when `repair`

@@ -21,7 +21,7 @@ mod commands;
 mod print;
 mod progress;
 
-use self::commands::{backfill, prepare_or_report, run_pipeline};
+use self::commands::{backfill, prepare_or_report, privacy_record, run_pipeline};
 use self::print::print_validation_summary;
 use crate::demo::{DemoOptions, write_demo_lake};
 use crate::run::human_bytes;
@@ -66,6 +66,45 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Write a synthetic demo lake for one municipality.
     Demo(DemoArgs),
+    /// Write the pipeline's record of processing (GDPR art. 30): purposes,
+    /// legal basis, categories of data and of data subjects, recipients,
+    /// retention, safeguards and the DPIA criteria it meets.
+    PrivacyRecord(PrivacyRecordArgs),
+}
+
+/// Arguments of `civica privacy-record`.
+#[derive(Debug, Args)]
+pub struct PrivacyRecordArgs {
+    /// The pipeline, as `validate` takes it.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// The language of the Markdown record.
+    #[arg(long, value_enum, default_value = "it")]
+    pub lang: Lang,
+    /// `markdown` (for people) or `json` (for tools).
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: RecordFormat,
+    /// Write it to this file instead of the standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// A language of the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Italian.
+    It,
+    /// English.
+    En,
+}
+
+/// How the record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordFormat {
+    /// Markdown.
+    Markdown,
+    /// JSON.
+    Json,
 }
 
 /// Arguments of `civica backfill`.
@@ -182,6 +221,7 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
             Ok(())
         }),
         Command::Run(args) => runtime.block_on(run_pipeline(&args, quiet)),
+        Command::PrivacyRecord(args) => runtime.block_on(privacy_record(&args)),
         Command::Backfill(args) => runtime.block_on(backfill(args, quiet)),
         Command::Demo(args) => {
             let end_date = args.end_date.unwrap_or_else(|| {

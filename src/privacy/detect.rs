@@ -157,6 +157,7 @@ fn is_italian_phone(value: &str) -> bool {
         return false;
     }
     let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+    let international = value.trim_start().starts_with('+') || digits.starts_with("0039");
     let national = if value.trim_start().starts_with('+') {
         match digits.strip_prefix("39") {
             Some(rest) => rest,
@@ -165,9 +166,12 @@ fn is_italian_phone(value: &str) -> bool {
     } else {
         digits.strip_prefix("0039").unwrap_or(&digits)
     };
+    // Without a country prefix, a landline needs 8 digits or more: shorter
+    // codes with a leading zero are ISTAT codes (`037006`) and the like.
+    let shortest_landline = if international { 6 } else { 8 };
     match national.as_bytes().first() {
         Some(b'3') => (10..=11).contains(&national.len()),
-        Some(b'0') => (6..=11).contains(&national.len()),
+        Some(b'0') => (shortest_landline..=11).contains(&national.len()),
         _ => false,
     }
 }
@@ -190,6 +194,9 @@ mod tests {
             ("0039 051 1234567", Some(PersonalKind::Phone)),
             ("051/1234567", Some(PersonalKind::Phone)),
             ("3471234567", Some(PersonalKind::Phone)),
+            // An ISTAT code and a postcode are not phone numbers.
+            ("037006", None),
+            ("40127", None),
             ("12345", None),
             ("100001", None),
             ("83.149.9.216", Some(PersonalKind::IpAddress)),

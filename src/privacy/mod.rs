@@ -13,6 +13,7 @@ pub mod ip;
 pub mod key;
 pub mod lineage;
 pub mod pseudonym;
+pub mod record;
 
 pub use detect::{PersonalKind, detect, detect_in_text, redact_value};
 pub use ip::{mask_address, mask_addresses_in};

@@ -155,3 +155,43 @@ fn backfill_of_three_days() {
     let out = crate::common::backfill(dir.path(), "2026-11-19", "2026-11-21");
     insta::assert_snapshot!(screen(&out, dir.path()));
 }
+
+/// The record of processing of the quickstart, in Italian and English,
+/// and as JSON a tool can read.
+#[test]
+fn privacy_record_of_the_quickstart() {
+    let lake = small_lake();
+    let record = |extra: &[&str]| {
+        let mut command = quickstart_command(&lake.display().to_string(), "privacy-record");
+        command.args(extra);
+        let out = command.output().expect("the civica binary runs");
+        assert!(out.status.success(), "{}", crate::common::describe(&out));
+        String::from_utf8_lossy(&out.stdout).replace(&lake.display().to_string(), "[LAKE]")
+    };
+    insta::assert_snapshot!("privacy_record_it", record(&[]));
+    insta::assert_snapshot!("privacy_record_en", record(&["--lang", "en"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&record(&["--format", "json"])).expect("JSON");
+    assert_eq!(json["legal_basis"], "public_interest");
+    assert_eq!(json["dpia_required"], true);
+    assert_eq!(json["safeguards"]["min_cell"], 10);
+    // Every column the quickstart's CRM tags or civica finds is listed.
+    let columns: Vec<&str> = json["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .filter_map(|c| c["column"].as_str())
+        .collect();
+    for column in [
+        "citizens.codice_fiscale",
+        "citizens.first_name",
+        "citizens.email",
+        "citizens.phone",
+        "web.user",
+    ] {
+        assert!(
+            columns.contains(&column),
+            "{column} missing from {columns:?}"
+        );
+    }
+}
