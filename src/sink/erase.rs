@@ -44,16 +44,7 @@ pub async fn erase_published(
             location: folder.clone(),
             reason,
         };
-        let store = ensure_store(ctx, folder).map_err(|e| failed(e.to_string()))?;
-        let prefix = table_url(folder)
-            .map_err(|e| failed(e.to_string()))?
-            .prefix()
-            .clone();
-        let objects: Vec<_> = store
-            .list(Some(&prefix))
-            .filter_map(|meta| async move { meta.ok() })
-            .collect()
-            .await;
+        let (store, _, objects) = objects_below(ctx, folder).await?;
         for object in objects {
             let path = object.location;
             let name = path.as_ref().to_string();
@@ -81,6 +72,35 @@ pub async fn erase_published(
         }
     }
     Ok(rewritten)
+}
+
+/// The store of `folder`, its prefix, and every object below it.
+pub(super) async fn objects_below(
+    ctx: &SessionContext,
+    folder: &str,
+) -> Result<
+    (
+        std::sync::Arc<dyn ObjectStore>,
+        object_store::path::Path,
+        Vec<object_store::ObjectMeta>,
+    ),
+    EraseError,
+> {
+    let failed = |reason: String| EraseError {
+        location: folder.to_string(),
+        reason,
+    };
+    let store = ensure_store(ctx, folder).map_err(|e| failed(e.to_string()))?;
+    let prefix = table_url(folder)
+        .map_err(|e| failed(e.to_string()))?
+        .prefix()
+        .clone();
+    let objects = store
+        .list(Some(&prefix))
+        .filter_map(|meta| async move { meta.ok() })
+        .collect()
+        .await;
+    Ok((store, prefix, objects))
 }
 
 async fn put(

@@ -4,11 +4,10 @@
 //! the pipeline's `retention` are deleted.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-use super::erase::EraseError;
-use crate::storage::{ensure_store, local_path_of, table_url};
+use super::erase::{EraseError, objects_below};
+use crate::storage::local_path_of;
 
 /// Deletes the objects below `folder` last written before `now - age`
 /// whose path relative to `folder` `select` picks. Returns how many.
@@ -23,17 +22,8 @@ pub async fn expire(
         location: folder.to_string(),
         reason,
     };
-    let store = ensure_store(ctx, folder).map_err(|e| failed(e.to_string()))?;
-    let prefix = table_url(folder)
-        .map_err(|e| failed(e.to_string()))?
-        .prefix()
-        .clone();
+    let (store, prefix, objects) = objects_below(ctx, folder).await?;
     let cutoff = now - age;
-    let objects: Vec<_> = store
-        .list(Some(&prefix))
-        .filter_map(|meta| async move { meta.ok() })
-        .collect()
-        .await;
     let mut removed = 0;
     for object in objects {
         let relative = object
