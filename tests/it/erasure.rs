@@ -73,6 +73,24 @@ pub fn written_folders(lake: &Path) -> [PathBuf; 3] {
     ]
 }
 
+/// No value civica wrote under `lake` is the citizen's `id` or holds
+/// their codice fiscale.
+pub fn assert_erased(lake: &Path, id: &str, cf: &str) {
+    for folder in written_folders(lake) {
+        let values = written_values(&folder);
+        assert!(
+            !values.contains(id),
+            "citizen {id} is still in {}",
+            folder.display()
+        );
+        assert!(
+            !values.iter().any(|v| v.contains(cf)),
+            "their codice fiscale is still in {}",
+            folder.display()
+        );
+    }
+}
+
 fn run(dir: &Path, pipeline: &Path, lake: &Path) {
     let out = civica_command(
         dir,
@@ -116,19 +134,7 @@ fn an_erased_citizen_leaves_every_output_version_quarantine_and_record_after_the
     )
     .expect("list");
     run(dir.path(), &pipeline, &lake);
-    for folder in written_folders(&lake) {
-        let values = written_values(&folder);
-        assert!(
-            !values.contains(&id),
-            "citizen {id} is still in {}",
-            folder.display()
-        );
-        assert!(
-            !values.iter().any(|v| v.contains(&cf)),
-            "their codice fiscale is still in {}",
-            folder.display()
-        );
-    }
+    assert_erased(&lake, &id, &cf);
     // Both runs' parts of the segment history are there, without them.
     let history = std::fs::read_dir(lake.join("marts/segments_history"))
         .expect("history")
