@@ -256,7 +256,12 @@ async fn sample_keys(frame: DataFrame, lineage: &Lineage) -> Result<Vec<String>>
         .schema()
         .index_of_column_by_name(None, FAILING_KEY)
         .and_then(|i| lineage.of_plan(frame.logical_plan()).into_iter().nth(i))
-        .and_then(|taints| taints.first().map(|t| format!("<{}>", t.tag.name())));
+        .and_then(|taints| {
+            taints
+                .iter()
+                .find(|t| !t.is_pseudonym())
+                .map(|t| format!("<{}>", t.tag.name()))
+        });
     let batches = frame
         .filter(col(FAILING_KEY).is_not_null())?
         .aggregate(vec![col(FAILING_KEY)], vec![count(lit(1))])?

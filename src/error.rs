@@ -84,3 +84,12 @@ impl Error {
         }
     }
 }
+
+/// A message as civica shows or records it (on the terminal, in JSON
+/// logs, in a run manifest): the user and password of URLs hidden, and
+/// every value that is personal data (a codice fiscale a failing cast
+/// quotes, a phone number, an e-mail, an IP address, an IBAN) replaced by
+/// its kind.
+pub fn shown(text: &str) -> String {
+    crate::privacy::redact_text(&crate::storage::redact_credentials(text))
+}

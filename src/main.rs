@@ -80,38 +80,30 @@ fn report(err: &civica::Error, format: LogFormat) {
         match err {
             civica::Error::Invalid(diags) => {
                 for diag in &diags.0 {
-                    let problem = civica::storage::redact_credentials(&diag.to_string());
+                    let problem = civica::error::shown(&diag.to_string());
                     tracing::error!(%problem, "invalid pipeline");
                 }
             }
             civica::Error::NotStarted(diags) => {
                 for diag in &diags.0 {
-                    let problem = civica::storage::redact_credentials(&diag.to_string());
+                    let problem = civica::error::shown(&diag.to_string());
                     tracing::error!(%problem, "run not started");
                 }
             }
             _ => {}
         }
-        let error = civica::storage::redact_credentials(&err.to_string());
+        let error = civica::error::shown(&err.to_string());
         tracing::error!(%error, exit_code, "pipeline failed");
         return;
     }
     let mut stderr = std::io::stderr().lock();
     match err {
         civica::Error::Invalid(diags) => {
-            let _ = writeln!(
-                stderr,
-                "{}",
-                civica::storage::redact_credentials(&diags.to_string())
-            );
+            let _ = writeln!(stderr, "{}", civica::error::shown(&diags.to_string()));
             let _ = writeln!(stderr, "error: {} problem(s) found", diags.0.len());
         }
         civica::Error::NotStarted(diags) => {
-            let _ = writeln!(
-                stderr,
-                "{}",
-                civica::storage::redact_credentials(&diags.to_string())
-            );
+            let _ = writeln!(stderr, "{}", civica::error::shown(&diags.to_string()));
             let _ = writeln!(
                 stderr,
                 "error: the run failed before its first step ({} problem(s)); nothing was published",
@@ -120,7 +112,7 @@ fn report(err: &civica::Error, format: LogFormat) {
         }
         // Each error's message already carries its cause.
         other => {
-            let text = civica::storage::redact_credentials(&other.to_string());
+            let text = civica::error::shown(&other.to_string());
             let _ = writeln!(stderr, "error: {text}");
         }
     }

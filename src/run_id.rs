@@ -12,6 +12,24 @@ pub fn new_run_id(started: DateTime<Utc>) -> String {
     format!("{}-{}", started.format(STAMP), std::process::id())
 }
 
+/// When the run that wrote `path` started, read from the last run id in it
+/// (`part-<run_id>.parquet`, a version folder, `<run_id>_<pipeline>.json`):
+/// unlike the time a file was last modified, it does not change when an
+/// erasure rewrites the file.
+pub(crate) fn started_of(path: &str) -> Option<DateTime<Utc>> {
+    static RUN_ID: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(\d{8}T\d{6}\.\d{3}Z)-\d+").ok());
+    let stamp = RUN_ID
+        .as_ref()?
+        .captures_iter(path)
+        .last()?
+        .get(1)?
+        .as_str();
+    chrono::NaiveDateTime::parse_from_str(stamp, STAMP)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 /// Whether the run that named a staging folder, a version or an intent may
 /// still be running: the process its id ends with is alive on this
 /// machine, and started before the run did. A process started later only
@@ -55,6 +73,23 @@ fn process_start(pid: u32) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_of_the_run_that_wrote_a_file_is_read_from_its_path() {
+        let started = new_run_id(DateTime::from_timestamp(1_764_633_600, 0).expect("time"));
+        for path in [
+            format!("part-{started}.parquet"),
+            format!("_versions/{started}/ds=2026-11-21/part-00000.parquet"),
+            format!("{started}_citizen_segments.json"),
+        ] {
+            assert_eq!(
+                started_of(&path).map(|t| t.timestamp()),
+                Some(1_764_633_600),
+                "{path}"
+            );
+        }
+        assert_eq!(started_of("part-00000.parquet"), None);
+    }
 
     /// A run id is alive while its process runs; one naming this
     /// process's pid from before it started is a dead run whose pid was

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::check::CheckSpec;
 use super::output::OutputSpec;
-use super::privacy::{ErasureSpec, ProfilingSpec, RetentionSpec};
+use super::privacy::{ControllerSpec, ErasureSpec, ProfilingSpec, RetentionSpec};
 use super::segment::SegmentSpec;
 use super::source::SourceSpec;
 use super::yaml::Pos;
@@ -76,6 +76,8 @@ pub struct PipelineSpec {
     pub erasure: Option<Located<ErasureSpec>>,
     /// `retention`: how long the runs folder's records are kept.
     pub retention: Option<Located<RetentionSpec>>,
+    /// `controller`: who answers for the processing, for its record.
+    pub controller: Option<Located<ControllerSpec>>,
     /// `outputs`: tables written as Parquet.
     pub outputs: Vec<Located<OutputSpec>>,
     /// `resources`: memory, spill folder and parallelism.

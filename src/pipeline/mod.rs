@@ -22,7 +22,9 @@ pub use check::{
 };
 pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
 pub use output::{OutputMode, OutputSpec};
-pub use privacy::{ErasureSpec, LegalBasis, ProfilingSpec, RetentionSpec, Sensitivity};
+pub use privacy::{
+    ControllerSpec, ErasureSpec, LegalBasis, ProfilingSpec, RetentionSpec, Sensitivity,
+};
 pub use segment::{
     FeatureName, Impute, KChoice, ModelMode, ModelSpec, ModelType, Precision, Scaling, SegmentSpec,
 };
@@ -107,7 +109,7 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 15] = [
+const TOP_LEVEL_KEYS: [&str; 16] = [
     "name",
     "description",
     "runs",
@@ -121,6 +123,7 @@ const TOP_LEVEL_KEYS: [&str; 15] = [
     "min_cell",
     "erasure",
     "retention",
+    "controller",
     "outputs",
     "checks",
 ];
@@ -209,6 +212,7 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
             "profiling" => spec.profiling = load_entry(file, value, "profiling", &mut diags),
             "erasure" => spec.erasure = load_entry(file, value, "erasure", &mut diags),
             "retention" => spec.retention = load_entry(file, value, "retention", &mut diags),
+            "controller" => spec.controller = load_entry(file, value, "controller", &mut diags),
             "storage" => {
                 if let Some(storage) = load_entry::<StorageSpec>(file, value, "storage", &mut diags)
                 {

@@ -1,5 +1,6 @@
 //! The privacy sections as written: `profiling`, the legal basis of the
-//! segment step and whom it must leave out.
+//! segment step and whom it must leave out; `erasure`, `retention`, and
+//! `controller`, who answers for the processing in its record.
 
 use serde::Deserialize;
 
@@ -26,6 +27,31 @@ pub struct ProfilingSpec {
     /// 21): they are left out. Required with `basis: public_interest`.
     #[serde(default)]
     pub objection: Option<String>,
+    /// With `public_interest`, the law or regulation that gives the
+    /// municipality the task (art. 2-ter of the Codice, d.lgs. 196/2003),
+    /// as the record of processing names it. Default: the record asks for it.
+    #[serde(default)]
+    pub law: Option<String>,
+}
+
+/// `controller:`: who answers for the processing (GDPR art. 30(1)(a)),
+/// as the record of processing names them. Institutional contacts only.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerSpec {
+    /// The controller: the administration (`Comune di Bologna`). Required.
+    pub name: String,
+    /// How to reach it (a PEC address, a postal address). Default: none.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// How to reach its data protection officer (`rpd@comune.…`).
+    /// Default: none.
+    #[serde(default)]
+    pub dpo: Option<String>,
+    /// Who reads the outputs, by category (`the RTD office`, `analysts of
+    /// the statistics office`). Default: none.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 /// `erasure:`: citizens whose data must be erased (GDPR art. 17), and

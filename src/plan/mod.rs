@@ -90,6 +90,8 @@ pub struct Plan {
     pub manifest_retention: Option<chrono::TimeDelta>,
     /// How long check results are kept.
     pub check_retention: Option<chrono::TimeDelta>,
+    /// Who answers for the processing, when the pipeline says.
+    pub controller: Option<crate::pipeline::ControllerSpec>,
 }
 
 /// A retention period as written (`90d`, `12h`, `30m`), checked at `key`
@@ -182,6 +184,26 @@ pub enum Step {
     Sql(SqlStep),
     /// The segmentation step.
     Segment(Box<SegmentPlan>),
+}
+
+impl Plan {
+    /// With `profiling`, the condition (SQL over `civica_input`) a row of
+    /// `table` keeps when `table` is the SQL step the segment step reads
+    /// its features from: the citizens who objected (or, on consent, did
+    /// not consent) are left out of that table as soon as it is computed,
+    /// so that neither the segments nor the published features hold them.
+    pub fn profiling_filter(&self, table: &str) -> Option<String> {
+        let seg = self.steps.iter().find_map(|step| match step {
+            Step::Segment(seg) if seg.from == table => Some(seg),
+            _ => None,
+        })?;
+        let is_sql_step = self
+            .steps
+            .iter()
+            .any(|step| matches!(step, Step::Sql(sql) if sql.name == table));
+        let profiling = seg.profiling.as_ref().filter(|_| is_sql_step)?;
+        Some(profiling.keeps("civica_input", &seg.id))
+    }
 }
 
 impl Step {
@@ -280,6 +302,7 @@ pub fn build_plan(
         erasure: None,
         manifest_retention: None,
         check_retention: None,
+        controller: spec.controller.as_ref().map(|c| c.value.clone()),
     };
     let mut tables = Tables::new(&file);
     sources::plan_sources(spec, &base_dir, &mut tables, &mut plan, &mut diags);

@@ -64,6 +64,8 @@ pub struct ProfilingPlan {
     pub consent: Option<String>,
     /// True for citizens who objected.
     pub objection: Option<String>,
+    /// The law giving the task, with `public_interest`, when named.
+    pub law: Option<String>,
     /// Where `profiling` is written.
     pub located: Located<()>,
 }
@@ -492,6 +494,7 @@ fn profiling_plan(
         id: spec.id.clone().unwrap_or_else(|| segment_id.to_string()),
         consent: spec.consent.clone(),
         objection: spec.objection.clone(),
+        law: spec.law.clone(),
         located: Located {
             value: (),
             pos: profiling.pos,

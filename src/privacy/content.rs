@@ -1,13 +1,16 @@
-//! Columns tagged by their content: a sample of each text column of a
-//! source is read, and a column where a codice fiscale, an e-mail, an IP
-//! address or an IBAN turns up (also inside free text), or whose values
-//! are mostly phone numbers, is personal data whatever its name.
+//! Columns tagged by their content: a sample of each text and number
+//! column of a table is read, and a column where a codice fiscale, an
+//! e-mail, an IP address or an IBAN turns up (also inside free text), or
+//! whose values are mostly phone numbers, is personal data whatever its
+//! name. A number can only be a phone number (`3471234567` read as an
+//! integer, or averaged over one citizen's calls): whole numbers are
+//! looked at as their digits, and fractions are not looked at.
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
@@ -16,8 +19,8 @@ use super::{PersonalKind, detect_in_text};
 /// How many rows of a source are looked at.
 pub const SOURCE_SAMPLE_ROWS: usize = 1000;
 
-/// The text columns of `table` (but `skip`) found to hold personal data
-/// in its first `rows` rows, with the kind found most.
+/// The text and number columns of `table` (but `skip`) found to hold
+/// personal data in its first `rows` rows, with the kind found most.
 pub async fn tag_by_content(
     ctx: &SessionContext,
     table: &str,
@@ -29,7 +32,10 @@ pub async fn tag_by_content(
         .schema()
         .fields()
         .iter()
-        .filter(|f| is_text(f.data_type()) && !skip.contains(&f.name().as_str()))
+        .filter(|f| {
+            (is_text(f.data_type()) || f.data_type().is_numeric())
+                && !skip.contains(&f.name().as_str())
+        })
         .map(|f| f.name().clone())
         .collect();
     if texts.is_empty() {
@@ -45,12 +51,23 @@ pub async fn tag_by_content(
     for (i, name) in texts.iter().enumerate() {
         let mut kinds: BTreeMap<PersonalKind, usize> = BTreeMap::new();
         let mut values = 0;
+        let mut count = |kind: Option<PersonalKind>| {
+            values += 1;
+            if let Some(kind) = kind {
+                *kinds.entry(kind).or_default() += 1;
+            }
+        };
         for batch in &batches {
-            let column = cast(batch.column(i), &DataType::Utf8)?;
-            for value in column.as_string::<i32>().iter().flatten() {
-                values += 1;
-                if let Some(kind) = detect_in_text(value) {
-                    *kinds.entry(kind).or_default() += 1;
+            let column = batch.column(i);
+            if column.data_type().is_numeric() {
+                let numbers = cast(column, &DataType::Float64)?;
+                for number in numbers.as_primitive::<Float64Type>().iter().flatten() {
+                    count(whole_digits(number).and_then(|digits| detect_in_text(&digits)));
+                }
+            } else {
+                let texts = cast(column, &DataType::Utf8)?;
+                for value in texts.as_string::<i32>().iter().flatten() {
+                    count(detect_in_text(value));
                 }
             }
         }
@@ -64,6 +81,12 @@ pub async fn tag_by_content(
         }
     }
     Ok(found)
+}
+
+/// The digits of a whole number small enough to be exact in a double
+/// (phone numbers have at most 13), or none for a fraction.
+fn whole_digits(number: f64) -> Option<String> {
+    (number.fract() == 0.0 && number.abs() < 1e15).then(|| format!("{number:.0}"))
 }
 
 fn is_text(data_type: &DataType) -> bool {

@@ -121,6 +121,52 @@ pub fn redact_value(value: &str) -> Cow<'_, str> {
     }
 }
 
+/// A message with every value in it that is personal data replaced by its
+/// kind's placeholder: a quoted value (`'+39 333 123 4567'`) as a whole,
+/// then each word. Unlike [`detect_in_text`], phone numbers count among the
+/// words: what an error quotes is a value, and hiding a number that only
+/// looks like a phone costs a message little.
+pub fn redact_text(text: &str) -> String {
+    static QUOTED: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r#"'([^'\n]{1,64})'|"([^"\n]{1,64})""#).ok());
+    let quoted = match QUOTED.as_ref() {
+        Some(re) => re.replace_all(text, |caps: &regex::Captures<'_>| {
+            let inner = caps
+                .get(1)
+                .or_else(|| caps.get(2))
+                .map_or("", |m| m.as_str());
+            match detect(inner) {
+                Some(kind) => kind.placeholder().to_string(),
+                None => caps[0].to_string(),
+            }
+        }),
+        None => Cow::Borrowed(text),
+    };
+    let mut shown = String::with_capacity(quoted.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, shown: &mut String| {
+        let trimmed = word.trim_end_matches(['.', ':', '!', '?']);
+        match detect(trimmed) {
+            Some(kind) if trimmed.len() >= 7 => {
+                shown.push_str(kind.placeholder());
+                shown.push_str(&word[trimmed.len()..]);
+            }
+            _ => shown.push_str(word),
+        }
+        word.clear();
+    };
+    for c in quoted.chars() {
+        if c.is_whitespace() || ",;()[]{}\"'<>=|`".contains(c) {
+            flush(&mut word, &mut shown);
+            shown.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut shown);
+    shown
+}
+
 /// An IBAN: country, two check digits, up to 30 letters and digits, whose
 /// ISO 7064 mod-97 remainder is 1 (blanks ignored).
 fn is_iban(upper: &str) -> bool {
@@ -238,6 +284,32 @@ mod tests {
             ("/servizi/scuola/iscrizioni", None),
         ] {
             assert_eq!(detect_in_text(text), kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn messages_show_the_kind_of_a_personal_value_never_the_value() {
+        for (message, shown) in [
+            (
+                "Cast error: Cannot cast string 'RSSMRA85T10A562S' to value of Int64 type",
+                "Cast error: Cannot cast string <codice fiscale> to value of Int64 type",
+            ),
+            (
+                "Cannot cast string '+39 333 123 4567' to value of Int64 type",
+                "Cannot cast string <phone> to value of Int64 type",
+            ),
+            (
+                "value 3471234567 out of range; from anna.rossi@comune.bologna.it.",
+                "value <phone> out of range; from <e-mail>.",
+            ),
+            ("client (10.1.2.3) refused", "client (<ip address>) refused"),
+            // Paths, line numbers, sizes and dates are left as they are.
+            (
+                "source `calls` (/lake/raw/calls/2026-11-21.csv:1204): `started_at` is not a date: '2026-13-01'",
+                "source `calls` (/lake/raw/calls/2026-11-21.csv:1204): `started_at` is not a date: '2026-13-01'",
+            ),
+        ] {
+            assert_eq!(redact_text(message), shown, "{message}");
         }
     }
 }

@@ -58,15 +58,19 @@ pub async fn source_taints(
                 .iter()
                 .find(|(c, _)| c == column)
                 .map(|(_, t)| *t);
-            let pseudonymised = source.pseudonymize.iter().any(|(c, _)| c == column);
-            let taints = match declared {
-                _ if pseudonymised => Vec::new(),
-                Some(Sensitivity::None) => Vec::new(),
-                Some(tag) => vec![taint(column, tag, Why::Declared)],
-                None if column == CLIENT_COLUMN && ip_mask == Some(IpMask::None) => {
+            let pseudonymised = source.pseudonymize.iter().find(|(c, _)| c == column);
+            let taints = match (pseudonymised, declared) {
+                (_, Some(Sensitivity::None)) => Vec::new(),
+                (Some((_, kind)), _) => vec![taint(
+                    column,
+                    declared.unwrap_or(Sensitivity::Identifier),
+                    Why::Pseudonymised(kind.clone()),
+                )],
+                (None, Some(tag)) => vec![taint(column, tag, Why::Declared)],
+                (None, None) if column == CLIENT_COLUMN && ip_mask == Some(IpMask::None) => {
                     vec![taint(column, Sensitivity::Identifier, Why::Unmasked)]
                 }
-                None => found
+                (None, None) => found
                     .iter()
                     .filter(|(c, _)| c == column)
                     .map(|(_, kind)| taint(column, kind.sensitivity(), Why::Content(*kind)))
@@ -113,7 +117,8 @@ pub fn output_problems(lineage: &Lineage, output: &OutputPlan) -> Vec<String> {
         .iter()
         .filter(|(column, _)| !output.contains_personal_data.contains(column))
         .flat_map(|(column, taints)| {
-            taints.iter().map(move |taint| {
+            // Pseudonyms are what the guard asks for.
+            taints.iter().filter(|t| !t.is_pseudonym()).map(move |taint| {
                 format!(
                     "output `{}` would publish `{column}`, personal data ({}: {}) that it does not declare; it comes by {}. Pass it through pseudonym(), leave it out, or list it in the output's `contains_personal_data` with a `purpose`",
                     output.table,

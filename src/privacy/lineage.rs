@@ -7,10 +7,14 @@
 //! except through what clears them: `pseudonym()`, a comparison or test
 //! of an identifier or a contact (true or false names no one; of a
 //! special category or a quasi-identifier it still tells something, so
-//! those tags stay), and aggregates that count or
-//! sum (`count`, `sum`, `avg`…, not `min`, `max`, `first_value` or
-//! `string_agg`, which return a value). Group keys keep their tags:
-//! nothing in SQL proves that every group holds `min_cell` citizens.
+//! those tags stay), and aggregates that count rows (`count`,
+//! `approx_distinct`, ranks). Every other aggregate keeps the tags of what
+//! it reads: `min`, `max` and `string_agg` return a value, and a sum or an
+//! average over one citizen's rows is that citizen's value
+//! (`avg(CAST(phone AS BIGINT))` is the phone number); summing the outcome
+//! of a test (`sum(CASE WHEN phone IS NULL THEN 1 ELSE 0 END)`) reads no
+//! tag, so it carries none. Group keys keep their tags: nothing in SQL
+//! proves that every group holds `min_cell` citizens.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,6 +37,10 @@ pub enum Why {
     Quarantine,
     /// Client addresses kept whole (`ip_mask: none`).
     Unmasked,
+    /// Replaced by a keyed pseudonym of this kind as its source was read
+    /// (`pseudonymize`): still personal data (GDPR art. 4(5)), which the
+    /// guard lets through, and which joins only with pseudonyms of its kind.
+    Pseudonymised(String),
 }
 
 impl fmt::Display for Why {
@@ -42,6 +50,7 @@ impl fmt::Display for Why {
             Why::Content(kind) => write!(f, "{} found in its values", kind.description()),
             Why::Quarantine => f.write_str("raw lines of a quarantine table"),
             Why::Unmasked => f.write_str("whole client addresses (`ip_mask: none`)"),
+            Why::Pseudonymised(kind) => write!(f, "keyed pseudonyms (`{kind}`) of its source"),
         }
     }
 }
@@ -62,6 +71,11 @@ impl Taint {
     /// The source column it started from.
     pub fn origin(&self) -> &str {
         self.path.first().map_or("", String::as_str)
+    }
+
+    /// Whether the column holds keyed pseudonyms, not values in the clear.
+    pub fn is_pseudonym(&self) -> bool {
+        matches!(self.why, Why::Pseudonymised(_))
     }
 
     /// The path as messages show it: `` `a.x` → `b.y` ``.
@@ -98,6 +112,17 @@ impl Lineage {
     /// Records the table a step makes from its plan: each column with the
     /// tags its expression carries, the step's column added to each path.
     pub fn record_step(&mut self, step: &str, plan: &LogicalPlan) {
+        self.record(step, plan, true);
+    }
+
+    /// Records a table civica makes on the way to a step's (the rows of a
+    /// profiled step before objectors are left out): its columns carry the
+    /// tags of its plan, and paths do not name it.
+    pub fn record_hidden(&mut self, table: &str, plan: &LogicalPlan) {
+        self.record(table, plan, false);
+    }
+
+    fn record(&mut self, step: &str, plan: &LogicalPlan, named: bool) {
         let taints = self.of_plan(plan);
         let columns = plan
             .schema()
@@ -109,7 +134,9 @@ impl Lineage {
                 let taints = taints
                     .into_iter()
                     .map(|mut taint| {
-                        taint.path.push(hop.clone());
+                        if named {
+                            taint.path.push(hop.clone());
+                        }
                         taint
                     })
                     .collect();
@@ -117,6 +144,55 @@ impl Lineage {
             })
             .collect();
         self.set_table(step, columns);
+    }
+
+    /// The joins of `plan` that match a keyed pseudonym with a value in
+    /// the clear (`calls.caller_number`, pseudonymised, with
+    /// `citizens.phone`): no row of them can match. One sentence each.
+    pub fn pseudonym_joins(&self, plan: &LogicalPlan) -> Vec<String> {
+        let mut found = Vec::new();
+        let _ = plan.apply(|node| {
+            // An earlier step read by this one: its joins were its own.
+            if let LogicalPlan::SubqueryAlias(alias) = node
+                && self.tables.contains_key(alias.alias.table())
+            {
+                return Ok(TreeNodeRecursion::Jump);
+            }
+            if let LogicalPlan::Join(join) = node {
+                let left = self.of_plan(&join.left);
+                let right = self.of_plan(&join.right);
+                for (l, r) in &join.on {
+                    let l = self.of_expr(l, join.left.schema(), &left);
+                    let r = self.of_expr(r, join.right.schema(), &right);
+                    for (a, b) in [(&l, &r), (&r, &l)] {
+                        found.extend(mismatch(a, b));
+                    }
+                }
+                // The planner leaves `ON a = b` in the filter until the
+                // optimiser takes the equalities out.
+                if let Some(filter) = &join.filter
+                    && let Ok(both) = join.left.schema().join(join.right.schema())
+                {
+                    let taints = [left, right].concat();
+                    let _ = filter.apply(|expr| {
+                        if let Expr::BinaryExpr(b) = expr
+                            && b.op == datafusion::logical_expr::Operator::Eq
+                        {
+                            let l = self.of_expr(&b.left, &both, &taints);
+                            let r = self.of_expr(&b.right, &both, &taints);
+                            for (x, y) in [(&l, &r), (&r, &l)] {
+                                found.extend(mismatch(x, y));
+                            }
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    });
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found.sort();
+        found.dedup();
+        found
     }
 
     /// The tags of each output column of a plan, in schema order.
@@ -311,27 +387,11 @@ const CLEARING_FUNCTIONS: &[&str] = &[
     "bit_length",
 ];
 
-/// Aggregate and window functions whose result is a count, a sum or a
-/// rank, not a value of the input.
+/// Aggregate and window functions whose result counts rows or ranks
+/// them, whatever the values: nothing of a value is left in it.
 const COUNTING: &[&str] = &[
     "count",
-    "sum",
-    "avg",
-    "mean",
-    "median",
-    "stddev",
-    "stddev_pop",
-    "stddev_samp",
-    "var",
-    "var_pop",
-    "var_samp",
-    "corr",
-    "covar_pop",
-    "covar_samp",
     "approx_distinct",
-    "approx_median",
-    "bool_and",
-    "bool_or",
     "row_number",
     "rank",
     "dense_rank",
@@ -339,6 +399,23 @@ const COUNTING: &[&str] = &[
     "cume_dist",
     "ntile",
 ];
+
+/// When one side of an equality holds only pseudonyms and the other a
+/// value in the clear of an identifier or a contact: what to say.
+fn mismatch(pseudonyms: &[Taint], clear: &[Taint]) -> Option<String> {
+    let kind = pseudonyms.iter().find_map(|t| match &t.why {
+        Why::Pseudonymised(kind) if pseudonyms.iter().all(Taint::is_pseudonym) => Some(kind),
+        _ => None,
+    })?;
+    let raw = clear.iter().find(|t| {
+        !t.is_pseudonym() && matches!(t.tag, Sensitivity::Identifier | Sensitivity::Contact)
+    })?;
+    Some(format!(
+        "`{}` holds keyed pseudonyms and is joined with `{}`, written in the clear: no row can match. Pass that side through pseudonym('{kind}', …) in the SQL, or `pseudonymize` it at its source",
+        pseudonyms[0].origin(),
+        raw.origin()
+    ))
+}
 
 /// Adds the tags of `more` not already in `into` (by source column).
 fn add_all(into: &mut Vec<Taint>, more: Vec<Taint>) {
@@ -434,11 +511,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pseudonyms_tests_counts_and_sums_clear_tags_but_values_and_group_keys_keep_them() {
+    async fn pseudonyms_tests_and_counts_clear_tags_but_values_sums_and_group_keys_keep_them() {
         let found = lineage_of(
             "SELECT codice_fiscale, count(*) AS n, count(DISTINCT phone) AS phones, \
                     max(phone) AS last_phone, pseudonym('cf', min(codice_fiscale)) AS key, \
-                    bool_or(phone IS NULL) AS no_phone \
+                    bool_or(phone IS NULL) AS no_phone, \
+                    sum(CASE WHEN phone IS NULL THEN 1 ELSE 0 END) AS no_phones, \
+                    avg(CAST(phone AS BIGINT)) AS phone_as_number, \
+                    sum(CAST(substr(codice_fiscale, 7, 2) AS INT)) AS birth_year \
              FROM citizens GROUP BY codice_fiscale",
         )
         .await;
@@ -447,7 +527,17 @@ mod tests {
             .filter(|(_, taints)| !taints.is_empty())
             .map(|(c, _)| c.as_str())
             .collect();
-        assert_eq!(tagged, ["codice_fiscale", "last_phone"]);
+        // A sum or an average over one citizen's rows is that citizen's
+        // value: it keeps the tags of what it sums.
+        assert_eq!(
+            tagged,
+            [
+                "codice_fiscale",
+                "last_phone",
+                "phone_as_number",
+                "birth_year"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -24,6 +24,19 @@ pub const PSEUDONYM: &str = "pseudonym";
 pub fn register_pseudonym(ctx: &SessionContext, key: Option<PseudonymKey>) {
     ctx.register_udf(ScalarUDF::from(Pseudonym {
         key,
+        plans_without_key: false,
+        signature: Signature::string(2, Volatility::Immutable),
+    }));
+}
+
+/// Registers `pseudonym(kind, value)` for a pipeline whose key is set but
+/// unusable (too short, a file others can read): that is reported once,
+/// so queries calling it still plan, for `validate` to find their other
+/// problems; nothing runs without a key.
+pub fn register_unusable_pseudonym(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::from(Pseudonym {
+        key: None,
+        plans_without_key: true,
         signature: Signature::string(2, Volatility::Immutable),
     }));
 }
@@ -33,6 +46,9 @@ pub fn register_pseudonym(ctx: &SessionContext, key: Option<PseudonymKey>) {
 #[derive(Debug)]
 struct Pseudonym {
     key: Option<PseudonymKey>,
+    /// Planning does not fail without a key (the key's own problem was
+    /// reported).
+    plans_without_key: bool,
     signature: Signature,
 }
 
@@ -60,9 +76,9 @@ impl ScalarUDFImpl for Pseudonym {
     }
 
     fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        match self.key {
-            Some(_) => Ok(DataType::Utf8),
-            None => plan_err!("function `{PSEUDONYM}`: {}", KeyError::Missing),
+        match self.key.is_some() || self.plans_without_key {
+            true => Ok(DataType::Utf8),
+            false => plan_err!("function `{PSEUDONYM}`: {}", KeyError::Missing),
         }
     }
 

@@ -257,7 +257,8 @@ async fn run_steps(
                     .filter_map(|(name, _)| read.line_bytes.get(name.as_str()))
                     .sum();
                 out.start_scan(StepKind::Transform, &sql.name, scanned);
-                let rows = match run_step(ctx, sql, results).await {
+                let keeps = plan.profiling_filter(&sql.name);
+                let rows = match run_step(ctx, sql, results, keeps.as_deref()).await {
                     Ok(rows) => rows,
                     Err(source) => {
                         let damaged = crate::source::damaged_file(

@@ -292,7 +292,7 @@ pub fn manifest(
             "failed"
         },
         exit_code: outcome.err().map_or(0, RunFailure::exit_code),
-        error: outcome.err().map(|e| e.to_string()),
+        error: outcome.err().map(|e| crate::error::shown(&e.to_string())),
         inputs: inputs
             .iter()
             .flat_map(|(source, objects)| {

@@ -6,6 +6,7 @@ mod execute;
 pub mod lock;
 pub mod manifest;
 mod prepare;
+mod protect;
 pub mod state;
 
 pub use error::RunFailure;

@@ -19,9 +19,7 @@ use crate::pipeline::{Diagnostic, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
 };
-use crate::privacy::erasure::{Erased, ErasureError, ErasureList, erase_rows};
-use crate::privacy::guard::{output_problems, rejected_taints, source_taints};
-use crate::privacy::{KeyError, Lineage, PseudonymKey, pseudonymize_table, register_pseudonym};
+use crate::privacy::Lineage;
 use crate::segment::{SegmentError, left_out_query, output_schemas, validate_segment_columns};
 use crate::sink::{Recovery, recover};
 use crate::source::functions::register_functions;
@@ -32,6 +30,10 @@ use crate::transform::plan_step;
 use super::Prepared;
 use super::lock::{LockError, RunLock, take_lock};
 use super::manifest::RunClock;
+use super::protect::{
+    guard_outputs, load_pseudonym_key, protect_sources, read_erasure_list, record_segment,
+    tag_sources,
+};
 use super::state::{self, LoadState, Selection, state_location};
 use crate::source::lines::BytesScanned;
 /// Every location a run publishes to: its outputs, its segment model and
@@ -67,20 +69,20 @@ pub struct Problems {
 /// reads it: most stages run only while nothing has been found, and steps
 /// reading a table that failed are not planned (they would only report an
 /// unknown table again).
-struct Findings {
+pub(super) struct Findings {
     /// The pipeline file, as messages name it.
-    file: String,
+    pub(super) file: String,
     /// Mistakes in the pipeline, its SQL or the command line.
-    invalid: Vec<Diagnostic>,
+    pub(super) invalid: Vec<Diagnostic>,
     /// Failures of what the pipeline reads or writes.
-    failures: Vec<Diagnostic>,
+    pub(super) failures: Vec<Diagnostic>,
     /// Tables that could not be made.
-    failed: BTreeSet<String>,
+    pub(super) failed: BTreeSet<String>,
 }
 
 impl Findings {
     /// Whether nothing is wrong so far.
-    fn clean(&self) -> bool {
+    pub(super) fn clean(&self) -> bool {
         self.invalid.is_empty() && self.failures.is_empty()
     }
 
@@ -194,43 +196,6 @@ pub async fn prepare(
         lineage,
         erased,
     })
-}
-
-/// Reads the pseudonym key from the environment and registers
-/// `pseudonym()` with it. A key that is set but unusable is a mistake
-/// whether or not the pipeline needs it; no key is one only for a source
-/// that `pseudonymize`s (SQL calling `pseudonym()` fails when planned).
-fn load_pseudonym_key(
-    ctx: &SessionContext,
-    plan: &Plan,
-    found: &mut Findings,
-) -> Option<PseudonymKey> {
-    let key = match PseudonymKey::from_env() {
-        Ok(key) => key,
-        Err(err) => {
-            found.invalid.push(Diagnostic {
-                file: plan.file.clone(),
-                pos: None,
-                message: err.to_string(),
-            });
-            None
-        }
-    };
-    if key.is_none() {
-        for source in plan.sources.iter().filter(|s| !s.pseudonymize.is_empty()) {
-            found.invalid.push(Diagnostic::at(
-                &plan.file,
-                source.pseudonymize_pos,
-                format!(
-                    "source `{}` has `pseudonymize`: {}",
-                    source.name,
-                    KeyError::Missing
-                ),
-            ));
-        }
-    }
-    register_pseudonym(ctx, key.clone());
-    key
 }
 
 /// Reads the pipeline and its SQL files and builds the plan, on a blocking
@@ -438,149 +403,6 @@ async fn register_sources(
     sources
 }
 
-/// Reads the erasure list, when the pipeline has one: a list that cannot
-/// be read fails the run (erasing nobody is not a default).
-async fn read_erasure_list(
-    ctx: &SessionContext,
-    plan: &Plan,
-    has_key: bool,
-    found: &mut Findings,
-) -> Option<ErasureList> {
-    let erasure = plan.erasure.as_ref()?;
-    if let Err(err) = configure_store(ctx, &erasure.list, &plan.storage) {
-        found
-            .invalid
-            .push(Diagnostic::at(&plan.file, erasure.pos, err.to_string()));
-        return None;
-    }
-    let read = ErasureList::read(ctx, &erasure.list)
-        .await
-        .and_then(|list| match list.pseudonyms.is_empty() || has_key {
-            true => Ok(list),
-            false => Err(ErasureError::NoKey(erasure.list.clone())),
-        });
-    match read {
-        Ok(list) => Some(list),
-        Err(err) => {
-            found
-                .failures
-                .push(Diagnostic::at(&plan.file, erasure.pos, err.to_string()));
-            None
-        }
-    }
-}
-
-/// Leaves the erased citizens' rows out of the sources (those matched by
-/// the list first, then those matched by the ids found in them), then
-/// replaces `pseudonymize` columns, before any step reads a source.
-async fn protect_sources(
-    ctx: &SessionContext,
-    plan: &Plan,
-    list: Option<ErasureList>,
-    has_key: bool,
-    found: &mut Findings,
-) -> Erased {
-    let mut erased = Erased::default();
-    if let (Some(erasure), Some(list)) = (&plan.erasure, list) {
-        erased.list = list;
-        erased.id_columns = erasure.ids.clone();
-        let (by_id, by_list): (Vec<_>, Vec<_>) = erasure
-            .sources
-            .iter()
-            .partition(|(_, column)| erasure.ids.contains(column));
-        for (source, column) in by_list.into_iter().chain(by_id) {
-            if found.failed.contains(source) {
-                continue;
-            }
-            if let Err(err) = erase_rows(ctx, source, column, has_key, &mut erased).await {
-                found.invalid.push(Diagnostic::at(
-                    &plan.file,
-                    erasure.pos,
-                    crate::sql::problem_from_error(&err, "").message,
-                ));
-                found.failed.insert(source.clone());
-            }
-        }
-    }
-    for source in &plan.sources {
-        if !has_key || found.failed.contains(&source.name) {
-            continue;
-        }
-        if let Err(err) = pseudonymize_table(ctx, &source.name, &source.pseudonymize).await {
-            found.invalid.push(Diagnostic::at(
-                &plan.file,
-                source.pseudonymize_pos,
-                err.to_string(),
-            ));
-            found.failed.insert(source.name.clone());
-        }
-    }
-    erased
-}
-
-/// The tags every registered source and quarantine table starts with:
-/// declared in `tags`, found by content in a sample, given by the format.
-async fn tag_sources(ctx: &SessionContext, plan: &Plan, found: &mut Findings) -> Lineage {
-    let mut lineage = Lineage::default();
-    for source in &plan.sources {
-        if found.failed.contains(&source.name) {
-            continue;
-        }
-        match source_taints(ctx, source).await {
-            Ok((columns, unknown)) => {
-                lineage.set_table(&source.name, columns);
-                if !unknown.is_empty() {
-                    found.invalid.push(Diagnostic::at(
-                        &plan.file,
-                        source.tags_pos,
-                        format!(
-                            "`tags` of source `{}` names {}, not among its columns",
-                            source.name,
-                            unknown
-                                .iter()
-                                .map(|c| format!("`{c}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-            }
-            Err(err) => {
-                found.failures.push(Diagnostic::at(
-                    &plan.file,
-                    source.pos,
-                    format!(
-                        "source `{}`: reading a sample to find personal data: {}",
-                        source.name,
-                        crate::sql::problem_from_error(&err, "").message
-                    ),
-                ));
-                found.failed.insert(source.name.clone());
-            }
-        }
-        if let Some(rejected) = source.rejected_table() {
-            let schema = crate::source::lines::rejected_schema();
-            let columns = schema.fields().iter().map(|f| f.name().as_str());
-            lineage.set_table(&rejected, rejected_taints(&rejected, columns));
-        }
-    }
-    lineage
-}
-
-/// Refuses every output that would publish personal data it does not
-/// declare, naming the column and the path it came by.
-fn guard_outputs(plan: &Plan, lineage: &Lineage, found: &mut Findings) {
-    for output in &plan.outputs {
-        for message in output_problems(lineage, output) {
-            found.invalid.push(Diagnostic::at(
-                &plan.file,
-                output.personal_data_pos,
-                message,
-            ));
-        }
-    }
-}
-
 /// Plans every SQL step against the tables before it, and the segment
 /// step against its input, in order, following the tags of their columns;
 /// a step that fails marks what it makes as failed.
@@ -602,10 +424,25 @@ async fn plan_steps(
             Err(Vec::new())
         } else {
             match step {
-                Step::Sql(sql) => plan_step(ctx, sql)
-                    .await
-                    .map(|planned| lineage.record_step(&sql.name, &planned))
-                    .map_err(|diag| vec![diag]),
+                Step::Sql(sql) => {
+                    let keeps = plan.profiling_filter(&sql.name);
+                    plan_step(ctx, sql, keeps.as_deref())
+                        .await
+                        .map(|planned| {
+                            for mismatch in lineage.pseudonym_joins(&planned.query) {
+                                tracing::warn!(target: "civica::run", "transform `{}` ({}): {mismatch}", sql.name, sql.file);
+                            }
+                            match &planned.kept {
+                                Some(kept) => {
+                                    let all = crate::transform::before_profiling(&sql.name);
+                                    lineage.record_hidden(&all, &planned.query);
+                                    lineage.record_step(&sql.name, kept);
+                                }
+                                None => lineage.record_step(&sql.name, &planned.query),
+                            }
+                        })
+                        .map_err(|diag| vec![diag])
+                }
                 Step::Segment(seg) => plan_segment(ctx, seg, &plan.file)
                     .await
                     .map(|()| record_segment(seg, lineage)),
@@ -799,38 +636,6 @@ async fn new_session(resources: &ResourcesPlan) -> Result<SessionContext, Sessio
     Ok(ctx)
 }
 
-/// The tags of the segment step's tables: `segments` carries those of the
-/// id; the profiles, quality and migrations tables are aggregates, whose
-/// small cells `min_cell` suppresses.
-fn record_segment(seg: &SegmentPlan, lineage: &mut Lineage) {
-    let id_taints = lineage
-        .table(&seg.from)
-        .and_then(|columns| columns.iter().find(|(c, _)| *c == seg.id))
-        .map(|(_, taints)| taints.clone())
-        .unwrap_or_default();
-    let id_type = DataType::Utf8;
-    let [segments, ..] = output_schemas(seg, &id_type);
-    let columns = segments
-        .fields()
-        .iter()
-        .map(|field| {
-            let taints = match *field.name() == seg.id {
-                true => id_taints
-                    .iter()
-                    .cloned()
-                    .map(|mut taint| {
-                        taint.path.push(format!("{}.{}", seg.name, seg.id));
-                        taint
-                    })
-                    .collect(),
-                false => Vec::new(),
-            };
-            (field.name().clone(), taints)
-        })
-        .collect();
-    lineage.set_table(&seg.name, columns);
-}
-
 /// Checks the segment step's columns and registers empty tables with the
 /// shapes it will produce, so that later SQL steps can be planned.
 async fn plan_segment(
@@ -869,7 +674,7 @@ async fn plan_segment(
             })
             .collect());
     }
-    if let (Some(profiling), Some(count)) = (&seg.profiling, left_out_query(seg)) {
+    if let (Some(profiling), Some(count)) = (&seg.profiling, left_out_query(ctx, seg)) {
         // Its table and flag columns exist, and the flags are booleans.
         let problem = |key: &str, err: String| {
             vec![Diagnostic::at(

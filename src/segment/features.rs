@@ -96,12 +96,19 @@ pub fn features_query(plan: &SegmentPlan) -> String {
     )
 }
 
-/// With `profiling`, the query counting the citizens it leaves out.
-pub fn left_out_query(plan: &SegmentPlan) -> Option<String> {
+/// With `profiling`, the query counting the citizens it leaves out: of
+/// `from` as its step computed it, before they were left out of it
+/// ([`crate::transform::before_profiling`]), when `from` is a step.
+pub fn left_out_query(ctx: &SessionContext, plan: &SegmentPlan) -> Option<String> {
     let profiling = plan.profiling.as_ref()?;
+    let all = crate::transform::before_profiling(&plan.from);
+    let counted = match ctx.table_exist(all.as_str()) {
+        Ok(true) => all,
+        _ => plan.from.clone(),
+    };
     Some(format!(
         "SELECT count(*) FROM {} AS civica_input WHERE NOT ({})",
-        quote_ident(&plan.from),
+        quote_ident(&counted),
         profiling.keeps("civica_input", &plan.id)
     ))
 }
@@ -114,7 +121,7 @@ pub async fn read_features(
     plan: &SegmentPlan,
     saved_fill: Option<&[Option<f64>]>,
 ) -> Result<Features, SegmentError> {
-    let not_profiled = match left_out_query(plan) {
+    let not_profiled = match left_out_query(ctx, plan) {
         Some(count) => {
             let batches = ctx.sql(&count).await?.collect().await?;
             let counted = batches

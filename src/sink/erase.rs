@@ -44,7 +44,7 @@ pub async fn erase_published(
             location: folder.clone(),
             reason,
         };
-        let (store, _, objects) = objects_below(ctx, folder).await?;
+        let (store, prefix, objects) = objects_below(ctx, folder).await?;
         for object in objects {
             let path = object.location;
             let name = path.as_ref().to_string();
@@ -67,6 +67,7 @@ pub async fn erase_published(
                 put(store.as_ref(), &path, cleaned)
                     .await
                     .map_err(|e| failed(format!("{name}: {e}")))?;
+                keep_modified_time(folder, &prefix, &path, object.last_modified);
                 rewritten += 1;
             }
         }
@@ -101,6 +102,32 @@ pub(super) async fn objects_below(
         .collect()
         .await;
     Ok((store, prefix, objects))
+}
+
+/// On local disk, gives a rewritten file back the time it was last
+/// modified before, so that retention, which goes by it where the path
+/// names no run, does not count its age from the erasure. (An object
+/// store sets its own time; files there are aged by the run in their path.)
+fn keep_modified_time(
+    folder: &str,
+    prefix: &object_store::path::Path,
+    path: &object_store::path::Path,
+    modified: chrono::DateTime<chrono::Utc>,
+) {
+    let Some(root) = crate::storage::local_path_of(folder) else {
+        return;
+    };
+    let relative = path
+        .as_ref()
+        .strip_prefix(prefix.as_ref())
+        .unwrap_or_default()
+        .trim_start_matches('/');
+    let file = std::fs::File::options()
+        .write(true)
+        .open(root.join(relative));
+    if let Ok(file) = file {
+        let _ = file.set_modified(modified.into());
+    }
 }
 
 async fn put(

@@ -9,8 +9,10 @@ use object_store::ObjectStoreExt;
 use super::erase::{EraseError, objects_below};
 use crate::storage::local_path_of;
 
-/// Deletes the objects below `folder` last written before `now - age`
-/// whose path relative to `folder` `select` picks. Returns how many.
+/// Deletes the objects below `folder` written before `now - age` whose
+/// path relative to `folder` `select` picks. Returns how many. An object
+/// was written when it was last modified, or earlier when the run its path
+/// names started earlier: an erasure rewriting it does not make it younger.
 pub async fn expire(
     ctx: &datafusion::prelude::SessionContext,
     folder: &str,
@@ -33,10 +35,11 @@ pub async fn expire(
             .unwrap_or_default()
             .trim_start_matches('/')
             .to_string();
-        if object.last_modified >= cutoff
-            || relative.contains(".civica-staging-")
-            || !select(&relative)
-        {
+        let written = crate::run_id::started_of(&relative)
+            .map_or(object.last_modified, |started| {
+                started.min(object.last_modified)
+            });
+        if written >= cutoff || relative.contains(".civica-staging-") || !select(&relative) {
             continue;
         }
         store

@@ -195,3 +195,82 @@ fn privacy_record_of_the_quickstart() {
         );
     }
 }
+
+#[test]
+fn the_record_names_the_controller_the_law_pseudonymised_columns_and_per_citizen_outputs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    crate::common::copy_quickstart(dir.path());
+    let pipeline = dir.path().join("pipelines/citizen_segments.yaml");
+    let yaml = std::fs::read_to_string(&pipeline).expect("pipeline");
+    let yaml = yaml
+        .replacen(
+            "  objection: objected_profiling\n",
+            "  objection: objected_profiling\n  law: \"art. 7 del regolamento comunale sui servizi digitali\"\n",
+            1,
+        )
+        .replacen(
+            "    format: { type: csv, delimiter: \";\", decimal: \",\"",
+            "    pseudonymize: { caller_number: phone }\n    format: { type: csv, delimiter: \";\", decimal: \",\"",
+            1,
+        )
+        + "controller:\n  name: Comune di Esempio\n  dpo: rpd@comune.esempio.it\n  recipients: [ufficio per la transizione al digitale]\n";
+    std::fs::write(&pipeline, yaml).expect("pipeline");
+    let lake = small_lake().display().to_string();
+    let out = crate::common::civica_command(
+        dir.path(),
+        &[
+            "privacy-record",
+            "pipelines/citizen_segments.yaml",
+            "--format",
+            "json",
+            "--var",
+            &format!("lake={lake}"),
+            "--var",
+            &format!("ds={DS}"),
+        ],
+    )
+    .env(
+        "CIVICA_PSEUDONYM_KEY",
+        "a-record-test-key-of-forty-characters-x",
+    )
+    .output()
+    .expect("the civica binary runs");
+    assert!(out.status.success(), "{}", crate::common::describe(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["controller"]["name"], "Comune di Esempio");
+    assert_eq!(json["controller"]["dpo"], "rpd@comune.esempio.it");
+    assert_eq!(
+        json["law"],
+        "art. 7 del regolamento comunale sui servizi digitali"
+    );
+    let pseudonymised: Vec<&str> = json["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .filter(|c| c["pseudonymised"] == true)
+        .filter_map(|c| c["column"].as_str())
+        .collect();
+    assert_eq!(pseudonymised, ["calls.caller_number"]);
+    let keyed: Vec<(&str, &serde_json::Value)> = json["recipients"]
+        .as_array()
+        .expect("recipients")
+        .iter()
+        .map(|r| (r["table"].as_str().unwrap_or_default(), &r["keyed_by"]))
+        .collect();
+    assert!(keyed.contains(&("citizen_features", &serde_json::json!("citizen_id"))));
+    assert!(keyed.contains(&("segments", &serde_json::json!("citizen_id"))));
+    assert!(keyed.contains(&("segment_profiles", &serde_json::Value::Null)));
+    // What the pipeline now says is no longer asked for; transfers and
+    // vulnerable people still are.
+    let asked: Vec<&str> = json["to_complete"]
+        .as_array()
+        .expect("to_complete")
+        .iter()
+        .filter_map(|t| t["what"].as_str())
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked.iter().any(|a| a.contains("in the EU")), "{asked:?}");
+    let vulnerable = &json["dpia_criteria"][6];
+    assert_eq!(vulnerable["number"], 7);
+    assert_eq!(vulnerable["met"], serde_json::Value::Null);
+}

@@ -115,6 +115,22 @@ pub fn quickstart_command(lake: &str, command: &str) -> Command {
     )
 }
 
+/// Copies the quickstart's `pipelines/` and `sql/` folders into `dir`, for
+/// a test that changes them.
+pub fn copy_quickstart(dir: &Path) {
+    for folder in ["pipelines", "sql"] {
+        std::fs::create_dir_all(dir.join(folder)).expect("mkdir");
+        for entry in std::fs::read_dir(root().join(folder)).expect("listing") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(
+                &path,
+                dir.join(folder).join(path.file_name().expect("name")),
+            )
+            .expect("copy");
+        }
+    }
+}
+
 /// A demo lake at the default size with the quickstart run on it, built
 /// once for every test that only reads its outputs.
 pub fn default_lake() -> &'static Path {

@@ -128,6 +128,20 @@ fn an_erased_citizen_leaves_every_output_version_quarantine_and_record_after_the
         "the quarantine has no line of theirs"
     );
 
+    // The first run's part of the history, as if written a month ago.
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    let first_part = std::fs::read_dir(lake.join("marts/segments_history"))
+        .expect("history")
+        .map(|e| e.expect("entry").path())
+        .next()
+        .expect("the first run's part");
+    std::fs::File::options()
+        .write(true)
+        .open(&first_part)
+        .and_then(|f| f.set_modified(month_ago))
+        .expect("backdate");
+    let first_bytes = std::fs::read(&first_part).expect("part");
+
     std::fs::write(
         lake.join("privacy/erasure.txt"),
         format!("# ticket 42\n{}\n", cf.to_lowercase()),
@@ -135,6 +149,16 @@ fn an_erased_citizen_leaves_every_output_version_quarantine_and_record_after_the
     .expect("list");
     run(dir.path(), &pipeline, &lake);
     assert_erased(&lake, &id, &cf);
+    // Rewritten without the citizen, the part keeps its age: retention
+    // counts from when it was written, not from the erasure.
+    assert_ne!(std::fs::read(&first_part).expect("part"), first_bytes);
+    let modified = std::fs::metadata(&first_part)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    assert_eq!(
+        modified, month_ago,
+        "the erasure made {first_part:?} younger"
+    );
     // Both runs' parts of the segment history are there, without them.
     let history = std::fs::read_dir(lake.join("marts/segments_history"))
         .expect("history")

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{DS, civica_command, describe, files_under, root, write_demo};
+use crate::common::{
+    DS, civica_command, copy_quickstart, describe, files_under, manifests, write_demo,
+};
 
 /// Four citizens; one note hides a codice fiscale in free text.
 const PEOPLE: &str = "citizen_id;codice_fiscale;first_name;notes\n\
@@ -211,19 +213,7 @@ fn the_quickstart_validates_and_a_copy_selecting_the_codice_fiscale_does_not() {
     let dir = tempfile::tempdir().expect("temp dir");
     let lake = dir.path().join("lake");
     write_demo(&lake, 200, 3, 7);
-    for folder in ["pipelines", "sql"] {
-        std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
-        for entry in std::fs::read_dir(root().join(folder)).expect("listing") {
-            let path = entry.expect("entry").path();
-            std::fs::copy(
-                &path,
-                dir.path()
-                    .join(folder)
-                    .join(path.file_name().expect("name")),
-            )
-            .expect("copy");
-        }
-    }
+    copy_quickstart(dir.path());
     let validate = || {
         civica_command(
             dir.path(),
@@ -309,4 +299,147 @@ fn a_failing_check_on_a_tagged_column_shows_its_tag_not_its_values() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("e.g. <identifier>"), "{stderr}");
     assert!(!stderr.contains("Anna"), "{stderr}");
+}
+
+#[test]
+fn a_per_citizen_sum_of_an_identifier_is_refused_like_the_identifier() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The year of birth written in the codice fiscale, summed over one
+    // citizen's rows: that citizen's value, not a count.
+    write_guarded(
+        dir.path(),
+        "",
+        &[(
+            "years",
+            "SELECT citizen_id, sum(CAST(substr(codice_fiscale, 7, 2) AS INT)) AS born \
+             FROM people GROUP BY citizen_id",
+        )],
+        "  - { table: years, path: out/years/ }\n",
+    );
+    let stderr = refused(dir.path());
+    assert!(
+        stderr.contains("output `years` would publish `born`")
+            && stderr.contains("`people.codice_fiscale` → `years.born`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn phone_numbers_read_as_numbers_are_caught_by_the_sink() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    let mut csv = String::from("citizen_id;callback\n");
+    for id in 1..=20 {
+        csv.push_str(&format!("{id};{}\n", 3_471_234_500_i64 + id));
+    }
+    std::fs::write(dir.path().join("in/calls.csv"), csv).expect("csv");
+    // `none` clears the source's sample; the sink still looks.
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        "name: callbacks\nsources:\n  calls:\n    path: in/\n    format: { type: csv, delimiter: \";\" }\n    tags: { callback: none }\ntransforms:\n  - { name: last, sql: last.sql }\noutputs:\n  - { table: last, path: out/last/ }\n",
+    )
+    .expect("pipeline");
+    std::fs::write(
+        dir.path().join("last.sql"),
+        "SELECT citizen_id, avg(callback) AS callback FROM calls GROUP BY citizen_id",
+    )
+    .expect("sql");
+    let ran = civica_in(dir.path(), "run");
+    assert_eq!(ran.status.code(), Some(3), "{}", describe(&ran));
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(
+        stderr.contains("`callback` of output `last` holds a phone number"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("347123"), "{stderr}");
+    assert_nothing_published(dir.path());
+}
+
+#[test]
+fn a_failing_cast_shows_the_kind_of_the_value_it_quotes_never_the_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_guarded(
+        dir.path(),
+        "",
+        &[(
+            "numbers",
+            "SELECT citizen_id, CAST(codice_fiscale AS BIGINT) AS as_number FROM people",
+        )],
+        "  - { table: numbers, path: out/numbers/, contains_personal_data: [as_number], purpose: a test }\nruns: out/_runs/\n",
+    );
+    for format in ["human", "json"] {
+        let out = civica_command(
+            dir.path(),
+            &["--log-format", format, "run", "pipeline.yaml"],
+        )
+        .output()
+        .expect("the civica binary runs");
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Cannot cast string <codice fiscale> to value of Int64 type"),
+            "{stderr}"
+        );
+        for cf in ["RSSMRA80A01H501U", "VRDLGU75B12F205X"] {
+            assert!(!stderr.contains(cf), "{stderr}");
+        }
+    }
+    for manifest in manifests(&dir.path().join("out/_runs")) {
+        let error = manifest["error"].as_str().expect("a failed run's error");
+        assert!(error.contains("<codice fiscale>"), "{error}");
+        assert!(!error.contains("RSSMRA80A01H501U"), "{error}");
+    }
+}
+
+#[test]
+fn joining_a_pseudonymised_column_with_one_in_the_clear_is_warned_about() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in/people")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("in/visits")).expect("mkdir");
+    std::fs::write(dir.path().join("in/people/people.csv"), PEOPLE).expect("csv");
+    std::fs::write(
+        dir.path().join("in/visits/visits.csv"),
+        "codice_fiscale;page\nRSSMRA80A01H501U;/servizi/scuola\nVRDLGU75B12F205X;/servizi/tributi\n",
+    )
+    .expect("csv");
+    let write = |sql: &str| {
+        std::fs::write(dir.path().join("seen.sql"), sql).expect("sql");
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            "name: joined\nsources:\n  people:\n    path: in/people/\n    format: { type: csv, delimiter: \";\" }\n    pseudonymize: { codice_fiscale: cf }\n    tags: { first_name: identifier, notes: identifier }\n  visits:\n    path: in/visits/\n    format: { type: csv, delimiter: \";\" }\ntransforms:\n  - { name: seen, sql: seen.sql }\noutputs:\n  - { table: seen, path: out/seen/ }\n",
+        )
+        .expect("pipeline");
+    };
+    write(
+        "SELECT p.citizen_id, count(*) AS pages FROM people p \
+         JOIN visits v ON v.codice_fiscale = p.codice_fiscale GROUP BY p.citizen_id",
+    );
+    let out = civica_in(dir.path(), "validate");
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("transform `seen` (seen.sql): `people.codice_fiscale` holds keyed pseudonyms and is joined with `visits.codice_fiscale`, written in the clear: no row can match. Pass that side through pseudonym('cf', …)"),
+        "{stderr}"
+    );
+    // Joined pseudonym to pseudonym, nothing to say.
+    write(
+        "SELECT p.citizen_id, count(*) AS pages FROM people p \
+         JOIN visits v ON pseudonym('cf', v.codice_fiscale) = p.codice_fiscale GROUP BY p.citizen_id",
+    );
+    let out = civica_in(dir.path(), "run");
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("no row can match"), "{stderr}");
+    let rows = crate::common::query(
+        &[("s", &dir.path().join("out/seen"))],
+        "SELECT CAST(sum(pages) AS BIGINT) FROM s",
+    );
+    let pages = rows[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("int64")
+        .value(0);
+    // Citizens 1 and 4 share a codice fiscale: its visit counts twice.
+    assert_eq!(pages, 3);
 }

@@ -187,6 +187,15 @@ fn a_missing_short_or_open_key_stops_the_run_before_any_step() {
             !stderr.contains("too-short"),
             "the key was echoed: {stderr}"
         );
+        // A key that is set but unusable is its one problem: not also a
+        // missing key for each source and query that needs one.
+        if !env.is_empty() {
+            assert!(
+                !stderr.contains("pseudonyms need a key")
+                    && stderr.contains("error: 1 problem(s) found"),
+                "{stderr}"
+            );
+        }
         assert!(
             !dir.path().join("out/keyed").exists(),
             "nothing is published"
@@ -389,20 +398,28 @@ fn write_profiling_lake(dir: &Path) -> (Vec<i64>, Vec<i64>) {
     (objected, no_consent)
 }
 
+/// The features are a step of their own, published: the per-citizen
+/// table the segment step reads is a profile too.
 fn profiling_pipeline(dir: &Path, profiling: &str) {
+    std::fs::write(
+        dir.join("features.sql"),
+        "SELECT citizen_id, calls, visits FROM citizens",
+    )
+    .expect("write sql");
     std::fs::write(
         dir.join("pipeline.yaml"),
         format!(
-            "name: prof\nruns: out/_runs/\nsources:\n  citizens:\n    path: crm/\n    format: {{ type: csv, delimiter: \";\" }}\nsegment:\n  from: citizens\n  id: citizen_id\n  features: [calls, visits]\n  model: {{ type: kmeans, k: 2 }}\n{profiling}outputs:\n  - {{ table: segments, path: out/segments/ }}\n  - {{ table: segment_profiles, path: out/profiles/ }}\n"
+            "name: prof\nruns: out/_runs/\nsources:\n  citizens:\n    path: crm/\n    format: {{ type: csv, delimiter: \";\" }}\ntransforms:\n  - {{ name: features, sql: features.sql }}\nsegment:\n  from: features\n  id: citizen_id\n  features: [calls, visits]\n  model: {{ type: kmeans, k: 2 }}\n{profiling}outputs:\n  - {{ table: features, path: out/features/ }}\n  - {{ table: segments, path: out/segments/ }}\n  - {{ table: segment_profiles, path: out/profiles/ }}\n"
         ),
     )
     .expect("write pipeline");
 }
 
-fn segmented_ids(dir: &Path) -> Vec<i64> {
+/// The citizens of a published per-citizen table, by id.
+fn published_ids(dir: &Path, table: &str) -> Vec<i64> {
     let rows = crate::common::query(
-        &[("s", &dir.join("out/segments"))],
-        "SELECT CAST(citizen_id AS BIGINT) FROM s ORDER BY 1",
+        &[("t", &dir.join("out").join(table))],
+        "SELECT CAST(citizen_id AS BIGINT) FROM t ORDER BY 1",
     );
     rows.iter()
         .flat_map(|b| {
@@ -424,9 +441,11 @@ fn citizens_who_objected_or_did_not_consent_are_not_profiled_and_are_counted() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", describe(&out));
-    let ids = segmented_ids(dir.path());
+    let ids = published_ids(dir.path(), "segments");
     assert_eq!(ids.len(), 40 - objected.len());
     assert!(objected.iter().all(|id| !ids.contains(id)), "{ids:?}");
+    // Nor are they in the feature table the segments were fitted on.
+    assert_eq!(published_ids(dir.path(), "features"), ids);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!(
@@ -463,7 +482,8 @@ fn citizens_who_objected_or_did_not_consent_are_not_profiled_and_are_counted() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", describe(&out));
-    let ids = segmented_ids(dir.path());
+    let ids = published_ids(dir.path(), "segments");
+    assert_eq!(published_ids(dir.path(), "features"), ids);
     assert_eq!(ids.len(), 40 - no_consent.len());
     assert!(no_consent.iter().all(|id| !ids.contains(id)), "{ids:?}");
     assert!(ids.iter().all(|id| id % 5 != 0 && id % 3 != 0 && *id != 40));
@@ -476,7 +496,7 @@ fn profiling_needs_its_column_for_its_basis_and_boolean_flags() {
     for (profiling, expected) in [
         (
             "profiling: { basis: public_interest, table: citizens }\n",
-            "pipeline.yaml:12:21: in `profiling`: `basis: public_interest` must honour objections (GDPR art. 21): name the `objection` column",
+            "pipeline.yaml:14:21: in `profiling`: `basis: public_interest` must honour objections (GDPR art. 21): name the `objection` column",
         ),
         (
             "profiling: { basis: consent, table: citizens, objection: objected_profiling }\n",
@@ -484,7 +504,7 @@ fn profiling_needs_its_column_for_its_basis_and_boolean_flags() {
         ),
         (
             "profiling: { basis: public_interest, table: citizens, objection: calls }\n",
-            "pipeline.yaml:12:66: in `profiling`: `calls` of `citizens` is Int64, not a boolean (`true` where the citizen objected)",
+            "pipeline.yaml:14:66: in `profiling`: `calls` of `citizens` is Int64, not a boolean (`true` where the citizen objected)",
         ),
         (
             "profiling: { basis: public_interest, table: citizens, objection: nope }\n",
@@ -492,7 +512,7 @@ fn profiling_needs_its_column_for_its_basis_and_boolean_flags() {
         ),
         (
             "profiling: { basis: public_interest, table: crm, objection: objected_profiling }\n",
-            "pipeline.yaml:12:45: in `profiling`: no table named 'crm'",
+            "pipeline.yaml:14:45: in `profiling`: no table named 'crm'",
         ),
     ] {
         profiling_pipeline(dir.path(), profiling);

@@ -9,8 +9,11 @@
 
 use serde::Serialize;
 
+mod markdown;
+pub use markdown::markdown;
+
 use super::PersonalKind;
-use super::lineage::{Lineage, Why};
+use super::lineage::{Lineage, Taint, Why};
 use crate::pipeline::{FormatSpec, IpMask, Sensitivity};
 use crate::plan::{Plan, Step};
 
@@ -21,13 +24,19 @@ pub struct Record {
     pub pipeline: String,
     /// Its description.
     pub description: Option<String>,
+    /// Who answers for the processing, as the pipeline's `controller` says.
+    pub controller: Option<crate::pipeline::ControllerSpec>,
     /// The legal basis of profiling, when the pipeline segments citizens.
     pub legal_basis: Option<&'static str>,
+    /// The law giving the task, with `public_interest`, when named.
+    pub law: Option<String>,
     /// Why personal data is processed: profiling, and each output's
     /// declared purpose.
     pub purposes: Vec<Purpose>,
     /// The personal data each source holds, by column.
     pub categories: Vec<Category>,
+    /// What each source records of the citizens' interactions.
+    pub interactions: Vec<Interaction>,
     /// Who the data is about: the citizens in these sources.
     pub subject_sources: Vec<String>,
     /// Where the outputs go, and what personal data each declares.
@@ -40,6 +49,32 @@ pub struct Record {
     pub dpia_criteria: Vec<Criterion>,
     /// Whether a DPIA is needed: two criteria or more (WP248).
     pub dpia_required: bool,
+    /// Where civica reads and writes: what a transfer outside the EU would
+    /// depend on.
+    pub locations: Vec<String>,
+    /// What the record cannot know and the controller must complete.
+    pub to_complete: Vec<ToComplete>,
+}
+
+/// A source as the record describes it: what it records, in which columns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interaction {
+    /// The source.
+    pub source: String,
+    /// Its format (`csv`, `access_log/combined`).
+    pub format: String,
+    /// Its columns.
+    pub columns: Vec<String>,
+}
+
+/// Something the controller must add to the record.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToComplete {
+    /// What, in English.
+    pub what: &'static str,
+    /// What, in Italian.
+    #[serde(skip)]
+    pub what_it: &'static str,
 }
 
 /// A purpose of the processing.
@@ -63,6 +98,9 @@ pub struct Category {
     /// The same, in Italian.
     #[serde(skip)]
     pub why_it: String,
+    /// Replaced by a keyed pseudonym at the source: still personal data
+    /// (GDPR art. 4(5)), as whoever holds the key can link it back.
+    pub pseudonymised: bool,
 }
 
 /// An output and what it carries.
@@ -76,6 +114,10 @@ pub struct Recipient {
     pub contains_personal_data: Vec<String>,
     /// Why.
     pub purpose: Option<String>,
+    /// The column that names a citizen in each row (the segment step's
+    /// `id`), when it has one: the output is then pseudonymous personal
+    /// data, one row per citizen.
+    pub keyed_by: Option<String>,
 }
 
 /// How long something is kept.
@@ -107,6 +149,9 @@ pub struct Safeguards {
     pub output_guard: bool,
     /// Permissions of local files.
     pub local_files: &'static str,
+    /// The same, in Italian.
+    #[serde(skip)]
+    pub local_files_it: &'static str,
 }
 
 /// A DPIA criterion.
@@ -116,8 +161,9 @@ pub struct Criterion {
     pub number: u8,
     /// What it is, in English.
     pub criterion: &'static str,
-    /// Whether the pipeline meets it.
-    pub met: bool,
+    /// Whether the pipeline meets it; `None` when only the controller can
+    /// tell (whether the citizens include vulnerable people).
+    pub met: Option<bool>,
     /// Why, in English.
     pub because: String,
     /// The criterion, in Italian.
@@ -157,16 +203,38 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
         })
     }));
     let mut categories = Vec::new();
+    let mut interactions = Vec::new();
     for source in &plan.sources {
-        for (column, taints) in lineage.table(&source.name).into_iter().flatten() {
-            for taint in taints {
-                categories.push(Category {
-                    column: format!("{}.{column}", source.name),
-                    tag: taint.tag,
-                    why: taint.why.to_string(),
-                    why_it: why_in_italian(&taint.why),
-                });
-            }
+        let columns = lineage.table(&source.name).into_iter().flatten();
+        interactions.push(Interaction {
+            source: source.name.clone(),
+            format: source.format.name(),
+            columns: columns.clone().map(|(column, _)| column.clone()).collect(),
+        });
+        for (column, taints) in columns {
+            // One row per column: the most sensitive tag, every reason.
+            let Some(tag) = taints.iter().map(|t| t.tag).min() else {
+                continue;
+            };
+            let joined = |why: fn(&Why) -> String| {
+                let mut whys: Vec<String> = taints.iter().map(|t| why(&t.why)).collect();
+                whys.dedup();
+                whys.join("; ")
+            };
+            let pseudonymised = taints.iter().all(Taint::is_pseudonym);
+            categories.push(Category {
+                column: format!("{}.{column}", source.name),
+                tag,
+                why: match pseudonymised {
+                    true => "replaced by a keyed pseudonym as read: still personal data (GDPR art. 4(5))".to_string(),
+                    false => joined(|why| why.to_string()),
+                },
+                why_it: match pseudonymised {
+                    true => "sostituito alla lettura da uno pseudonimo con chiave: resta un dato personale (art. 4(5) GDPR)".to_string(),
+                    false => joined(why_in_italian),
+                },
+                pseudonymised,
+            });
         }
     }
     let with_personal: Vec<&str> = plan
@@ -180,6 +248,14 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
         .map(|s| s.name.as_str())
         .collect();
     let subject_sources = with_personal.iter().map(|s| s.to_string()).collect();
+    let keyed_by = |table: &str| {
+        let id = &segment?.id;
+        lineage
+            .table(table)?
+            .iter()
+            .any(|(column, _)| column == id)
+            .then(|| id.clone())
+    };
     let recipients = plan
         .outputs
         .iter()
@@ -188,6 +264,7 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
             location: o.location.clone(),
             contains_personal_data: o.contains_personal_data.clone(),
             purpose: o.purpose.clone(),
+            keyed_by: keyed_by(&o.table),
         })
         .collect();
     let period =
@@ -211,6 +288,39 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
         what_it: "esiti dei controlli di qualità".to_string(),
         period: period(plan.check_retention),
     });
+    let told = |en: &str, it: &str| Retention {
+        what: en.to_string(),
+        what_it: it.to_string(),
+        period: Some(String::new()),
+    };
+    let unpublished: Vec<String> = plan
+        .sources
+        .iter()
+        .filter_map(|s| s.rejected_table())
+        .filter(|t| !plan.outputs.iter().any(|o| &o.table == t))
+        .collect();
+    if !unpublished.is_empty() {
+        retention.push(told(
+            &format!(
+                "unreadable lines ({}): not kept, only counted in the manifest",
+                unpublished.join(", ")
+            ),
+            &format!(
+                "righe illeggibili ({}): non conservate, solo contate nel manifest",
+                unpublished.join(", ")
+            ),
+        ));
+    }
+    if let Some(path) = segment.and_then(|seg| seg.model_path.as_ref()) {
+        retention.push(told(
+            &format!("the saved model (`{path}`): replaced by each run; it holds the segments' centres and scaling, no citizen"),
+            &format!("il modello salvato (`{path}`): sostituito a ogni esecuzione; contiene i centri dei segmenti e la scala, nessun cittadino"),
+        ));
+    }
+    retention.push(told(
+        "the sources (the exports civica reads): not managed by civica, kept as the controller decides for them",
+        "le fonti (gli export letti da civica): non gestite da civica, conservate come stabilisce il titolare",
+    ));
     let ip_masks = plan
         .sources
         .iter()
@@ -244,19 +354,32 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
         }),
         output_guard: true,
         local_files: "0640 (owner read and write, group read), folders 0750",
+        local_files_it: "0640 (lettura e scrittura al proprietario, lettura al gruppo), cartelle 0750",
     };
     let special = categories.iter().any(|c| c.tag == Sensitivity::Special);
     let logs: Vec<&str> = ip_masks.iter().map(|(s, _)| s.as_str()).collect();
     let combined = with_personal.len() >= 2;
     let unmasked = ip_masks.iter().any(|(_, m)| *m == IpMask::None.name());
-    let crit = |number, criterion: [&'static str; 2], met, because: [String; 2]| {
+    let crit = |number, criterion: [&'static str; 2], met: bool, because: [String; 2]| {
         let [criterion, criterion_it] = criterion;
         let [because, because_it] = because;
         Criterion {
             number,
             criterion,
             criterion_it,
-            met,
+            met: Some(met),
+            because,
+            because_it,
+        }
+    };
+    let to_assess = |number, criterion: [&'static str; 2], because: [String; 2]| {
+        let [criterion, criterion_it] = criterion;
+        let [because, because_it] = because;
+        Criterion {
+            number,
+            criterion,
+            criterion_it,
+            met: None,
             because,
             because_it,
         }
@@ -374,13 +497,12 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
                 ),
             ],
         ),
-        crit(
+        to_assess(
             7,
             [
                 "data concerning vulnerable data subjects",
                 "dati relativi a interessati vulnerabili",
             ],
-            false,
             both(
                 "not known from the pipeline: assess whether sources hold minors, patients or people in need",
                 "non desumibile dalla pipeline: valutare se le fonti riguardano minori, pazienti o persone in difficoltà",
@@ -411,243 +533,85 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
             ),
         ),
     ];
-    let dpia_required = dpia_criteria.iter().filter(|c| c.met).count() >= 2;
+    let dpia_required = dpia_criteria.iter().filter(|c| c.met == Some(true)).count() >= 2;
+    let mut locations: Vec<String> = plan
+        .sources
+        .iter()
+        .map(|s| s.location.as_str())
+        .chain(plan.outputs.iter().map(|o| o.location.as_str()))
+        .chain(plan.runs.as_deref())
+        .map(storage_of)
+        .collect();
+    locations.sort();
+    locations.dedup();
+    let controller = plan.controller.clone();
+    let law = profiling.and_then(|p| p.law.clone());
+    let mut to_complete = Vec::new();
+    let mut ask = |missing: bool, what: &'static str, what_it: &'static str| {
+        if missing {
+            to_complete.push(ToComplete { what, what_it });
+        }
+    };
+    ask(
+        controller.is_none(),
+        "the controller's name and contact (art. 30(1)(a)): `controller: { name, contact }`",
+        "nome e dati di contatto del titolare (art. 30(1)(a)): `controller: { name, contact }`",
+    );
+    ask(
+        controller.as_ref().is_none_or(|c| c.dpo.is_none()),
+        "the contact of the data protection officer (art. 30(1)(a)): `controller: { dpo }`",
+        "i dati di contatto del responsabile della protezione dei dati (art. 30(1)(a)): `controller: { dpo }`",
+    );
+    ask(
+        profiling.is_some_and(|p| p.basis == crate::pipeline::LegalBasis::PublicInterest)
+            && law.is_none(),
+        "the law or regulation giving the task in the public interest (art. 2-ter, d.lgs. 196/2003): `profiling: { law }`",
+        "la norma di legge o di regolamento che attribuisce il compito di interesse pubblico (art. 2-ter, d.lgs. 196/2003): `profiling: { law }`",
+    );
+    ask(
+        controller.as_ref().is_none_or(|c| c.recipients.is_empty()),
+        "who reads the outputs, by category (art. 30(1)(d)): `controller: { recipients }`",
+        "chi legge gli output, per categorie (art. 30(1)(d)): `controller: { recipients }`",
+    );
+    ask(
+        true,
+        "whether the locations above are in the EU, else the safeguards of the transfer (art. 30(1)(e), chapter V)",
+        "se le posizioni indicate sono nell'Unione europea, altrimenti le garanzie del trasferimento (art. 30(1)(e), capo V)",
+    );
+    ask(
+        true,
+        "whether the citizens include vulnerable people (DPIA criterion 7)",
+        "se tra i cittadini vi sono persone vulnerabili (criterio 7 della DPIA)",
+    );
     Record {
         pipeline: plan.name.clone(),
         description: plan.description.clone(),
+        controller,
         legal_basis: profiling.map(|p| p.basis.name()),
+        law,
         purposes,
         categories,
+        interactions,
         subject_sources,
         recipients,
         retention,
         safeguards,
         dpia_criteria,
         dpia_required,
+        locations,
+        to_complete,
     }
 }
 
-/// The record as Markdown, in Italian (`italian`) or English.
-pub fn markdown(record: &Record, italian: bool) -> String {
-    let t = |it: &'static str, en: &'static str| if italian { it } else { en };
-    let mut out = String::new();
-    let mut line = |text: String| {
-        out.push_str(&text);
-        out.push('\n');
-    };
-    line(format!(
-        "# {} `{}`",
-        t(
-            "Registro delle attività di trattamento (art. 30 GDPR): pipeline",
-            "Record of processing activities (GDPR art. 30): pipeline"
-        ),
-        record.pipeline
-    ));
-    line(String::new());
-    if let Some(description) = &record.description {
-        line(description.trim().to_string());
-        line(String::new());
-    }
-    line(format!("## {}", t("Base giuridica", "Legal basis")));
-    line(String::new());
-    line(match record.legal_basis {
-        Some("public_interest") => t(
-            "Esecuzione di un compito di interesse pubblico (art. 6(1)(e) GDPR); chi si è opposto (art. 21) è escluso dalla profilazione.",
-            "A task carried out in the public interest (GDPR art. 6(1)(e)); citizens who objected (art. 21) are left out of profiling.",
-        )
-        .to_string(),
-        Some(_) => t(
-            "Consenso (art. 6(1)(a) GDPR); solo chi ha acconsentito è profilato.",
-            "Consent (GDPR art. 6(1)(a)); only citizens who consented are profiled.",
-        )
-        .to_string(),
-        None => t("Nessuna profilazione.", "No profiling.").to_string(),
-    });
-    line(String::new());
-    line(format!("## {}", t("Finalità", "Purposes")));
-    line(String::new());
-    for purpose in &record.purposes {
-        line(format!("- `{}`: {}", purpose.table, purpose.purpose));
-    }
-    line(String::new());
-    line(format!(
-        "## {}",
-        t("Categorie di interessati", "Categories of data subjects")
-    ));
-    line(String::new());
-    for source in &record.subject_sources {
-        line(format!(
-            "- {} `{source}`",
-            t("cittadini presenti nella fonte", "citizens in source")
-        ));
-    }
-    line(String::new());
-    line(format!(
-        "## {}",
-        t("Categorie di dati personali", "Categories of personal data")
-    ));
-    line(String::new());
-    line(format!(
-        "| {} | {} | {} |",
-        t("colonna", "column"),
-        t("categoria", "category"),
-        t("perché", "why")
-    ));
-    line("| --- | --- | --- |".to_string());
-    for category in &record.categories {
-        let why = if italian {
-            &category.why_it
-        } else {
-            &category.why
-        };
-        line(format!(
-            "| `{}` | {} | {why} |",
-            category.column,
-            tag_name(category.tag, italian)
-        ));
-    }
-    line(String::new());
-    line(format!(
-        "## {}",
-        t(
-            "Destinatari (output pubblicati)",
-            "Recipients (published outputs)"
-        )
-    ));
-    line(String::new());
-    line(format!(
-        "| {} | {} | {} | {} |",
-        t("tabella", "table"),
-        t("dove", "where"),
-        t("dati personali dichiarati", "personal data declared"),
-        t("finalità", "purpose")
-    ));
-    line("| --- | --- | --- | --- |".to_string());
-    for r in &record.recipients {
-        line(format!(
-            "| `{}` | `{}` | {} | {} |",
-            r.table,
-            r.location,
-            match r.contains_personal_data.is_empty() {
-                true => t("nessuno", "none").to_string(),
-                false => r.contains_personal_data.join(", "),
-            },
-            r.purpose.as_deref().unwrap_or("-")
-        ));
-    }
-    line(String::new());
-    line(format!("## {}", t("Conservazione", "Retention")));
-    line(String::new());
-    for r in &record.retention {
-        line(format!(
-            "- {}: {}",
-            if italian { &r.what_it } else { &r.what },
-            match (&r.period, italian) {
-                (Some(period), true) => period.replace(" days", " giorni"),
-                (Some(period), false) => period.clone(),
-                (None, _) => t("conservati senza termine", "kept without limit").to_string(),
-            }
-        ));
-    }
-    line(String::new());
-    line(format!("## {}", t("Misure di sicurezza", "Safeguards")));
-    line(String::new());
-    let s = &record.safeguards;
-    let none = t("nessuna", "none");
-    line(format!(
-        "- {}: {}",
-        t(
-            "pseudonimi con chiave (HMAC-SHA-256) all'origine",
-            "keyed pseudonyms (HMAC-SHA-256) at the source"
-        ),
-        if s.pseudonymised.is_empty() {
-            none.to_string()
-        } else {
-            s.pseudonymised.join(", ")
+/// Where a location is, as the record names it: `local disk`, or the
+/// bucket of an object store (`s3://lake`).
+fn storage_of(location: &str) -> String {
+    match url::Url::parse(location) {
+        Ok(url) if url.scheme() != "file" && url.has_host() => {
+            format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
         }
-    ));
-    for (source, mask) in &s.ip_masks {
-        line(format!(
-            "- {} `{source}`: `ip_mask: {mask}`",
-            t(
-                "indirizzi IP mascherati alla lettura,",
-                "client addresses masked as read,"
-            )
-        ));
+        _ => "local disk".to_string(),
     }
-    line(format!(
-        "- {}: {}",
-        t(
-            "soglia minima delle celle pubblicate (`min_cell`)",
-            "smallest published cell (`min_cell`)"
-        ),
-        s.min_cell
-    ));
-    line(format!(
-        "- {}: {}",
-        t("opposizione o consenso", "objection or consent"),
-        s.objection_or_consent.as_deref().unwrap_or(none)
-    ));
-    line(format!(
-        "- {}: {}",
-        t("lista di cancellazione (art. 17)", "erasure list (art. 17)"),
-        s.erasure_list
-            .as_deref()
-            .map(|l| format!("`{l}`"))
-            .unwrap_or_else(|| none.to_string())
-    ));
-    line(format!(
-        "- {}",
-        t(
-            "nessun output pubblica dati personali non dichiarati: `validate` e ogni esecuzione li rifiutano",
-            "no output publishes undeclared personal data: `validate` and every run refuse it"
-        )
-    ));
-    line(format!(
-        "- {}: {}",
-        t("file locali", "local files"),
-        s.local_files
-    ));
-    line(String::new());
-    line(format!(
-        "## {}",
-        t(
-            "Criteri per la valutazione d'impatto (DPIA, WP248)",
-            "Criteria for a data protection impact assessment (DPIA, WP248)"
-        )
-    ));
-    line(String::new());
-    line(format!(
-        "| # | {} | {} | {} |",
-        t("criterio", "criterion"),
-        t("soddisfatto", "met"),
-        t("perché", "why")
-    ));
-    line("| --- | --- | --- | --- |".to_string());
-    for c in &record.dpia_criteria {
-        line(format!(
-            "| {} | {} | {} | {} |",
-            c.number,
-            if italian { c.criterion_it } else { c.criterion },
-            if c.met { t("sì", "yes") } else { "no" },
-            if italian { &c.because_it } else { &c.because }
-        ));
-    }
-    line(String::new());
-    line(
-        match record.dpia_required {
-            true => t(
-                "Il trattamento soddisfa almeno due criteri: la DPIA è necessaria (art. 35 GDPR).",
-                "The processing meets two criteria or more: a DPIA is required (GDPR art. 35).",
-            ),
-            false => t(
-                "Il trattamento soddisfa meno di due criteri: la DPIA non è di norma necessaria.",
-                "The processing meets fewer than two criteria: a DPIA is not usually required.",
-            ),
-        }
-        .to_string(),
-    );
-    out
 }
 
 /// Why a column is personal data, in Italian.
@@ -666,16 +630,8 @@ fn why_in_italian(why: &Why) -> String {
         ),
         Why::Quarantine => "righe grezze di una tabella di quarantena".to_string(),
         Why::Unmasked => "indirizzi IP interi (`ip_mask: none`)".to_string(),
-    }
-}
-
-fn tag_name(tag: Sensitivity, italian: bool) -> &'static str {
-    match (tag, italian) {
-        (Sensitivity::Identifier, true) => "identificativo",
-        (Sensitivity::QuasiIdentifier, true) => "quasi-identificativo",
-        (Sensitivity::Contact, true) => "dato di contatto",
-        (Sensitivity::Special, true) => "categoria particolare (art. 9-10)",
-        (Sensitivity::None, true) => "nessuna",
-        (tag, false) => tag.name(),
+        Why::Pseudonymised(kind) => {
+            format!("pseudonimi con chiave (`{kind}`) della fonte")
+        }
     }
 }
