@@ -36,6 +36,13 @@ pub struct OutputSpec {
     /// kept.
     #[serde(default)]
     pub retention: Option<String>,
+    /// A column counting the citizens of each row's group
+    /// (`count(DISTINCT citizen_id) AS citizens`): rows counting fewer
+    /// than `min_cell` are left out as the output is written, so its group
+    /// keys tagged `quasi_identifier` or `special` (a postcode, an age
+    /// band) need not be declared. Default: none.
+    #[serde(default)]
+    pub cell_count: Option<String>,
 }
 
 /// How an output's folder changes when a run publishes.

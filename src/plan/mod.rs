@@ -257,6 +257,9 @@ pub struct OutputPlan {
     pub personal_data_pos: Pos,
     /// How long its files are kept.
     pub retention: Option<chrono::TimeDelta>,
+    /// The column counting the citizens of each row, and the fewest it
+    /// may count (`min_cell`): rows counting fewer are left out.
+    pub cell_count: Option<(String, usize)>,
     /// Where the output is defined in the pipeline file.
     pub pos: Pos,
 }

@@ -107,6 +107,11 @@ pub(super) fn plan_outputs(
                 &output.value.retention,
                 diags,
             ),
+            cell_count: output
+                .value
+                .cell_count
+                .as_ref()
+                .map(|column| (column.clone(), plan.min_cell)),
             pos: output.pos,
         });
     }

@@ -117,8 +117,13 @@ pub fn output_problems(lineage: &Lineage, output: &OutputPlan) -> Vec<String> {
         .iter()
         .filter(|(column, _)| !output.contains_personal_data.contains(column))
         .flat_map(|(column, taints)| {
-            // Pseudonyms are what the guard asks for.
-            taints.iter().filter(|t| !t.is_pseudonym()).map(move |taint| {
+            // Pseudonyms are what the guard asks for; a group of at least
+            // `min_cell` citizens singles none out by a quasi-identifier.
+            let grouped = |t: &&Taint| {
+                output.cell_count.is_some()
+                    && matches!(t.tag, Sensitivity::QuasiIdentifier | Sensitivity::Special)
+            };
+            taints.iter().filter(move |t| !t.is_pseudonym() && !grouped(t)).map(move |taint| {
                 format!(
                     "output `{}` would publish `{column}`, personal data ({}: {}) that it does not declare; it comes by {}. Pass it through pseudonym(), leave it out, or list it in the output's `contains_personal_data` with a `purpose`",
                     output.table,
@@ -129,6 +134,20 @@ pub fn output_problems(lineage: &Lineage, output: &OutputPlan) -> Vec<String> {
             })
         })
         .collect();
+    if let Some((count, _)) = &output.cell_count {
+        match columns.iter().find(|(column, _)| column == count) {
+            None => problems.push(format!(
+                "output `{}` has `cell_count: {count}`, which is not one of its columns",
+                output.table
+            )),
+            Some((_, taints)) if !taints.is_empty() => problems.push(format!(
+                "output `{}` has `cell_count: {count}`, which is computed from personal data ({}), not a count of citizens",
+                output.table,
+                taints[0].route()
+            )),
+            Some(_) => {}
+        }
+    }
     problems.extend(
         output
             .contains_personal_data

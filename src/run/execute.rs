@@ -452,15 +452,31 @@ async fn stage_outputs(
             true => &selection.replaced_runs,
             false => &no_runs,
         };
+        // With `cell_count`, the rows of groups under `min_cell` are left
+        // out as the output is written: how many is said.
+        let grouped = match &output.cell_count {
+            Some(_) => match ctx.table(output.table.as_str()).await {
+                Ok(table) => table.count().await.ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
         match stage_output(ctx, output, run_id, plan.full_refresh, replaced_runs).await {
             Ok(done) => {
+                let left_out = match (grouped, &output.cell_count) {
+                    (Some(all), Some((_, min_cell))) => format!(
+                        ", {} row(s) counting fewer than {min_cell} citizens left out",
+                        all.saturating_sub(done.rows)
+                    ),
+                    _ => String::new(),
+                };
                 out.finish(StepReport {
                     kind: StepKind::Output,
                     name: done.table.clone(),
                     rows: Some(done.rows),
                     elapsed: output_started.elapsed(),
                     detail: format!(
-                        "{} ({}{})",
+                        "{} ({}{}{left_out})",
                         done.published_path(),
                         match done.partitions {
                             0 => String::new(),

@@ -263,7 +263,15 @@ pub async fn stage_output(
         .await
         .map_err(read_error)?
         .into_unoptimized_plan();
-    let frame = DataFrame::new(state, plan);
+    let mut frame = DataFrame::new(state, plan);
+    if let Some((count, min_cell)) = &output.cell_count {
+        let count =
+            datafusion::prelude::Expr::Column(datafusion::common::Column::new_unqualified(count));
+        let min_cell = i64::try_from(*min_cell).unwrap_or(i64::MAX);
+        frame = frame
+            .filter(count.gt_eq(datafusion::prelude::lit(min_cell)))
+            .map_err(read_error)?;
+    }
     let parts = partitions(&frame, output).await?;
     let partitioned = !output.partition_by.is_empty();
     let mut staged = StagedOutput {

@@ -168,3 +168,74 @@ fn min_cell_below_the_sistan_minimum_is_refused() {
         describe(&out)
     );
 }
+
+/// Counts by postcode, a quasi-identifier: published only with
+/// `cell_count`, and then without the postcodes of fewer than `min_cell`
+/// citizens.
+#[test]
+fn counts_by_a_quasi_identifier_are_published_only_in_groups_of_min_cell_citizens() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    let mut csv = String::from("citizen_id,cap\n");
+    for id in 1..=15 {
+        csv.push_str(&format!(
+            "{id},{}\n",
+            if id <= 12 { "40121" } else { "40122" }
+        ));
+    }
+    std::fs::write(dir.path().join("in/people.csv"), csv).expect("csv");
+    std::fs::write(
+        dir.path().join("by_cap.sql"),
+        "SELECT cap, count(DISTINCT citizen_id) AS citizens FROM people GROUP BY cap ORDER BY cap",
+    )
+    .expect("sql");
+    let write = |output: &str| {
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            format!(
+                "name: caps\nsources:\n  people:\n    path: in/\n    format: {{ type: csv }}\n    tags: {{ cap: quasi_identifier }}\ntransforms:\n  - {{ name: by_cap, sql: by_cap.sql }}\noutputs:\n  - {{ table: by_cap, path: out/by_cap/{output} }}\n"
+            ),
+        )
+        .expect("pipeline");
+    };
+    let civica_in = |command: &str| {
+        civica_command(dir.path(), &[command, "pipeline.yaml"])
+            .output()
+            .expect("the civica binary runs")
+    };
+    // Without it, the postcode is refused like any quasi-identifier.
+    write("");
+    let out = civica_in("validate");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("would publish `cap`"),
+        "{}",
+        describe(&out)
+    );
+    write(", cell_count: cap_count");
+    let out = civica_in("validate");
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "output `by_cap` has `cell_count: cap_count`, which is not one of its columns"
+        ),
+        "{}",
+        describe(&out)
+    );
+    write(", cell_count: citizens");
+    let out = civica_in("run");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("1 row(s) counting fewer than 10 citizens left out"),
+        "{}",
+        describe(&out)
+    );
+    let rows = query(
+        &[("t", &dir.path().join("out/by_cap"))],
+        "SELECT CAST(cap AS VARCHAR), CAST(citizens AS BIGINT) FROM t",
+    );
+    assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+    assert_eq!(crate::common::strings(&rows[0], 0), ["40121"]);
+    assert_eq!(rows[0].column(1).as_primitive::<Int64Type>().value(0), 12);
+}

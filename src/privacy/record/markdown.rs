@@ -158,9 +158,15 @@ pub fn markdown(record: &Record, italian: bool) -> String {
                 ),
                 None => "no".to_string(),
             },
-            match r.contains_personal_data.is_empty() {
-                true => t("nessuno", "none").to_string(),
-                false => r.contains_personal_data.join(", "),
+            match (r.contains_personal_data.is_empty(), &r.cell_count) {
+                (true, None) => t("nessuno", "none").to_string(),
+                (true, Some(count)) => format!(
+                    "{} {} {} (`{count}`)",
+                    t("nessuno; righe di almeno", "none; rows of at least"),
+                    record.safeguards.min_cell,
+                    t("cittadini", "citizens")
+                ),
+                (false, _) => r.contains_personal_data.join(", "),
             },
             r.purpose.as_deref().unwrap_or("-")
         ));

@@ -118,6 +118,9 @@ pub struct Recipient {
     /// `id`), when it has one: the output is then pseudonymous personal
     /// data, one row per citizen.
     pub keyed_by: Option<String>,
+    /// With `cell_count`, the column counting each row's citizens: rows of
+    /// fewer than `min_cell` are left out.
+    pub cell_count: Option<String>,
 }
 
 /// How long something is kept.
@@ -265,6 +268,7 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
             contains_personal_data: o.contains_personal_data.clone(),
             purpose: o.purpose.clone(),
             keyed_by: keyed_by(&o.table),
+            cell_count: o.cell_count.as_ref().map(|(column, _)| column.clone()),
         })
         .collect();
     let period =
