@@ -12,6 +12,8 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod faults;
+pub mod functions;
+pub mod identity;
 pub mod pipeline;
 pub mod plan;
 pub mod privacy;

@@ -41,6 +41,18 @@ pub(super) fn print_validation_summary(prepared: &Prepared) {
     for step in &plan.steps {
         match step {
             Step::Sql(sql) => say!("  transform {:<22} {}", sql.name, sql.file),
+            Step::Identity(identity) => say!(
+                "  identity  {:<22} CRM records of `{}`, {} contact table(s), rules {}",
+                "identity_profiles",
+                identity.crm.table,
+                identity.touchpoints.len(),
+                identity
+                    .rules
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(" > ")
+            ),
             Step::Segment(seg) => say!(
                 "  segment   {:<22} {} k={} on {} feature(s) of `{}`",
                 seg.name,

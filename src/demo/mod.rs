@@ -415,7 +415,7 @@ mod tests {
             assert_eq!(f.len(), 15, "{line}");
             assert_eq!(f[0].parse::<u64>().unwrap(), 100_001 + i as u64);
             assert!(
-                crate::privacy::codice_fiscale::is_valid(f[1].as_bytes()),
+                crate::identity::codice_fiscale::is_valid(f[1].as_bytes()),
                 "{line}"
             );
             assert!(

@@ -14,7 +14,7 @@ use super::sampling::{
 };
 use super::site::{desktop_agent, household_isp, mobile_agent};
 use super::{DemoError, Sink, Window};
-use crate::privacy::codice_fiscale::{self, ascii_letters};
+use crate::identity::codice_fiscale::{self, ascii_letters};
 
 /// A planted citizen segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::check::CheckSpec;
+use super::identity::IdentitySpec;
 use super::output::OutputSpec;
 use super::privacy::{ControllerSpec, ErasureSpec, ProfilingSpec, RetentionSpec};
 use super::segment::SegmentSpec;
@@ -63,6 +64,8 @@ pub struct PipelineSpec {
     pub sources: Vec<(Located<String>, Located<SourceSpec>)>,
     /// `transforms`: SQL steps, each producing a table.
     pub transforms: Vec<Located<TransformSpec>>,
+    /// `identity`: one citizen across every touchpoint.
+    pub identity: Option<Located<IdentitySpec>>,
     /// `segment`: the clustering step.
     pub segment: Option<Located<SegmentSpec>>,
     /// `profiling`: the legal basis of the segment step, and whom it

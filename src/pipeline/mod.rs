@@ -4,6 +4,7 @@
 
 mod check;
 mod document;
+mod identity;
 pub mod log_pattern;
 mod output;
 mod privacy;
@@ -21,6 +22,7 @@ pub use check::{
     RangeCheck, RelationshipCheck, RowCountCheck, Severity, SqlCheck, UniqueCheck,
 };
 pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
+pub use identity::{IdentifierType, IdentitySpec, IdentityTableSpec};
 pub use output::{OutputMode, OutputSpec};
 pub use privacy::{
     ControllerSpec, ErasureSpec, LegalBasis, ProfilingSpec, RetentionSpec, Sensitivity,
@@ -109,7 +111,7 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 17] = [
     "name",
     "description",
     "runs",
@@ -118,6 +120,7 @@ const TOP_LEVEL_KEYS: [&str; 16] = [
     "resources",
     "sources",
     "transforms",
+    "identity",
     "segment",
     "profiling",
     "min_cell",
@@ -208,6 +211,7 @@ pub fn parse_spec(file: &str, text: &str) -> Result<PipelineSpec, Vec<Diagnostic
                     }
                 }
             }
+            "identity" => spec.identity = load_entry(file, value, "identity", &mut diags),
             "segment" => spec.segment = load_entry(file, value, "segment", &mut diags),
             "profiling" => spec.profiling = load_entry(file, value, "profiling", &mut diags),
             "erasure" => spec.erasure = load_entry(file, value, "erasure", &mut diags),

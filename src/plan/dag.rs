@@ -3,21 +3,25 @@
 
 use std::collections::BTreeMap;
 
-use super::{SegmentPlan, SqlStep, Step};
+use super::{IdentityPlan, SegmentPlan, SqlStep, Step};
 use crate::pipeline::{Diagnostic, PipelineSpec, Pos, backticked};
 use crate::sql::{SqlProblem, sql_diagnostic};
 
-/// Orders SQL steps and the segment step so that each comes after the
-/// tables it reads; reports unknown tables and cycles.
+/// Orders SQL steps, the identity step and the segment step so that each
+/// comes after the tables it reads; reports unknown tables and cycles.
 pub(super) fn order_steps(
     file: &str,
     sql_steps: Vec<SqlStep>,
+    identity: Option<IdentityPlan>,
     segment: Option<SegmentPlan>,
     tables: &BTreeMap<String, Pos>,
     spec: &PipelineSpec,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Step> {
     let mut steps: Vec<Step> = sql_steps.into_iter().map(Step::Sql).collect();
+    if let Some(identity) = identity {
+        steps.push(Step::Identity(Box::new(identity)));
+    }
     if let Some(seg) = segment {
         steps.push(Step::Segment(Box::new(seg)));
     }
@@ -53,6 +57,35 @@ pub(super) fn order_steps(
                             ),
                         };
                         diags.push(sql_diagnostic(&sql.file, &sql.sql, problem));
+                    }
+                }
+            }
+            Step::Identity(identity) => {
+                let named = std::iter::once(("crm", &identity.crm)).chain(
+                    identity
+                        .touchpoints
+                        .iter()
+                        .map(|(name, input)| (name.as_str(), input)),
+                );
+                for (name, input) in named {
+                    if let Some(&p) = producer.get(input.table.as_str()) {
+                        mine.push(p);
+                    } else if !tables.contains_key(&input.table) {
+                        valid[idx] = false;
+                        let at = if name == "crm" {
+                            "crm.table".to_string()
+                        } else {
+                            format!("touchpoints.{name}.table")
+                        };
+                        diags.push(Diagnostic::at(
+                            file,
+                            identity.located.pos_of(&at),
+                            format!(
+                                "`identity.{at}` names unknown table `{}` (known tables: {})",
+                                input.table,
+                                backticked(&known)
+                            ),
+                        ));
                     }
                 }
             }

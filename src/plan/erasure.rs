@@ -43,7 +43,7 @@ pub(super) fn plan_erasure(
             .iter()
             .filter_map(|step| match step {
                 Step::Segment(seg) => Some(seg.id.clone()),
-                Step::Sql(_) => None,
+                Step::Sql(_) | Step::Identity(_) => None,
             })
             .collect()
     });

@@ -5,6 +5,7 @@
 mod checks;
 mod dag;
 mod erasure;
+mod identity;
 mod locations;
 mod outputs;
 mod resources;
@@ -25,6 +26,7 @@ use crate::pipeline::{
 };
 
 pub use checks::{CheckPlan, CheckRule, FAILING_KEY};
+pub use identity::{IDENTITY_TABLES, IdentityInput, IdentityPlan};
 pub use resources::{ResourcesPlan, parse_size};
 pub use segment::{KPlan, ModelKind, ModelPlan, ProfilingPlan, SegmentPlan};
 
@@ -182,6 +184,8 @@ pub fn rejected_table_name(source: &str) -> String {
 pub enum Step {
     /// An SQL transform.
     Sql(SqlStep),
+    /// The identity step.
+    Identity(Box<IdentityPlan>),
     /// The segmentation step.
     Segment(Box<SegmentPlan>),
 }
@@ -211,6 +215,7 @@ impl Step {
     pub fn produces(&self) -> Vec<&str> {
         match self {
             Step::Sql(step) => vec![step.name.as_str()],
+            Step::Identity(_) => IDENTITY_TABLES.to_vec(),
             Step::Segment(seg) => vec![
                 seg.name.as_str(),
                 seg.profiles.as_str(),
@@ -309,13 +314,23 @@ pub fn build_plan(
     };
     let mut tables = Tables::new(&file);
     sources::plan_sources(spec, &base_dir, &mut tables, &mut plan, &mut diags);
+    let identity = identity::plan_identity(&file, spec, &mut tables, &mut diags);
     let sql_steps = steps::load_steps(spec, pipeline_dir, &mut tables, &mut plan, &mut diags);
     let segment = segment::plan_segment(&file, spec, &mut tables, &mut diags).map(|mut seg| {
         seg.min_cell = plan.min_cell;
         seg
     });
-    plan.steps = dag::order_steps(&file, sql_steps, segment, &tables.defined, spec, &mut diags);
+    plan.steps = dag::order_steps(
+        &file,
+        sql_steps,
+        identity,
+        segment,
+        &tables.defined,
+        spec,
+        &mut diags,
+    );
     plan.outputs = outputs::plan_outputs(spec, &plan, &base_dir, &tables, &mut diags);
+    identity::resolve_published(&mut plan);
     segment::resolve_model_path(&file, spec, &mut plan, &base_dir, &mut diags);
     plan.checks = checks::plan_checks(spec, &plan, pipeline_dir, &tables, &mut diags);
     plan.resources = resources::resolve_resources(&file, spec, opts, &base_dir, &mut diags);

@@ -125,7 +125,7 @@ pub(super) fn validate_command_line_vars(
     known.extend(check_files.iter().flat_map(|text| placeholder_names(text)));
     known.extend(plan.steps.iter().flat_map(|step| match step {
         Step::Sql(sql) => placeholder_names(&sql.sql.template),
-        Step::Segment(_) => Vec::new(),
+        Step::Segment(_) | Step::Identity(_) => Vec::new(),
     }));
     let settable: Vec<String> = known
         .iter()

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::codice_fiscale;
+use crate::identity::codice_fiscale;
 
 /// What kind of personal data a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,9 +81,7 @@ pub fn detect(value: &str) -> Option<PersonalKind> {
         Regex::new(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$").ok()
     });
     let value = value.trim();
-    let upper = value.to_ascii_uppercase();
-    let cf = upper.strip_prefix("TINIT-").unwrap_or(&upper);
-    if codice_fiscale::is_valid(cf.as_bytes()) {
+    if codice_fiscale::normalize(value).is_some_and(|cf| codice_fiscale::is_valid(cf.as_bytes())) {
         return Some(PersonalKind::CodiceFiscale);
     }
     if EMAIL.as_ref().is_some_and(|re| re.is_match(value)) {
@@ -95,7 +93,7 @@ pub fn detect(value: &str) -> Option<PersonalKind> {
     {
         return Some(PersonalKind::IpAddress);
     }
-    if is_iban(&upper) {
+    if is_iban(&value.to_ascii_uppercase()) {
         return Some(PersonalKind::Iban);
     }
     if is_italian_phone(value) {

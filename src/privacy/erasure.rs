@@ -14,7 +14,7 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
-use super::codice_fiscale;
+use crate::identity::codice_fiscale;
 use crate::sql::quote_ident;
 
 /// Why the erasure list cannot be used.
@@ -67,10 +67,10 @@ impl ErasureList {
                 continue;
             }
             let compact: String = entry.chars().filter(|c| !c.is_whitespace()).collect();
-            let upper = compact.to_ascii_uppercase();
-            let cf = upper.strip_prefix("TINIT-").unwrap_or(&upper);
-            if codice_fiscale::is_valid(cf.as_bytes()) {
-                list.codici.insert(cf.to_string());
+            if let Some(cf) = codice_fiscale::normalize(entry)
+                .filter(|cf| codice_fiscale::is_valid(cf.as_bytes()))
+            {
+                list.codici.insert(cf);
             } else if compact.len() == 32 && compact.bytes().all(|b| b.is_ascii_hexdigit()) {
                 list.pseudonyms.insert(compact.to_ascii_lowercase());
             } else {

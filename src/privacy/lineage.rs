@@ -5,6 +5,7 @@
 //!
 //! A column keeps the tags of every input column its expression reads,
 //! except through what clears them: `pseudonym()`, a comparison or test
+//! (`cf_is_valid` and `email_is_pec` among them)
 //! of an identifier or a contact (true or false names no one; of a
 //! special category or a quasi-identifier it still tells something, so
 //! those tags stay), and aggregates that count rows (`count`,
@@ -14,7 +15,9 @@
 //! (`avg(CAST(phone AS BIGINT))` is the phone number); summing the outcome
 //! of a test (`sum(CASE WHEN phone IS NULL THEN 1 ELSE 0 END)`) reads no
 //! tag, so it carries none. Group keys keep their tags: nothing in SQL
-//! proves that every group holds `min_cell` citizens.
+//! proves that every group holds `min_cell` citizens. What a codice
+//! fiscale encodes (`cf_birth_date`, `cf_sex`, `cf_comune`) is a
+//! quasi-identifier.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -329,6 +332,18 @@ impl Lineage {
                 .and_then(|i| input.get(i).cloned())
                 .unwrap_or_default(),
             Expr::ScalarFunction(f) if CLEARING_FUNCTIONS.contains(&f.name()) => Vec::new(),
+            Expr::ScalarFunction(f) if TESTS.contains(&f.name()) => {
+                self.of_predicate(expr, schema, input)
+            }
+            Expr::ScalarFunction(f) if DECODING.contains(&f.name()) => {
+                let mut taints = self.of_children(expr, schema, input);
+                for taint in &mut taints {
+                    if taint.tag != Sensitivity::Special {
+                        taint.tag = Sensitivity::QuasiIdentifier;
+                    }
+                }
+                taints
+            }
             Expr::AggregateFunction(f) if COUNTING.contains(&f.func.name()) => Vec::new(),
             Expr::WindowFunction(w) if COUNTING.contains(&w.fun.name()) => Vec::new(),
             Expr::BinaryExpr(b) if b.op.supports_propagation() || b.op.is_logic_operator() => {
@@ -386,6 +401,14 @@ const CLEARING_FUNCTIONS: &[&str] = &[
     "octet_length",
     "bit_length",
 ];
+
+/// Scalar functions that test a value (true or false, as a comparison).
+const TESTS: &[&str] = &["cf_is_valid", "email_is_pec"];
+
+/// Scalar functions that read from an identifier what it encodes: the
+/// birth date, sex and birthplace of a codice fiscale, each a
+/// quasi-identifier.
+const DECODING: &[&str] = &["cf_birth_date", "cf_sex", "cf_comune"];
 
 /// Aggregate and window functions whose result counts rows or ranks
 /// them, whatever the values: nothing of a value is left in it.
@@ -446,7 +469,16 @@ mod tests {
     use super::*;
 
     async fn lineage_of(sql: &str) -> Vec<(String, Vec<String>)> {
+        taints_of(sql)
+            .await
+            .iter()
+            .map(|(column, taints)| (column.clone(), taints.iter().map(Taint::route).collect()))
+            .collect()
+    }
+
+    async fn taints_of(sql: &str) -> ColumnTaints {
         let ctx = SessionContext::new();
+        crate::functions::register_functions(&ctx);
         let schema = Arc::new(Schema::new(vec![
             Field::new("citizen_id", DataType::Int64, false),
             Field::new("codice_fiscale", DataType::Utf8, true),
@@ -476,12 +508,40 @@ mod tests {
         crate::privacy::register_pseudonym(&ctx, Some(key));
         let plan = ctx.sql(sql).await.expect("plan").logical_plan().clone();
         lineage.record_step("out", &plan);
-        lineage
-            .table("out")
-            .expect("recorded")
+        lineage.table("out").expect("recorded").clone()
+    }
+
+    #[tokio::test]
+    async fn normalised_identifiers_keep_their_tags_tests_clear_them_and_decoding_gives_quasi_identifiers()
+     {
+        let found = taints_of(
+            "SELECT cf_normalize(codice_fiscale) AS cf, phone_normalize(phone, 'IT') AS p, \
+                    cf_is_valid(codice_fiscale) AS valid, email_is_pec(phone) AS pec, \
+                    cf_birth_date(codice_fiscale) AS born, cf_sex(codice_fiscale) AS sex, \
+                    cf_comune(codice_fiscale) AS comune \
+             FROM citizens",
+        )
+        .await;
+        let tags: Vec<(&str, Vec<Sensitivity>)> = found
             .iter()
-            .map(|(column, taints)| (column.clone(), taints.iter().map(Taint::route).collect()))
-            .collect()
+            .map(|(column, taints)| (column.as_str(), taints.iter().map(|t| t.tag).collect()))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("cf", vec![Sensitivity::Identifier]),
+                ("p", vec![Sensitivity::Contact]),
+                ("valid", vec![]),
+                ("pec", vec![]),
+                ("born", vec![Sensitivity::QuasiIdentifier]),
+                ("sex", vec![Sensitivity::QuasiIdentifier]),
+                ("comune", vec![Sensitivity::QuasiIdentifier]),
+            ]
+        );
+        assert_eq!(
+            found[4].1[0].route(),
+            "`citizens.codice_fiscale` → `out.born`"
+        );
     }
 
     #[tokio::test]

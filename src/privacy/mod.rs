@@ -1,10 +1,9 @@
 //! Privacy by design: keyed pseudonyms (`key.rs`, `pseudonym.rs`) and
 //! client addresses masked as logs are read (`ip.rs`), personal data
-//! recognised by its content (`detect.rs`, with `codice_fiscale.rs`). The
+//! recognised by its content (`detect.rs`, with `identity::codice_fiscale`). The
 //! pipeline says what is personal; this module makes it so before any step
 //! or output sees it.
 
-pub mod codice_fiscale;
 pub mod content;
 pub mod detect;
 pub mod erasure;

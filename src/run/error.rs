@@ -49,6 +49,13 @@ pub enum RunFailure {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// The identity step failed.
+    #[error("identity step failed: {source}")]
+    Identity {
+        /// What went wrong.
+        #[source]
+        source: crate::identity::IdentityError,
+    },
     /// The segment step failed.
     #[error("segment step `{step}` failed: {source}")]
     Segment {

@@ -16,6 +16,8 @@ pub enum StepKind {
     Source,
     /// An SQL transform.
     Transform,
+    /// The identity step.
+    Identity,
     /// The segment step.
     Segment,
     /// A line source's account of read and rejected lines.
@@ -32,6 +34,7 @@ impl StepKind {
         match self {
             StepKind::Source => "source",
             StepKind::Transform => "transform",
+            StepKind::Identity => "identity",
             StepKind::Segment => "segment",
             StepKind::Lines => "lines",
             StepKind::Checks => "checks",

@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 use super::error::RunFailure;
 use crate::check::{CheckResult, CheckStatus};
 use crate::pipeline::OnError;
-use crate::plan::{OutputPlan, Plan, SourcePlan, Step};
+use crate::plan::{IDENTITY_TABLES, OutputPlan, Plan, SourcePlan, Step};
 use crate::privacy::Lineage;
 use crate::privacy::content::tag_by_content;
 use crate::privacy::erasure::Erased;
@@ -40,6 +40,7 @@ pub(super) struct Run<'a> {
     pub selection: &'a Selection,
     pub lineage: &'a Lineage,
     pub erased: &'a Erased,
+    pub key: Option<&'a crate::privacy::PseudonymKey>,
 }
 
 /// Runs the steps of a prepared pipeline and publishes its outputs, stage
@@ -60,6 +61,7 @@ pub(super) async fn execute(
         selection,
         lineage,
         erased,
+        key,
     } = run;
     let started = Instant::now();
     let next_state = serialise_state(plan, selection)?;
@@ -70,7 +72,8 @@ pub(super) async fn execute(
     };
     let results = scratch_folder(plan, run_id).await?;
     let read = report_sources(&mut out, plan, sources);
-    let (segment, model_file) = run_steps(ctx, plan, &mut out, results.as_deref(), &read).await?;
+    let (segment, model_file) =
+        run_steps(ctx, plan, key, &mut out, results.as_deref(), &read).await?;
     journal.segment = segment;
     for (source, quarantine) in &read.quarantines {
         out.start(StepKind::Lines, &source.name);
@@ -242,6 +245,7 @@ type ModelFile = Option<(String, SavedModel)>;
 async fn run_steps(
     ctx: &SessionContext,
     plan: &Plan,
+    key: Option<&crate::privacy::PseudonymKey>,
     out: &mut Reporter<'_>,
     results: Option<&Path>,
     read: &SourcesRead<'_>,
@@ -283,6 +287,30 @@ async fn run_steps(
                     rows: Some(rows),
                     elapsed: step_started.elapsed(),
                     detail: sql.file.clone(),
+                }
+            }
+            Step::Identity(identity) => {
+                out.start(StepKind::Identity, IDENTITY_TABLES[0]);
+                let result = match key {
+                    Some(key) => crate::identity::resolve_identities(ctx, identity, key).await,
+                    None => Err(crate::identity::IdentityError::NoKey),
+                };
+                let result = result.map_err(|source| Box::new(RunFailure::Identity { source }))?;
+                let tables = [
+                    result.profiles,
+                    result.links,
+                    result.review,
+                    result.attribution,
+                ];
+                for (name, table) in IDENTITY_TABLES.iter().zip(tables) {
+                    replace_table(ctx, name, table)?;
+                }
+                StepReport {
+                    kind: StepKind::Identity,
+                    name: IDENTITY_TABLES[0].to_string(),
+                    rows: Some(result.records),
+                    elapsed: step_started.elapsed(),
+                    detail: result.summary,
                 }
             }
             Step::Segment(seg) => {

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod events;
 mod execute;
+mod identify;
 pub mod lock;
 pub mod manifest;
 mod prepare;
@@ -42,8 +43,8 @@ pub struct Prepared {
     pub recovery: Recovery,
     /// The pipeline's lock, held until the run ends.
     pub lock: Option<RunLock>,
-    /// The id of the pseudonym key the run has (never the key).
-    pub pseudonym_key_id: Option<String>,
+    /// The pseudonym key the run has.
+    pub pseudonym_key: Option<crate::privacy::PseudonymKey>,
     /// The tags of every table's columns, from the sources' through each
     /// step.
     pub lineage: crate::privacy::Lineage,
@@ -79,10 +80,11 @@ pub async fn run_prepared(
         selection,
         recovery,
         lock,
-        pseudonym_key_id,
+        pseudonym_key,
         lineage,
         erased,
     } = prepared;
+    let pseudonym_key_id = pseudonym_key.as_ref().map(|key| key.id().to_string());
     // Hashed before the run, so that the hash is of what ran.
     let pipeline_hash = manifest::content_hash(&plan);
     let inputs: Vec<(String, Vec<InputObject>)> = sources
@@ -98,6 +100,7 @@ pub async fn run_prepared(
             selection: &selection,
             lineage: &lineage,
             erased: &erased,
+            key: pseudonym_key.as_ref(),
         };
         execute::execute(run, sources, report, &mut journal).await
     } else {

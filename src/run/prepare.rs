@@ -15,6 +15,7 @@ use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::functions::register_functions;
 use crate::pipeline::{Diagnostic, display_path, load_spec};
 use crate::plan::{
     OutputPlan, Plan, PlanOptions, ResourcesPlan, SegmentPlan, SourcePlan, Step, build_plan,
@@ -22,7 +23,6 @@ use crate::plan::{
 use crate::privacy::Lineage;
 use crate::segment::{SegmentError, left_out_query, output_schemas, validate_segment_columns};
 use crate::sink::{Recovery, recover};
-use crate::source::functions::register_functions;
 use crate::source::{Listing, SourceStats, list_source, register_listing};
 use crate::storage::configure_store;
 use crate::transform::plan_step;
@@ -42,7 +42,7 @@ fn published_locations(plan: &Plan) -> Vec<String> {
     let mut folders: Vec<String> = plan.outputs.iter().map(|o| o.location.clone()).collect();
     folders.extend(plan.steps.iter().filter_map(|step| match step {
         Step::Segment(seg) => seg.model_path.clone(),
-        Step::Sql(_) => None,
+        Step::Sql(_) | Step::Identity(_) => None,
     }));
     folders.extend(
         plan.runs
@@ -192,7 +192,7 @@ pub async fn prepare(
         selection,
         recovery,
         lock,
-        pseudonym_key_id: key.map(|key| key.id().to_string()),
+        pseudonym_key: key,
         lineage,
         erased,
     })
@@ -419,6 +419,7 @@ async fn plan_steps(
                 .iter()
                 .any(|(name, _)| found.failed.contains(name)),
             Step::Segment(seg) => found.failed.contains(&seg.from),
+            Step::Identity(identity) => identity.reads().any(|t| found.failed.contains(t)),
         };
         let result = if reads_failed {
             Err(Vec::new())
@@ -442,6 +443,11 @@ async fn plan_steps(
                             }
                         })
                         .map_err(|diag| vec![diag])
+                }
+                Step::Identity(identity) => {
+                    super::identify::plan_identity(ctx, identity, &plan.file)
+                        .await
+                        .map(|_| super::identify::record_identity(identity, lineage))
                 }
                 Step::Segment(seg) => plan_segment(ctx, seg, &plan.file)
                     .await

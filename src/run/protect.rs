@@ -41,6 +41,18 @@ pub(super) fn load_pseudonym_key(
         }
     };
     if key.is_none() {
+        for step in &plan.steps {
+            if let crate::plan::Step::Identity(identity) = step {
+                found.invalid.push(Diagnostic::at(
+                    &plan.file,
+                    identity.located.pos,
+                    format!(
+                        "`identity` shows identifiers only as keyed pseudonyms: {}",
+                        KeyError::Missing
+                    ),
+                ));
+            }
+        }
         for source in plan.sources.iter().filter(|s| !s.pseudonymize.is_empty()) {
             found.invalid.push(Diagnostic::at(
                 &plan.file,

@@ -558,6 +558,7 @@ pub fn tables_from_incremental_sources(plan: &crate::plan::Plan) -> BTreeSet<Str
         let reads_one = match step {
             crate::plan::Step::Sql(sql) => sql.reads.iter().any(|(name, _)| tables.contains(name)),
             crate::plan::Step::Segment(seg) => tables.contains(&seg.from),
+            crate::plan::Step::Identity(identity) => identity.reads().any(|t| tables.contains(t)),
         };
         if reads_one {
             tables.extend(step.produces().into_iter().map(str::to_string));

@@ -9,8 +9,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use datafusion::common::DFSchema;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use object_store::ObjectStoreExt;
+use datafusion::prelude::SessionContext;
 
 use super::SegmentError;
 use super::disclosure::suppressed_cells;
@@ -20,7 +19,6 @@ use super::model::model_name;
 use super::quality::FitQuality;
 use crate::pipeline::backticked;
 use crate::plan::SegmentPlan;
-use crate::storage::{ensure_store, table_url};
 
 /// Checks the `from` table's columns against the segment settings, before any data is read.
 pub fn validate_segment_columns(plan: &SegmentPlan, schema: &DFSchema) -> Vec<SegmentError> {
@@ -194,19 +192,9 @@ pub(super) async fn migrations(
     let Some(folder) = &plan.published else {
         return Ok(empty);
     };
-    let folder = &crate::storage::layout::current_folder(ctx, folder).await?;
-    let store = ensure_store(ctx, folder)?;
-    let prefix = table_url(folder)?.prefix().clone();
-    let file = prefix.clone().join(crate::storage::layout::OUTPUT_FILE);
-    if store.head(&file).await.is_err() {
+    let Some(previous) = crate::storage::layout::read_published(ctx, folder).await? else {
         return Ok(empty);
-    }
-    let previous = ctx
-        .read_parquet(
-            format!("{}{}", folder, crate::storage::layout::OUTPUT_FILE),
-            ParquetReadOptions::default(),
-        )
-        .await?;
+    };
     let has = |name: &str| previous.schema().field_with_unqualified_name(name).is_ok();
     if !has(&plan.id) || !has("segment") {
         tracing::warn!(target: "civica::segment",

@@ -116,6 +116,31 @@ pub async fn current_folder(ctx: &SessionContext, location: &str) -> Result<Stri
     }
 }
 
+/// The table an unpartitioned output folder holds at its current
+/// version, or `None` when nothing was published there yet.
+pub async fn read_published(
+    ctx: &SessionContext,
+    folder: &str,
+) -> Result<Option<datafusion::prelude::DataFrame>, StorageError> {
+    let folder = current_folder(ctx, folder).await?;
+    let store = ensure_store(ctx, &folder)?;
+    let file = table_url(&folder)?.prefix().clone().join(OUTPUT_FILE);
+    if store.head(&file).await.is_err() {
+        return Ok(None);
+    }
+    let location = format!("{folder}{OUTPUT_FILE}");
+    ctx.read_parquet(
+        location.clone(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await
+    .map(Some)
+    .map_err(|err| StorageError::Read {
+        location,
+        source: Box::new(err),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ mod disclosure;
 mod erasure;
 mod guard;
 mod hostile;
+mod identity;
 mod incremental;
 mod operator;
 mod partitions;

@@ -182,7 +182,7 @@ pub struct Criterion {
 pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
     let segment = plan.steps.iter().find_map(|step| match step {
         Step::Segment(seg) => Some(seg),
-        Step::Sql(_) => None,
+        Step::Sql(_) | Step::Identity(_) => None,
     });
     let profiling = segment.and_then(|seg| seg.profiling.as_ref());
     let mut purposes = Vec::new();

@@ -1,0 +1,286 @@
+//! The identity step checked: its tables named and free, its rules, its
+//! blocklist compiled over civica's defaults, its phone region known.
+
+use regex::Regex;
+
+use super::Tables;
+use crate::pipeline::{
+    Diagnostic, IdentifierType, IdentitySpec, IdentityTableSpec, Located, PipelineSpec,
+};
+
+/// The tables the identity step makes, in the order it makes them.
+pub const IDENTITY_TABLES: [&str; 4] = [
+    "identity_profiles",
+    "identity_links",
+    "identity_review",
+    "touchpoint_attribution",
+];
+
+/// Values no one is known by, whatever the pipeline adds, as regular
+/// expressions over normalised values: load-test and placeholder codici
+/// fiscali of public PA code (`AAAAAA00A00A000A`, `LVTEST00A00…`), codes
+/// born in a Belfiore `Y…` place (none exists: fake test data), temporary
+/// codes of one repeated digit; numbered-in-sequence phones; mailboxes
+/// that reach no one or everyone (`noreply@`, `@example.com`).
+const DEFAULT_BLOCKLIST: &[(IdentifierType, &str)] = &[
+    (IdentifierType::Cf, "^AAAAAA"),
+    (IdentifierType::Cf, "^XXXXXX"),
+    (IdentifierType::Cf, "^LVTEST"),
+    (IdentifierType::Cf, "^.{11}Y.{4}$"),
+    (IdentifierType::Cf, "^(0{11}|1{11}|9{11})$"),
+    (
+        IdentifierType::Phone,
+        r"^\+39(0123456789|123456789|1234567890|3123456789)$",
+    ),
+    (
+        IdentifierType::Email,
+        "^(noreply|no-reply|no_reply|donotreply|do-not-reply|nomail|nessuna|nessuno|none|null|test|prova|x+)@",
+    ),
+    (
+        IdentifierType::Email,
+        r"@(example\.(com|org|net|it)|test\.(com|it)|invalid|localhost|nomail\.(com|it)|mailinator\.com)$",
+    ),
+];
+
+/// A table the identity step reads.
+#[derive(Debug, Clone)]
+pub struct IdentityInput {
+    /// The table.
+    pub table: String,
+    /// Its row id column.
+    pub id: String,
+    /// Its identifier columns, with their types.
+    pub identifiers: Vec<(String, IdentifierType)>,
+}
+
+/// The identity step, checked.
+#[derive(Debug, Clone)]
+pub struct IdentityPlan {
+    /// The CRM's citizen records.
+    pub crm: IdentityInput,
+    /// Contacts to attribute, by source name.
+    pub touchpoints: Vec<(String, IdentityInput)>,
+    /// Rules in the order they are tried.
+    pub rules: Vec<IdentifierType>,
+    /// Values no one is known by, per type (a SPID subject is a codice
+    /// fiscale and is checked against the `cf` list too).
+    pub blocklist: Vec<(IdentifierType, Regex)>,
+    /// Profiles above which a phone or e-mail is shared.
+    pub shared_above: usize,
+    /// The country of national phone numbers.
+    pub phone_region: phonenumber::country::Id,
+    /// The folder `identity_profiles` is published to, when it is: the
+    /// previous night's profiles, whose ids profiles without a codice
+    /// fiscale inherit.
+    pub published: Option<String>,
+    /// Where the section is written.
+    pub located: Located<()>,
+}
+
+impl IdentityPlan {
+    /// The tables it reads, the CRM first.
+    pub fn reads(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.crm.table.as_str())
+            .chain(self.touchpoints.iter().map(|(_, t)| t.table.as_str()))
+    }
+
+    /// Whether `value`, normalised as a `kind`, is on the blocklist.
+    pub fn is_blocked(&self, kind: IdentifierType, value: &str) -> bool {
+        let list_of = |k: IdentifierType| match k {
+            IdentifierType::Spid => IdentifierType::Cf,
+            other => other,
+        };
+        self.blocklist
+            .iter()
+            .any(|(k, re)| list_of(*k) == list_of(kind) && re.is_match(value))
+    }
+}
+
+/// The identity step, when the pipeline has one and its table names are
+/// free (with what else is wrong in it reported, so that the steps after
+/// it are still checked).
+pub(super) fn plan_identity(
+    file: &str,
+    spec: &PipelineSpec,
+    tables: &mut Tables,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<IdentityPlan> {
+    let section = spec.identity.as_ref()?;
+    let id = &section.value;
+    let mut free = true;
+    for name in IDENTITY_TABLES {
+        free &= tables.claim(name, section.pos, diags);
+    }
+    let crm = input(file, section, "crm", &id.crm, diags);
+    let touchpoints: Vec<(String, IdentityInput)> = id
+        .touchpoints
+        .iter()
+        .map(|(name, table)| {
+            let at = format!("touchpoints.{name}");
+            (name.clone(), input(file, section, &at, table, diags))
+        })
+        .collect();
+    let rules = id
+        .rules
+        .clone()
+        .unwrap_or_else(|| IdentifierType::ALL.to_vec());
+    check_rules(file, section, &rules, diags);
+    let blocklist = blocklist(file, section, id, diags);
+    let shared_above = match id.shared_above {
+        Some(0) => {
+            diags.push(Diagnostic::at(
+                file,
+                section.pos_of("shared_above"),
+                "`identity.shared_above` must be 1 or more: with 0 every phone and e-mail would be shared",
+            ));
+            1
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => 1,
+    };
+    let region_name = id.phone_region.as_deref().unwrap_or("IT");
+    let phone_region = match crate::identity::phone::region(region_name) {
+        Ok(region) => region,
+        Err(err) => {
+            diags.push(Diagnostic::at(
+                file,
+                section.pos_of("phone_region"),
+                format!("`identity.phone_region`: {err}"),
+            ));
+            phonenumber::country::Id::IT
+        }
+    };
+    free.then(|| IdentityPlan {
+        crm,
+        touchpoints,
+        rules,
+        blocklist,
+        shared_above,
+        phone_region,
+        published: None,
+        located: Located {
+            value: (),
+            pos: section.pos,
+            fields: section.fields.clone(),
+        },
+    })
+}
+
+/// Points the identity step at the folder `identity_profiles` is
+/// published to, when it is.
+pub(super) fn resolve_published(plan: &mut super::Plan) {
+    let published = plan
+        .outputs
+        .iter()
+        .find(|o| o.table == IDENTITY_TABLES[0])
+        .map(|o| o.location.clone());
+    for step in &mut plan.steps {
+        if let super::Step::Identity(identity) = step {
+            identity.published = published.clone();
+        }
+    }
+}
+
+/// One table of the section, with its identifier columns checked against
+/// the rules.
+fn input(
+    file: &str,
+    section: &Located<IdentitySpec>,
+    at: &str,
+    table: &IdentityTableSpec,
+    diags: &mut Vec<Diagnostic>,
+) -> IdentityInput {
+    if table.identifiers.is_empty() {
+        diags.push(Diagnostic::at(
+            file,
+            section.pos_of(&format!("{at}.identifiers")),
+            format!(
+                "`identity.{at}.identifiers` is empty: name at least one column and its type (cf, spid, phone, email)"
+            ),
+        ));
+    }
+    if table.identifiers.contains_key(&table.id) {
+        diags.push(Diagnostic::at(
+            file,
+            section.pos_of(&format!("{at}.id")),
+            format!(
+                "`identity.{at}.id` is `{}`, one of its identifiers: the id is shown in the identity tables, so it must be the table's own record id, not a personal identifier",
+                table.id
+            ),
+        ));
+    }
+    IdentityInput {
+        table: table.table.clone(),
+        id: table.id.clone(),
+        identifiers: table
+            .identifiers
+            .iter()
+            .map(|(column, kind)| (column.clone(), *kind))
+            .collect(),
+    }
+}
+
+fn check_rules(
+    file: &str,
+    section: &Located<IdentitySpec>,
+    rules: &[IdentifierType],
+    diags: &mut Vec<Diagnostic>,
+) {
+    if rules.is_empty() {
+        diags.push(Diagnostic::at(
+            file,
+            section.pos_of("rules"),
+            "`identity.rules` is empty: name the rules in the order to try them (cf, spid, phone, email)",
+        ));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        if rules[..i].contains(rule) {
+            diags.push(Diagnostic::at(
+                file,
+                section.pos_of(&format!("rules[{i}]")),
+                format!("`identity.rules` names `{}` twice", rule.name()),
+            ));
+        }
+    }
+}
+
+fn blocklist(
+    file: &str,
+    section: &Located<IdentitySpec>,
+    id: &IdentitySpec,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(IdentifierType, Regex)> {
+    let mut compiled: Vec<(IdentifierType, Regex)> = DEFAULT_BLOCKLIST
+        .iter()
+        .filter_map(|(kind, pattern)| Regex::new(pattern).ok().map(|re| (*kind, re)))
+        .collect();
+    for (kind, patterns) in &id.blocklist {
+        for (i, pattern) in patterns.iter().enumerate() {
+            match Regex::new(pattern) {
+                Ok(re) => compiled.push((*kind, re)),
+                Err(err) => diags.push(Diagnostic::at(
+                    file,
+                    section.pos_of(&format!("blocklist.{}[{i}]", kind.name())),
+                    format!(
+                        "`identity.blocklist.{}` has `{pattern}`, not a regular expression: {}",
+                        kind.name(),
+                        err.to_string().lines().last().unwrap_or_default().trim()
+                    ),
+                )),
+            }
+        }
+    }
+    compiled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_blocklist_pattern_compiles() {
+        for (kind, pattern) in DEFAULT_BLOCKLIST {
+            assert!(Regex::new(pattern).is_ok(), "{kind:?} {pattern}");
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Identity resolution: CRM records written as real exports write them
+//! (one person twice, an omocodic namesake, a test record, a family
+//! landline) linked into profiles, and calls, desk visits, e-mails and
+//! portal sessions attributed to them or left out with the reason; profile
+//! ids stable from one night to the next; no identifier in the clear in
+//! any output.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::{civica_command, describe, query, strings, written_values};
+
+const KEY: &str = "a-test-key-of-forty-characters-xxxxxxxxx";
+
+/// Citizen 2 is citizen 1 again, in lower case; citizen 3 is another Mario
+/// Rossi, with the omocodic code; 3 and 4 share a landline; 5 is a test
+/// record; 6 has no codice fiscale.
+const CRM: &str = "citizen_id;codice_fiscale;phone;email
+1;RSSMRA85T10A562S;+39 347 1234567;mario.rossi@posta.it
+2;rssmra85t10a562s;3471234567;
+3;RSSMRA85T10A56NH;051 1111111;
+4;BNCNNA90C45A944Y;051/1111111;anna.bianchi@posta.it
+5;AAAAAA00A00A000A;0000000000;test@example.com
+6;;333 9876543;luca@posta.it
+";
+
+const CALLS: &str = "call_id;caller_number
+c1;+39 347 123 4567
+c2;0039 051 1111111
+c3;anonymous
+c4;3339876543
+c5;0000000000
+c6;+39 320 0000001
+";
+
+const DESK: &str = "visit_id;codice_fiscale;phone
+d1;RSSMRA85T10A56NH;
+d2;AAAAAA00A00A000A;
+d3;;+39 333 987 6543
+d4;BNCNNA90C45A944Y;+39 347 1234567
+";
+
+const MAIL: &str = "message_id;sender
+m1; Anna.Bianchi@Posta.IT 
+m2;noreply@posta.it
+";
+
+const PORTAL: &str = "session_id;user
+s1;TINIT-BNCNNA90C45A944Y
+s2;tinit-lvtest00a00h501t
+";
+
+const PIPELINE: &str = r#"name: identity
+runs: out/_runs/
+sources:
+  citizens: { path: in/citizens.csv, format: { type: csv, delimiter: ";" } }
+  calls: { path: in/calls.csv, format: { type: csv, delimiter: ";" } }
+  desk: { path: in/desk.csv, format: { type: csv, delimiter: ";" } }
+  mail: { path: in/mail.csv, format: { type: csv, delimiter: ";" } }
+  portal: { path: in/portal.csv, format: { type: csv, delimiter: ";" } }
+identity:
+  crm:
+    table: citizens
+    id: citizen_id
+    identifiers: { codice_fiscale: cf, phone: phone, email: email }
+  touchpoints:
+    calls: { table: calls, id: call_id, identifiers: { caller_number: phone } }
+    desk: { table: desk, id: visit_id, identifiers: { codice_fiscale: cf, phone: phone } }
+    email: { table: mail, id: message_id, identifiers: { sender: email } }
+    portal: { table: portal, id: session_id, identifiers: { user: spid } }
+outputs:
+  - { table: identity_profiles, path: out/identity_profiles/ }
+  - { table: identity_links, path: out/identity_links/ }
+  - { table: identity_review, path: out/identity_review/ }
+  - { table: touchpoint_attribution, path: out/touchpoint_attribution/ }
+"#;
+
+fn write_pipeline(dir: &Path) {
+    std::fs::create_dir_all(dir.join("in")).expect("mkdir");
+    for (name, text) in [
+        ("citizens", CRM),
+        ("calls", CALLS),
+        ("desk", DESK),
+        ("mail", MAIL),
+        ("portal", PORTAL),
+    ] {
+        std::fs::write(dir.join(format!("in/{name}.csv")), text).expect("write csv");
+    }
+    std::fs::write(dir.join("pipeline.yaml"), PIPELINE).expect("write pipeline");
+}
+
+fn run(dir: &Path, ds: &str, key: Option<&str>) -> Output {
+    let mut command = civica_command(dir, &["run", "pipeline.yaml", "--var", &format!("ds={ds}")]);
+    if let Some(key) = key {
+        command.env("CIVICA_PSEUDONYM_KEY", key);
+    }
+    command.output().expect("the civica binary runs")
+}
+
+/// citizen_id → (profile_id, id_origin).
+fn profiles(dir: &Path) -> BTreeMap<String, (String, String)> {
+    let batches = query(
+        &[("p", &dir.join("out/identity_profiles"))],
+        "SELECT CAST(citizen_id AS VARCHAR), profile_id, id_origin FROM p",
+    );
+    let mut out = BTreeMap::new();
+    for batch in &batches {
+        let (ids, profiles, origins) = (strings(batch, 0), strings(batch, 1), strings(batch, 2));
+        for ((id, profile), origin) in ids.into_iter().zip(profiles).zip(origins) {
+            out.insert(id, (profile, origin));
+        }
+    }
+    out
+}
+
+/// (source, record_id) → profile_id, else the reason; with the rule.
+fn attribution(dir: &Path) -> BTreeMap<(String, String), (String, String)> {
+    let batches = query(
+        &[("t", &dir.join("out/touchpoint_attribution"))],
+        "SELECT source, record_id, COALESCE(profile_id, reason), COALESCE(rule, '-') FROM t",
+    );
+    let mut out = BTreeMap::new();
+    for batch in &batches {
+        let [source, record, whose, rule] = [0, 1, 2, 3].map(|i| strings(batch, i));
+        for (((source, record), whose), rule) in source.into_iter().zip(record).zip(whose).zip(rule)
+        {
+            out.insert((source, record), (whose, rule));
+        }
+    }
+    out
+}
+
+#[test]
+fn records_become_profiles_and_contacts_are_attributed_or_left_out_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pipeline(dir.path());
+    let output = run(dir.path(), "2026-11-21", Some(KEY));
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let key = civica::privacy::PseudonymKey::new(KEY.as_bytes(), "a test").expect("key");
+    let profiles = profiles(dir.path());
+    let profile = |citizen: &str| profiles[citizen].0.clone();
+    assert_eq!(profiles.len(), 6, "{profiles:?}");
+    // One person written twice is one profile, known by the pseudonym of
+    // the code; the omocodic namesake is another.
+    assert_eq!(profile("1"), profile("2"));
+    assert_eq!(profile("1"), key.pseudonym("cf", "RSSMRA85T10A562S"));
+    assert_ne!(profile("3"), profile("1"));
+    assert_eq!(profile("3"), key.pseudonym("cf", "RSSMRA85T10A56NH"));
+    // Every other record is a profile of its own: the landline shared by
+    // 3 and 4 links no one; the test record's code links no one.
+    let distinct: std::collections::BTreeSet<String> =
+        profiles.values().map(|(p, _)| p.clone()).collect();
+    assert_eq!(distinct.len(), 5);
+    assert_eq!(profiles["1"].1, "codice_fiscale");
+    assert_eq!(profiles["6"].1, "new");
+    assert_eq!(profiles["5"].1, "new");
+
+    let attributed = attribution(dir.path());
+    let to = |citizen: &str, rule: &str| (profile(citizen), rule.to_string());
+    let not = |reason: &str| (reason.to_string(), "-".to_string());
+    let expected: BTreeMap<(String, String), (String, String)> = [
+        (("calls", "c1"), to("1", "phone")),
+        (("calls", "c2"), not("shared")),
+        (("calls", "c3"), not("withheld")),
+        (("calls", "c4"), to("6", "phone")),
+        (("calls", "c5"), not("invalid")),
+        (("calls", "c6"), not("unknown")),
+        (("desk", "d1"), to("3", "cf")),
+        (("desk", "d2"), not("blocklisted")),
+        (("desk", "d3"), to("6", "phone")),
+        // The code's rule comes before the phone's.
+        (("desk", "d4"), to("4", "cf")),
+        (("email", "m1"), to("4", "email")),
+        (("email", "m2"), not("blocklisted")),
+        (("portal", "s1"), to("4", "spid")),
+        (("portal", "s2"), not("blocklisted")),
+    ]
+    .into_iter()
+    .map(|((s, r), v)| ((s.to_string(), r.to_string()), v))
+    .collect();
+    assert_eq!(attributed, expected);
+
+    // The link that joined 2 to 1, with its evidence as a pseudonym.
+    let links = query(
+        &[("l", &dir.path().join("out/identity_links"))],
+        "SELECT CAST(citizen_id AS VARCHAR), CAST(linked_to AS VARCHAR), rule, evidence FROM l",
+    );
+    let rows: Vec<Vec<String>> = (0..4).map(|i| strings(&links[0], i)).collect();
+    assert_eq!(rows[0], ["2"]);
+    assert_eq!(rows[1], ["1"]);
+    assert_eq!(rows[2], ["cf"]);
+    assert_eq!(
+        rows[3],
+        [format!("cf:{}", key.pseudonym("cf", "RSSMRA85T10A562S"))]
+    );
+
+    // No identifier in the clear anywhere in the outputs or the manifest.
+    let written = written_values(&dir.path().join("out"));
+    for clear in [
+        "RSSMRA85T10A562S",
+        "RSSMRA85T10A56NH",
+        "BNCNNA90C45A944Y",
+        "+393471234567",
+        "+390511111111",
+        "+393339876543",
+        "anna.bianchi@posta.it",
+        "mario.rossi@posta.it",
+    ] {
+        assert!(
+            !written.iter().any(|v| v.contains(clear)),
+            "`{clear}` is in an output"
+        );
+    }
+    let manifest = std::fs::read_dir(dir.path().join("out/_runs"))
+        .expect("runs")
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .expect("a manifest");
+    let text = std::fs::read_to_string(manifest.path()).expect("manifest");
+    assert!(
+        text.contains("6 records in 5 profiles (3 with a codice fiscale)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn profile_ids_stay_the_same_the_next_night() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pipeline(dir.path());
+    let first = run(dir.path(), "2026-11-21", Some(KEY));
+    assert!(first.status.success(), "{}", describe(&first));
+    let before = profiles(dir.path());
+    let second = run(dir.path(), "2026-11-22", Some(KEY));
+    assert!(second.status.success(), "{}", describe(&second));
+    let after = profiles(dir.path());
+    let ids = |p: &BTreeMap<String, (String, String)>| {
+        p.iter()
+            .map(|(c, (id, _))| (c.clone(), id.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&before), ids(&after));
+    // Without a code, the id is the one last night's profile had.
+    assert_eq!(after["6"].1, "inherited");
+    assert_eq!(after["1"].1, "codice_fiscale");
+}
+
+#[test]
+fn without_a_key_the_pipeline_is_refused_before_any_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pipeline(dir.path());
+    let output = run(dir.path(), "2026-11-21", None);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`identity` shows identifiers only as keyed pseudonyms")
+            && stderr.contains("CIVICA_PSEUDONYM_KEY"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out/identity_profiles").exists());
+}
+
+#[test]
+fn mistakes_in_the_section_name_where_they_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pipeline(dir.path());
+    let validate = |pipeline: String| {
+        std::fs::write(dir.path().join("pipeline.yaml"), pipeline).expect("write");
+        let output = civica_command(dir.path(), &["validate", "pipeline.yaml"])
+            .env("CIVICA_PSEUDONYM_KEY", KEY)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = validate(
+        PIPELINE
+            .replace("    table: citizens\n", "    table: citizen\n")
+            .replace(
+                "  touchpoints:\n",
+                "  phone_region: Italia\n  touchpoints:\n",
+            ),
+    );
+    assert!(
+        stderr.contains("pipeline.yaml:14:17: `identity.phone_region`: unknown region `Italia`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pipeline.yaml:11:12: `identity.crm.table` names unknown table `citizen`"),
+        "{stderr}"
+    );
+    let stderr = validate(PIPELINE.replace("{ caller_number: phone }", "{ caller: phone }"));
+    assert!(
+        stderr.contains(
+            "`identity.touchpoints.calls.identifiers.caller`: `calls` has no column `caller` (columns: `call_id`, `caller_number`)"
+        ),
+        "{stderr}"
+    );
+}
