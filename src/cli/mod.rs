@@ -239,11 +239,13 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
             })?;
             if !quiet {
                 say!(
-                    "demo lake written to {}: {} citizens, {} service requests, {} calls, {} web log lines, {} files, {}",
+                    "demo lake written to {}: {} citizens, {} service requests, {} calls, {} desk visits, {} e-mails, {} web log lines, {} files, {}",
                     args.out.display(),
                     summary.citizens,
                     summary.service_requests,
                     summary.calls,
+                    summary.desk_visits,
+                    summary.emails,
                     summary.web_lines,
                     summary.files,
                     human_bytes(summary.bytes)

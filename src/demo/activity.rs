@@ -1,4 +1,4 @@
-//! Day-by-day activity of the demo lake: plans every citizen's web sessions, calls and service requests one day at a time, writes the call-center and CRM request exports, and hands each day's sessions to the web-log writers.
+//! Day-by-day activity of the demo lake: plans every citizen's web sessions, calls and service requests one day at a time, writes the call-center and CRM request exports, the desk and e-mail exports of the requests opened there (`contacts.rs`) with the truth of whose each contact is, and hands each day's sessions to the web-log writers.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use super::clock::{
     DAY, date_string, local_to_utc, push_decimal_comma, push_iso, push_italian, push_num, push_pad,
     utc_to_local, weekday,
 };
+use super::contacts;
 use super::population::{
     CALLS_DAY, HourWeights, Profile, Segment, Totals, push_phone, stranger_number,
 };
@@ -58,6 +59,8 @@ struct CallPlan {
     slow: bool,
     /// Whether the number is the one in the CRM.
     listed: bool,
+    /// The citizen calling, when one is.
+    citizen: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -247,6 +250,7 @@ fn plan_citizen(
                 seed: r.next_u64(),
                 slow: false,
                 listed: p.phone != 0,
+                citizen: Some(index),
             });
         }
     }
@@ -281,6 +285,7 @@ fn plan_citizen(
             seed: r.next_u64(),
             slow: p.segment == Segment::AnzianiTelefono,
             listed: p.phone != 0,
+            citizen: Some(index),
         });
     }
 
@@ -351,6 +356,7 @@ fn add_background_calls(window: &Window, day: i64, calls: &mut Vec<CallPlan>) {
             seed: r.next_u64(),
             slow: false,
             listed: false,
+            citizen: None,
         });
     }
 }
@@ -482,6 +488,8 @@ struct WebJob {
 pub(crate) struct ActivityStats {
     pub(crate) requests: u64,
     pub(crate) calls: u64,
+    pub(crate) desk_visits: u64,
+    pub(crate) emails: u64,
     pub(crate) web_lines: u64,
     pub(crate) files: u64,
     pub(crate) bytes: u64,
@@ -500,6 +508,11 @@ fn plan_days(
         false,
     )?;
     requests.write_line(REQUESTS_HEADER.as_bytes())?;
+    let mut touchpoints = Sink::create(&window.out.join("truth/touchpoints.csv"), false)?;
+    touchpoints.write_line(b"source,record_id,person_id")?;
+    let mut truth_buf = Vec::with_capacity(1 << 12);
+    let crm_codes: std::collections::HashSet<[u8; 16]> = profiles.iter().map(|p| p.cf).collect();
+    let (mut visit_id, mut message_id) = (1u64, 1u64);
     let window_end = local_to_utc((window.last_day + 1) * DAY);
     let mut carried: Vec<(i64, CallPlan)> = Vec::new();
     let mut plan = DayPlan::default();
@@ -544,6 +557,12 @@ fn plan_days(
         sink.write_line(CALLS_HEADER.as_bytes())?;
         for c in &plan.calls {
             push_call(&mut buf, call_id, c);
+            push_truth(
+                &mut truth_buf,
+                "calls",
+                call_id,
+                c.citizen.filter(|_| c.listed),
+            );
             call_id += 1;
             if buf.len() >= 1 << 15 {
                 sink.write_all(&buf)?;
@@ -570,6 +589,24 @@ fn plan_days(
         buf.clear();
         stats.requests += plan.requests.len() as u64;
 
+        // The desk's appointments and the e-mails of the day's requests
+        // opened there, with visitors and senders the CRM does not know.
+        let contacts = write_contacts(
+            window,
+            profiles,
+            day,
+            &plan.requests,
+            &crm_codes,
+            (&mut visit_id, &mut message_id),
+            &mut truth_buf,
+        )?;
+        stats.desk_visits += contacts.desk_visits;
+        stats.emails += contacts.emails;
+        stats.files += contacts.files;
+        stats.bytes += contacts.bytes;
+        touchpoints.write_all(&truth_buf)?;
+        truth_buf.clear();
+
         let job = WebJob {
             day,
             sessions: std::mem::take(&mut plan.sessions),
@@ -581,7 +618,111 @@ fn plan_days(
         }
     }
     stats.bytes += requests.finish()?;
-    stats.files += 1;
+    stats.bytes += touchpoints.finish()?;
+    stats.files += 2;
+    Ok(stats)
+}
+
+/// `source,record_id,person_id` of one contact; the person is empty when
+/// what the contact holds can tell no one.
+fn push_truth(buf: &mut Vec<u8>, source: &str, id: u64, citizen: Option<u32>) {
+    buf.extend_from_slice(source.as_bytes());
+    buf.push(b',');
+    push_num(buf, id);
+    buf.push(b',');
+    if let Some(citizen) = citizen {
+        push_num(buf, 100_001 + u64::from(citizen));
+    }
+    buf.push(b'\n');
+}
+
+/// Writes one day's desk and e-mail exports, and their truth into `truth`.
+fn write_contacts(
+    window: &Window,
+    profiles: &[Profile],
+    day: i64,
+    requests: &[RequestPlan],
+    crm_codes: &std::collections::HashSet<[u8; 16]>,
+    (visit_id, message_id): (&mut u64, &mut u64),
+    truth: &mut Vec<u8>,
+) -> Result<ActivityStats, DemoError> {
+    let mut stats = ActivityStats::default();
+    let date = date_string(day);
+    let mut desk = Sink::create(
+        &window
+            .out
+            .join(format!("raw/sportello/appointments_{date}.csv")),
+        false,
+    )?;
+    let mut mail = Sink::create(
+        &window.out.join(format!("raw/email/messages_{date}.csv")),
+        false,
+    )?;
+    desk.write_line(contacts::DESK_HEADER.as_bytes())?;
+    mail.write_line(contacts::EMAIL_HEADER.as_bytes())?;
+    let (mut desk_buf, mut mail_buf) = (Vec::new(), Vec::new());
+    let service_of = |q: &RequestPlan| SERVICES[usize::from(q.service) % SERVICES.len()];
+    for q in requests {
+        let p = &profiles[q.citizen as usize];
+        let local = utc_to_local(q.opened);
+        match q.channel {
+            0 => {
+                let known =
+                    contacts::push_visit(&mut desk_buf, *visit_id, local, service_of(q), p, q.seed);
+                push_truth(truth, "desk", *visit_id, known.then_some(q.citizen));
+                *visit_id += 1;
+                stats.desk_visits += 1;
+            }
+            2 => {
+                let known = contacts::push_message(
+                    &mut mail_buf,
+                    *message_id,
+                    local,
+                    service_of(q),
+                    p,
+                    q.seed,
+                );
+                push_truth(truth, "email", *message_id, known.then_some(q.citizen));
+                *message_id += 1;
+                stats.emails += 1;
+            }
+            _ => {}
+        }
+    }
+    // About one visitor in ten lives elsewhere; one message in ten is from
+    // a professional or a bounce.
+    let mut r = rng(&[window.seed, stream::DAY_CONTACTS, day as u64]);
+    let strangers = [
+        poisson(&mut r, 0.1 * stats.desk_visits as f64),
+        poisson(&mut r, 0.1 * stats.emails as f64),
+    ];
+    for _ in 0..strangers[0] {
+        let local = utc_to_local(at_slot(&mut r, day, &OFFICE_SLOTS));
+        let service = SERVICES[below(&mut r, SERVICES.len() as u64) as usize];
+        contacts::push_walk_in(
+            &mut desk_buf,
+            *visit_id,
+            local,
+            service,
+            r.next_u64(),
+            crm_codes,
+        );
+        push_truth(truth, "desk", *visit_id, None);
+        *visit_id += 1;
+        stats.desk_visits += 1;
+    }
+    for _ in 0..strangers[1] {
+        let local = utc_to_local(at_slot(&mut r, day, &CALLS_DAY));
+        let service = SERVICES[below(&mut r, SERVICES.len() as u64) as usize];
+        contacts::push_stranger_message(&mut mail_buf, *message_id, local, service, r.next_u64());
+        push_truth(truth, "email", *message_id, None);
+        *message_id += 1;
+        stats.emails += 1;
+    }
+    desk.write_all(&desk_buf)?;
+    mail.write_all(&mail_buf)?;
+    stats.bytes += desk.finish()? + mail.finish()?;
+    stats.files += 2;
     Ok(stats)
 }
 
@@ -652,6 +793,8 @@ pub(crate) fn write_activity(
         let planned = planned?;
         total.requests = planned.requests;
         total.calls = planned.calls;
+        total.desk_visits = planned.desk_visits;
+        total.emails = planned.emails;
         total.files += planned.files;
         total.bytes += planned.bytes;
         Ok(total)

@@ -10,7 +10,11 @@
 //! - `raw/crm/citizens/citizens.csv` and `raw/crm/service_requests/service_requests.csv` (`;`-separated)
 //! - `raw/callcenter/calls_YYYY-MM-DD.csv`, one per day (`;`-separated, Italian number and date formats)
 //! - `raw/weblogs/access_YYYY-MM-DD.log.gz`, one per day (Apache Combined Log Format, Europe/Rome time)
-//! - `truth/segments.csv` (`citizen_id,segment`)
+//! - `raw/sportello/appointments_YYYY-MM-DD.csv` and `raw/email/messages_YYYY-MM-DD.csv`, one per day: the desk's
+//!   appointments and the e-mail contact log of the requests opened there (`;`-separated)
+//! - `truth/segments.csv` (`citizen_id,segment`), `truth/crm_records.csv` (`citizen_id,person_id`: records of
+//!   one person share a `person_id`) and `truth/touchpoints.csv` (`source,record_id,person_id`: whose each call,
+//!   desk visit and e-mail is, empty where what it holds can tell no one)
 //!
 //! Generation streams: citizens are drawn once and kept as compact profiles, with Poisson totals of each kind of
 //! event for the whole window (the segment's 90-day rate scaled to the window). Activity is planned one day at a
@@ -20,6 +24,7 @@
 
 mod activity;
 mod clock;
+mod contacts;
 
 mod names;
 mod population;
@@ -59,6 +64,10 @@ pub struct DemoSummary {
     pub service_requests: u64,
     /// Rows across all call-center exports.
     pub calls: u64,
+    /// Rows across all desk (sportello) exports.
+    pub desk_visits: u64,
+    /// Rows across all e-mail contact logs.
+    pub emails: u64,
     /// Lines across all web logs.
     pub web_lines: u64,
     /// Files written.
@@ -222,14 +231,17 @@ pub fn write_demo_lake(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let window = validate(opts)?;
     let profiles = population::write_population(&window, opts.citizens)?;
     let citizens_bytes = file_len(&window.out.join("raw/crm/citizens/citizens.csv"))?
-        + file_len(&window.out.join("truth/segments.csv"))?;
+        + file_len(&window.out.join("truth/segments.csv"))?
+        + file_len(&window.out.join("truth/crm_records.csv"))?;
     let activity = activity::write_activity(&window, &profiles)?;
     Ok(DemoSummary {
         citizens: opts.citizens,
         service_requests: activity.requests,
         calls: activity.calls,
+        desk_visits: activity.desk_visits,
+        emails: activity.emails,
         web_lines: activity.web_lines,
-        files: activity.files + 2,
+        files: activity.files + 3,
         bytes: activity.bytes + citizens_bytes,
     })
 }
@@ -375,7 +387,15 @@ mod tests {
         let (ta, tb, tc) = (read_tree(&a.0), read_tree(&b.0), read_tree(&c.0));
         assert_eq!(ta, tb);
         assert_eq!(ta.keys().collect::<Vec<_>>(), tc.keys().collect::<Vec<_>>());
-        for (path, bytes) in &ta {
+        // A day's desk or e-mail export of 60 citizens may hold only its
+        // header, whatever the seed; and each CRM record is its own person
+        // whatever the seed.
+        let header_only = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count() == 1;
+        let same_for_every_seed = |path: &Path| path == Path::new("truth/crm_records.csv");
+        for (path, bytes) in ta
+            .iter()
+            .filter(|(p, b)| !header_only(b) && !same_for_every_seed(p))
+        {
             assert_ne!(
                 bytes,
                 &tc[path],
@@ -392,7 +412,7 @@ mod tests {
         let days = 9;
         let summary = write_demo_lake(&options(&dir.0, 300, days, 42, end())).unwrap();
         let tree = read_tree(&dir.0);
-        assert_eq!(summary.files, 3 + 2 * u64::from(days));
+        assert_eq!(summary.files, 5 + 4 * u64::from(days));
         assert_eq!(tree.len() as u64, summary.files);
         assert_eq!(
             summary.bytes,
@@ -662,6 +682,124 @@ mod tests {
         let before =
             gunzip(&std::fs::read(dir.0.join("raw/weblogs/access_2026-10-24.log.gz")).unwrap());
         assert!(before.lines().all(|l| l.contains(" +0200]")));
+    }
+
+    /// Every call, desk visit and e-mail whose truth names a citizen holds
+    /// an identifier the CRM has for that citizen, and every other holds
+    /// none of any citizen's: the truth is what the files can tell.
+    #[test]
+    fn contact_exports_agree_with_their_truth() {
+        use crate::identity::{codice_fiscale, email, phone};
+        let dir = TempDir::new("contacts");
+        let days = 20;
+        let summary = write_demo_lake(&options(&dir.0, 400, days, 5, end())).unwrap();
+        let tree = read_tree(&dir.0);
+        assert!(
+            summary.desk_visits > 20 && summary.emails > 20,
+            "{summary:?}"
+        );
+        let it = phone::region("IT").unwrap();
+        // What the CRM knows of each citizen, normalised.
+        let mut known: HashMap<String, Vec<String>> = HashMap::new();
+        for line in text(&tree, "raw/crm/citizens/citizens.csv").lines().skip(1) {
+            let f: Vec<&str> = line.split(';').collect();
+            let mut add = |id: String| known.entry(id).or_default().push(f[0].to_string());
+            add(format!("cf:{}", f[1]));
+            if let Some(e) = email::normalize(f[8]) {
+                add(format!("email:{e}"));
+            }
+            if let Some(p) = phone::normalize(f[9], it) {
+                add(format!("phone:{p}"));
+            }
+        }
+        let records = text(&tree, "truth/crm_records.csv");
+        assert_eq!(records.lines().next(), Some("citizen_id,person_id"));
+        assert_eq!(records.lines().count(), 401);
+        // Each contact's identifiers, normalised, by (source, id).
+        let mut held: HashMap<(String, String), Vec<String>> = HashMap::new();
+        let mut rows = |folder: &str, source: &str, header: &str, keys: &[(usize, &str)]| {
+            let mut n = 0;
+            for (path, bytes) in tree.iter().filter(|(p, _)| p.starts_with(folder)) {
+                let text = String::from_utf8(bytes.clone()).unwrap();
+                let mut lines = text.lines();
+                assert_eq!(lines.next(), Some(header), "{}", path.display());
+                for line in lines {
+                    n += 1;
+                    let f: Vec<&str> = line.split(';').collect();
+                    let ids = keys
+                        .iter()
+                        .filter_map(|(i, kind)| {
+                            let v = match *kind {
+                                "cf" => codice_fiscale::normalize(f[*i])
+                                    .filter(|c| codice_fiscale::is_valid(c.as_bytes())),
+                                "phone" => phone::normalize(f[*i], it),
+                                _ => email::normalize(f[*i]),
+                            };
+                            v.map(|v| format!("{kind}:{v}"))
+                        })
+                        .collect();
+                    held.insert((source.to_string(), f[0].to_string()), ids);
+                }
+            }
+            n
+        };
+        let calls = rows(
+            "raw/callcenter",
+            "calls",
+            activity::CALLS_HEADER,
+            &[(1, "phone")],
+        );
+        let desk = rows(
+            "raw/sportello",
+            "desk",
+            contacts::DESK_HEADER,
+            &[(1, "cf"), (2, "phone")],
+        );
+        let mail = rows(
+            "raw/email",
+            "email",
+            contacts::EMAIL_HEADER,
+            &[(1, "email")],
+        );
+        assert_eq!(
+            (calls, desk, mail),
+            (
+                summary.calls as usize,
+                summary.desk_visits as usize,
+                summary.emails as usize
+            )
+        );
+        let truth = text(&tree, "truth/touchpoints.csv");
+        let mut lines = truth.lines();
+        assert_eq!(lines.next(), Some("source,record_id,person_id"));
+        let mut seen = 0;
+        let mut attributable = HashMap::new();
+        for line in lines {
+            let f: Vec<&str> = line.split(',').collect();
+            let ids = &held[&(f[0].to_string(), f[1].to_string())];
+            let owners: HashSet<&String> = ids
+                .iter()
+                .filter_map(|id| known.get(id))
+                .flatten()
+                .collect();
+            if f[2].is_empty() {
+                assert!(owners.is_empty(), "{line}: {ids:?}");
+            } else {
+                assert!(owners.contains(&f[2].to_string()), "{line}: {ids:?}");
+                *attributable.entry(f[0]).or_insert(0) += 1;
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, calls + desk + mail);
+        // Most contacts can be told, not all.
+        for source in ["calls", "desk", "email"] {
+            let n = attributable.get(source).copied().unwrap_or(0);
+            let total = [calls, desk, mail][["calls", "desk", "email"]
+                .iter()
+                .position(|s| *s == source)
+                .unwrap()];
+            assert!(n * 10 > total * 5 && n < total, "{source}: {n} of {total}");
+        }
     }
 
     #[test]

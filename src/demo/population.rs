@@ -270,6 +270,8 @@ pub(crate) struct Totals {
 /// What the activity generator needs to know about a citizen, kept compact so a million fit comfortably.
 pub(crate) struct Profile {
     pub(crate) cf: [u8; 16],
+    /// The e-mail address in the CRM, when it has one.
+    pub(crate) email: Option<Box<str>>,
     /// The phone in the CRM as international digits (`39…`), 0 when the CRM has none.
     pub(crate) phone: u64,
     /// The number the citizen actually calls from.
@@ -534,6 +536,7 @@ fn draw_citizen(
 
     Profile {
         cf,
+        email: email.map(String::into_boxed_str),
         phone,
         line,
         net,
@@ -555,8 +558,10 @@ pub(crate) const CITIZENS_HEADER: &str = "citizen_id;codice_fiscale;first_name;l
 pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Profile>, DemoError> {
     let mut crm = Sink::create(&window.out.join("raw/crm/citizens/citizens.csv"), false)?;
     let mut truth = Sink::create(&window.out.join("truth/segments.csv"), false)?;
+    let mut records = Sink::create(&window.out.join("truth/crm_records.csv"), false)?;
     crm.write_line(CITIZENS_HEADER.as_bytes())?;
     truth.write_line(b"citizen_id,segment")?;
+    records.write_line(b"citizen_id,person_id")?;
     let mut profiles = Vec::with_capacity(usize::try_from(citizens).unwrap_or(0));
     let mut seen = HashSet::with_capacity(usize::try_from(citizens).unwrap_or(0));
     let mut row = Vec::with_capacity(256);
@@ -569,10 +574,17 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
         row.push(b',');
         row.extend_from_slice(p.segment.planted().name.as_bytes());
         truth.write_line(&row)?;
+        // One record per person: the person is the citizen.
+        row.clear();
+        push_num(&mut row, 100_001 + index);
+        row.push(b',');
+        push_num(&mut row, 100_001 + index);
+        records.write_line(&row)?;
         profiles.push(p);
     }
     crm.finish()?;
     truth.finish()?;
+    records.finish()?;
     Ok(profiles)
 }
 

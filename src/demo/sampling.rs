@@ -14,6 +14,8 @@ pub(crate) mod stream {
     pub(crate) const CITIZEN_DAY: u64 = 0xDA71;
     /// Calls from outside the CRM on one day.
     pub(crate) const DAY_CALLS: u64 = 0xCA11;
+    /// Desk visitors and e-mail senders outside the CRM on one day.
+    pub(crate) const DAY_CONTACTS: u64 = 0xC047;
     /// Web traffic linked to no citizen on one day.
     pub(crate) const DAY_WEB: u64 = 0x00EB;
     /// The permutation that hands out phone numbers.
