@@ -260,15 +260,16 @@ fn the_record_names_the_controller_the_law_pseudonymised_columns_and_per_citizen
     assert!(keyed.contains(&("citizen_features", &serde_json::json!("citizen_id"))));
     assert!(keyed.contains(&("segments", &serde_json::json!("citizen_id"))));
     assert!(keyed.contains(&("segment_profiles", &serde_json::Value::Null)));
-    // What the pipeline now says is no longer asked for; transfers and
-    // vulnerable people still are.
+    // What the pipeline now says is no longer asked for; transfers,
+    // vulnerable people, special categories behind services and the use
+    // of the segments still are.
     let asked: Vec<&str> = json["to_complete"]
         .as_array()
         .expect("to_complete")
         .iter()
         .filter_map(|t| t["what"].as_str())
         .collect();
-    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked.len(), 4, "{asked:?}");
     assert!(asked.iter().any(|a| a.contains("in the EU")), "{asked:?}");
     let vulnerable = &json["dpia_criteria"][6];
     assert_eq!(vulnerable["number"], 7);

@@ -157,6 +157,12 @@ pub struct Safeguards {
     pub local_files_it: &'static str,
 }
 
+/// DPIA criterion 4 (WP248).
+const SENSITIVE: [&str; 2] = [
+    "sensitive data or data of a highly personal nature",
+    "dati sensibili o di natura estremamente personale",
+];
+
 /// A DPIA criterion.
 #[derive(Debug, Clone, Serialize)]
 pub struct Criterion {
@@ -411,16 +417,15 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
                 None => both("no segment step", "nessuna segmentazione"),
             },
         ),
-        crit(
+        to_assess(
             2,
             [
                 "automated decision-making with legal or similar significant effect",
                 "decisioni automatizzate con effetti giuridici o analoghi",
             ],
-            false,
             both(
-                "segments inform the planning of services; civica takes no decision about a citizen",
-                "i segmenti orientano la programmazione dei servizi; civica non prende decisioni su un cittadino",
+                "civica takes no decision about a citizen; whether its segments feed one (whom to contact, what to offer) depends on how they are used: assess",
+                "civica non prende decisioni su un cittadino; se i suoi segmenti ne alimentano una (chi contattare, cosa offrire) dipende dall'uso che se ne fa: valutare",
             ),
         ),
         crit(
@@ -451,24 +456,25 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
                 ],
             },
         ),
-        crit(
-            4,
-            [
-                "sensitive data or data of a highly personal nature",
-                "dati sensibili o di natura estremamente personale",
-            ],
-            special,
-            match special {
-                true => both(
+        match special {
+            true => crit(
+                4,
+                SENSITIVE,
+                true,
+                both(
                     "a column is tagged `special`",
                     "una colonna è marcata `special`",
                 ),
-                false => both(
-                    "no column is tagged `special`",
-                    "nessuna colonna è marcata `special`",
+            ),
+            false => to_assess(
+                4,
+                SENSITIVE,
+                both(
+                    "no column is tagged `special`, but the services asked for, call queues or pages visited (social services, health) may reveal special categories: assess",
+                    "nessuna colonna è marcata `special`, ma i servizi richiesti, le code del call center o le pagine visitate (servizi sociali, salute) possono rivelare categorie particolari: valutare",
                 ),
-            },
-        ),
+            ),
+        },
         crit(
             5,
             [
@@ -524,16 +530,15 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
                 "k-means e SQL sono tecniche consolidate",
             ),
         ),
-        crit(
+        to_assess(
             9,
             [
                 "processing that prevents data subjects from exercising a right or using a service",
                 "trattamenti che impediscono di esercitare un diritto o di avvalersi di un servizio",
             ],
-            false,
             both(
-                "outputs do not gate access to any service",
-                "gli output non condizionano l'accesso ad alcun servizio",
+                "civica's outputs gate no service by themselves; whether they are used to do so depends on their use: assess",
+                "gli output di civica non condizionano da soli l'accesso ad alcun servizio; se vi sono usati dipende dall'uso che se ne fa: valutare",
             ),
         ),
     ];
@@ -586,6 +591,16 @@ pub fn record(plan: &Plan, lineage: &Lineage) -> Record {
         true,
         "whether the citizens include vulnerable people (DPIA criterion 7)",
         "se tra i cittadini vi sono persone vulnerabili (criterio 7 della DPIA)",
+    );
+    ask(
+        true,
+        "whether the segments feed decisions about citizens or gate a service (DPIA criteria 2 and 9)",
+        "se i segmenti alimentano decisioni sui cittadini o condizionano l'accesso a un servizio (criteri 2 e 9 della DPIA)",
+    );
+    ask(
+        !special,
+        "whether the services, queues or pages the sources name reveal special categories (DPIA criterion 4)",
+        "se i servizi, le code o le pagine nominati nelle fonti rivelano categorie particolari (criterio 4 della DPIA)",
     );
     Record {
         pipeline: plan.name.clone(),
