@@ -428,6 +428,7 @@ mod tests {
         assert_eq!(lines.next(), Some(population::CITIZENS_HEADER));
         let mut by_cf = HashMap::new();
         let mut phones = HashSet::new();
+        let mut mailboxes = HashSet::new();
         let mut rows = 0;
         let mut objected = 0;
         for (i, line) in lines.enumerate() {
@@ -461,6 +462,10 @@ mod tests {
             assert!(
                 f[8].is_empty() || (f[8].contains('@') && f[8].is_ascii()),
                 "{line}"
+            );
+            assert!(
+                f[8].is_empty() || mailboxes.insert(f[8].to_string()),
+                "an address of two citizens in {line}"
             );
             if !f[9].is_empty() {
                 assert!(

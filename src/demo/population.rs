@@ -352,6 +352,26 @@ fn email(rng: &mut DemoRng, first: &str, last: &str, birth_year: i64, age: i64) 
     format!("{local}@{domain}")
 }
 
+/// The address made a mailbox of its own, as a provider hands them out:
+/// a second `mario.rossi@gmail.com` gets `mario.rossi2@gmail.com`. The
+/// names lists are short, so at a million citizens two in five addresses
+/// would otherwise be someone else's too. No draw is taken, so every
+/// other value is what it was.
+fn own_mailbox(address: String, taken: &mut HashSet<String>) -> String {
+    if taken.insert(address.clone()) {
+        return address;
+    }
+    let (local, domain) = address.split_once('@').unwrap_or((&address, ""));
+    let mut n = 2;
+    loop {
+        let candidate = format!("{local}{n}@{domain}");
+        if taken.insert(candidate.clone()) {
+            return candidate;
+        }
+        n += 1;
+    }
+}
+
 fn count(rng: &mut DemoRng, mean: f64) -> u16 {
     poisson(rng, mean).min(u32::from(u16::MAX)) as u16
 }
@@ -362,6 +382,7 @@ fn draw_citizen(
     index: u64,
     window: &Window,
     seen: &mut HashSet<[u8; 16]>,
+    mailboxes: &mut HashSet<String>,
     row: &mut Vec<u8>,
 ) -> Profile {
     let mut r = rng(&[seed, stream::CITIZEN, index]);
@@ -419,7 +440,8 @@ fn draw_citizen(
 
     let spid = chance(&mut r, spec.spid);
     let email_missing = spec.email_missing + if age >= 75 { 0.15 } else { 0.0 };
-    let email = (!chance(&mut r, email_missing)).then(|| email(&mut r, first, last, by, age));
+    let email = (!chance(&mut r, email_missing))
+        .then(|| own_mailbox(email(&mut r, first, last, by, age), mailboxes));
     // About 5% overall; the call center records the numbers of those who call often.
     let phone = if chance(&mut r, spec.phone_missing) {
         0
@@ -564,10 +586,18 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
     records.write_line(b"citizen_id,person_id")?;
     let mut profiles = Vec::with_capacity(usize::try_from(citizens).unwrap_or(0));
     let mut seen = HashSet::with_capacity(usize::try_from(citizens).unwrap_or(0));
+    let mut mailboxes = HashSet::with_capacity(usize::try_from(citizens).unwrap_or(0));
     let mut row = Vec::with_capacity(256);
     for index in 0..citizens {
         row.clear();
-        let p = draw_citizen(window.seed, index, window, &mut seen, &mut row);
+        let p = draw_citizen(
+            window.seed,
+            index,
+            window,
+            &mut seen,
+            &mut mailboxes,
+            &mut row,
+        );
         crm.write_line(&row)?;
         row.clear();
         push_num(&mut row, 100_001 + index);
@@ -612,6 +642,28 @@ mod tests {
             assert_eq!(s.channels.len(), 4);
             assert!(s.web_services.iter().sum::<u32>() > 0);
         }
+    }
+
+    #[test]
+    fn a_taken_address_gets_a_mailbox_of_its_own() {
+        let mut taken = HashSet::new();
+        let got: Vec<String> = [
+            "mario.rossi@gmail.com",
+            "mario.rossi@gmail.com",
+            "mario.rossi@gmail.com",
+            "anna@libero.it",
+        ]
+        .map(|a| own_mailbox(a.to_string(), &mut taken))
+        .to_vec();
+        assert_eq!(
+            got,
+            [
+                "mario.rossi@gmail.com",
+                "mario.rossi2@gmail.com",
+                "mario.rossi3@gmail.com",
+                "anna@libero.it"
+            ]
+        );
     }
 
     #[test]
