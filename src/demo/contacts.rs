@@ -89,11 +89,7 @@ pub(crate) fn push_visit(
         push_national(buf, p.line);
         known |= p.phone != 0;
     }
-    buf.push(b';');
-    push_iso(buf, local);
-    buf.push(b';');
-    buf.extend_from_slice(service.as_bytes());
-    buf.push(b'\n');
+    push_when_and_service(buf, local, service);
     known
 }
 
@@ -134,11 +130,9 @@ pub(crate) fn push_walk_in(
         };
         buf.extend_from_slice(&cf);
     }
-    buf.extend_from_slice(b";;");
-    push_iso(buf, local);
+    // No phone.
     buf.push(b';');
-    buf.extend_from_slice(service.as_bytes());
-    buf.push(b'\n');
+    push_when_and_service(buf, local, service);
 }
 
 /// Appends one e-mail row (`id`, the citizen's request); returns whether
@@ -188,11 +182,7 @@ pub(crate) fn push_message(
             false
         }
     };
-    buf.push(b';');
-    push_iso(buf, local);
-    buf.push(b';');
-    buf.extend_from_slice(service.as_bytes());
-    buf.push(b'\n');
+    push_when_and_service(buf, local, service);
     known
 }
 
@@ -218,6 +208,11 @@ pub(crate) fn push_stranger_message(
         ),
         _ => buf.extend_from_slice(b"noreply@notifiche.example.com"),
     }
+    push_when_and_service(buf, local, service);
+}
+
+/// Ends a row: `;<local time>;<service>` and its newline.
+fn push_when_and_service(buf: &mut Vec<u8>, local: i64, service: &str) {
     buf.push(b';');
     push_iso(buf, local);
     buf.push(b';');
