@@ -61,22 +61,12 @@ pub(super) fn order_steps(
                 }
             }
             Step::Identity(identity) => {
-                let named = std::iter::once(("crm", &identity.crm)).chain(
-                    identity
-                        .touchpoints
-                        .iter()
-                        .map(|(name, input)| (name.as_str(), input)),
-                );
-                for (name, input) in named {
+                for (at, input) in identity.inputs() {
                     if let Some(&p) = producer.get(input.table.as_str()) {
                         mine.push(p);
                     } else if !tables.contains_key(&input.table) {
                         valid[idx] = false;
-                        let at = if name == "crm" {
-                            "crm.table".to_string()
-                        } else {
-                            format!("touchpoints.{name}.table")
-                        };
+                        let at = format!("{at}.table");
                         diags.push(Diagnostic::at(
                             file,
                             identity.located.pos_of(&at),

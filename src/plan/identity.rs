@@ -80,8 +80,17 @@ pub struct IdentityPlan {
 impl IdentityPlan {
     /// The tables it reads, the CRM first.
     pub fn reads(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.crm.table.as_str())
-            .chain(self.touchpoints.iter().map(|(_, t)| t.table.as_str()))
+        self.inputs().map(|(_, input)| input.table.as_str())
+    }
+
+    /// Each table it reads, the CRM first, with where the section names it
+    /// (`crm`, `touchpoints.calls`).
+    pub fn inputs(&self) -> impl Iterator<Item = (String, &IdentityInput)> {
+        std::iter::once(("crm".to_string(), &self.crm)).chain(
+            self.touchpoints
+                .iter()
+                .map(|(name, input)| (format!("touchpoints.{name}"), input)),
+        )
     }
 
     /// Whether `value`, normalised as a `kind`, is on the blocklist.

@@ -22,13 +22,7 @@ pub(super) async fn plan_identity(
 ) -> Result<DataType, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let mut id_type = DataType::Utf8;
-    let named = std::iter::once(("crm".to_string(), &identity.crm)).chain(
-        identity
-            .touchpoints
-            .iter()
-            .map(|(name, input)| (format!("touchpoints.{name}"), input)),
-    );
-    for (at, input) in named {
+    for (at, input) in identity.inputs() {
         let frame = match ctx.table(input.table.as_str()).await {
             Ok(frame) => frame,
             Err(err) => {
