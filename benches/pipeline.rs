@@ -9,6 +9,15 @@ use civica::plan::PlanOptions;
 use civica::run::{prepare, run_prepared};
 
 fn quickstart(c: &mut Criterion) {
+    // The quickstart's identity step needs a pseudonym key. SAFETY: set
+    // before the bench starts any thread (the runtime comes after).
+    unsafe {
+        std::env::remove_var(civica::privacy::KEY_FILE_ENV);
+        std::env::set_var(
+            civica::privacy::KEY_ENV,
+            "a-bench-key-of-forty-characters-xxxxxxxx",
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let pipeline =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/citizen_segments.yaml");

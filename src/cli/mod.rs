@@ -250,6 +250,10 @@ pub fn execute(cli: Cli) -> Result<(), Error> {
                     summary.files,
                     human_bytes(summary.bytes)
                 );
+                say!(
+                    "its pseudonym key: CIVICA_PSEUDONYM_KEY_FILE={}",
+                    summary.key_file.display()
+                );
             }
             Ok(())
         }

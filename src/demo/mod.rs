@@ -15,6 +15,8 @@
 //! - `truth/segments.csv` (`citizen_id,segment`), `truth/crm_records.csv` (`citizen_id,person_id`: records of
 //!   one person share a `person_id`) and `truth/touchpoints.csv` (`source,record_id,person_id`: whose each call,
 //!   desk visit and e-mail is, empty where what it holds can tell no one)
+//! - `_demo/pseudonym.key`: a random pseudonym key for this lake (made once, readable by its owner only,
+//!   kept when the lake is written again), for `CIVICA_PSEUDONYM_KEY_FILE`
 //!
 //! Generation streams: citizens are drawn once and kept as compact profiles, with Poisson totals of each kind of
 //! event for the whole window (the segment's 90-day rate scaled to the window). Activity is planned one day at a
@@ -56,7 +58,7 @@ pub struct DemoOptions {
 }
 
 /// What was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DemoSummary {
     /// Rows in the citizens export.
     pub citizens: u64,
@@ -74,6 +76,8 @@ pub struct DemoSummary {
     pub files: u64,
     /// Bytes on disk across all files (web logs compressed).
     pub bytes: u64,
+    /// The lake's pseudonym key file.
+    pub key_file: PathBuf,
 }
 
 /// Why the demo lake could not be written.
@@ -234,6 +238,7 @@ pub fn write_demo_lake(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         + file_len(&window.out.join("truth/segments.csv"))?
         + file_len(&window.out.join("truth/crm_records.csv"))?;
     let activity = activity::write_activity(&window, &profiles)?;
+    let key_file = write_key(&window.out)?;
     Ok(DemoSummary {
         citizens: opts.citizens,
         service_requests: activity.requests,
@@ -243,7 +248,46 @@ pub fn write_demo_lake(opts: &DemoOptions) -> Result<DemoSummary, DemoError> {
         web_lines: activity.web_lines,
         files: activity.files + 3,
         bytes: activity.bytes + citizens_bytes,
+        key_file,
     })
+}
+
+/// Where a demo lake keeps its pseudonym key, under its folder.
+pub const DEMO_KEY_FILE: &str = "_demo/pseudonym.key";
+
+/// The lake's pseudonym key file: 32 random bytes from the system, as 64
+/// hex digits, readable and writable by its owner only. A key already
+/// there is kept, so that a lake written again for the next day keeps its
+/// pseudonyms and profile ids. It is a demo's key, not derived from the
+/// seed: pseudonyms of real data need a key of their own (README,
+/// "Personal data").
+fn write_key(out: &Path) -> Result<PathBuf, DemoError> {
+    use rand::RngCore;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = out.join(DEMO_KEY_FILE);
+    if path.exists() {
+        return Ok(path);
+    }
+    let io = |source| DemoError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(io)?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(hex.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .map_err(io)?;
+    Ok(path)
 }
 
 fn file_len(path: &Path) -> Result<u64, DemoError> {
@@ -302,6 +346,7 @@ mod tests {
         }
     }
 
+    /// Every file of the lake but its key, which is random.
     fn read_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut out = BTreeMap::new();
         let mut stack = vec![root.to_path_buf()];
@@ -312,7 +357,9 @@ mod tests {
                     stack.push(path);
                 } else {
                     let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                    out.insert(rel, std::fs::read(&path).unwrap());
+                    if rel != Path::new(DEMO_KEY_FILE) {
+                        out.insert(rel, std::fs::read(&path).unwrap());
+                    }
                 }
             }
         }
@@ -383,7 +430,13 @@ mod tests {
         let sa = write_demo_lake(&options(&a.0, 60, 4, 7, end())).unwrap();
         let sb = write_demo_lake(&options(&b.0, 60, 4, 7, end())).unwrap();
         let sc = write_demo_lake(&options(&c.0, 60, 4, 8, end())).unwrap();
-        assert_eq!(sa, sb);
+        let same_but_key = |x: &DemoSummary, y: &DemoSummary| {
+            DemoSummary {
+                key_file: y.key_file.clone(),
+                ..x.clone()
+            } == *y
+        };
+        assert!(same_but_key(&sa, &sb));
         let (ta, tb, tc) = (read_tree(&a.0), read_tree(&b.0), read_tree(&c.0));
         assert_eq!(ta, tb);
         assert_eq!(ta.keys().collect::<Vec<_>>(), tc.keys().collect::<Vec<_>>());
@@ -403,7 +456,31 @@ mod tests {
                 path.display()
             );
         }
-        assert_ne!(sa, sc);
+        assert!(!same_but_key(&sa, &sc));
+    }
+
+    #[test]
+    fn the_lake_has_a_random_owner_only_key_kept_when_written_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let (a, b) = (TempDir::new("key-a"), TempDir::new("key-b"));
+        let summary = write_demo_lake(&options(&a.0, 20, 1, 7, end())).unwrap();
+        write_demo_lake(&options(&b.0, 20, 1, 7, end())).unwrap();
+        assert_eq!(summary.key_file, a.0.join(DEMO_KEY_FILE));
+        let key = std::fs::read_to_string(&summary.key_file).unwrap();
+        let mode = std::fs::metadata(&summary.key_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(key.trim_end().len(), 64);
+        assert!(crate::privacy::PseudonymKey::from_file(&summary.key_file).is_ok());
+        assert_ne!(
+            key,
+            std::fs::read_to_string(b.0.join(DEMO_KEY_FILE)).unwrap()
+        );
+        // The next day's lake keeps it: pseudonyms and profile ids stay.
+        write_demo_lake(&options(&a.0, 20, 1, 7, end() + chrono::Days::new(1))).unwrap();
+        assert_eq!(key, std::fs::read_to_string(&summary.key_file).unwrap());
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod record;
 
 pub use detect::{PersonalKind, detect, detect_in_text, redact_text, redact_value};
 pub use ip::{mask_address, mask_addresses_in};
-pub use key::{KeyError, PseudonymKey};
+pub use key::{KEY_ENV, KEY_FILE_ENV, KeyError, PseudonymKey};
 pub use lineage::{ColumnTaints, Lineage, Taint, Why};
 pub use pseudonym::{
     PseudonymizeError, pseudonymize_table, register_pseudonym, register_unusable_pseudonym,

@@ -100,9 +100,27 @@ pub fn run_quickstart(lake: &Path) -> Output {
         .expect("the civica binary runs")
 }
 
+/// The pseudonym key the tests' quickstart runs use: its identity step
+/// shows identifiers only as keyed pseudonyms.
+pub const QUICKSTART_KEY: &str = "a-quickstart-test-key-of-forty-characters";
+
+/// `civica ARGS` in `dir` with the quickstart's test key.
+pub fn keyed_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = civica_command(dir, args);
+    command.env("CIVICA_PSEUDONYM_KEY", QUICKSTART_KEY);
+    command
+}
+
+/// `civica ARGS` in `dir` with the quickstart's test key, run.
+pub fn keyed(dir: &Path, args: &[&str]) -> Output {
+    keyed_command(dir, args)
+        .output()
+        .expect("the civica binary runs")
+}
+
 /// `civica COMMAND pipelines/citizen_segments.yaml` on the lake at `lake` (a path or URL).
 pub fn quickstart_command(lake: &str, command: &str) -> Command {
-    civica_command(
+    keyed_command(
         &root(),
         &[
             command,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{DS, civica_command, describe, manifests, root, write_demo, written_values};
+use crate::common::{DS, describe, keyed_command, manifests, root, write_demo, written_values};
 
 /// The quickstart with an erasure list, a history of its segments
 /// (appended each run) and the CRM's quarantine kept (appended), in
@@ -92,7 +92,7 @@ pub fn assert_erased(lake: &Path, id: &str, cf: &str) {
 }
 
 fn run(dir: &Path, pipeline: &Path, lake: &Path) {
-    let out = civica_command(
+    let out = keyed_command(
         dir,
         &[
             "run",
@@ -187,7 +187,7 @@ fn an_unreadable_or_malformed_erasure_list_stops_the_run() {
         format!("lake={}", lake.display()),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = civica_command(dir.path(), &args).output().expect("runs");
+    let out = keyed_command(dir.path(), &args).output().expect("runs");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("the erasure list `"),
@@ -200,7 +200,7 @@ fn an_unreadable_or_malformed_erasure_list_stops_the_run() {
         "RSSMRA85T10A562S\nRSSMRA85T10A562X\n",
     )
     .expect("list");
-    let out = civica_command(dir.path(), &args).output().expect("runs");
+    let out = keyed_command(dir.path(), &args).output().expect("runs");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 2 of the erasure list"), "{stderr}");

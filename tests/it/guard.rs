@@ -215,7 +215,7 @@ fn the_quickstart_validates_and_a_copy_selecting_the_codice_fiscale_does_not() {
     write_demo(&lake, 200, 3, 7);
     copy_quickstart(dir.path());
     let validate = || {
-        civica_command(
+        crate::common::keyed_command(
             dir.path(),
             &[
                 "validate",

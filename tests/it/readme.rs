@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{DS, civica, civica_command, describe, root, write_demo};
+use crate::common::{DS, civica_command, describe, root, write_demo};
 
 /// The blocks of a kind (`yaml`, `sh`) in the README, with their line.
 fn readme_blocks(kind: &str) -> Vec<(usize, String)> {
@@ -28,11 +28,12 @@ fn readme_blocks(kind: &str) -> Vec<(usize, String)> {
     blocks
 }
 
-/// The quickstart without its segment step, and what refers to it (checks
-/// of its tables, `profiling`).
+/// The quickstart without its identity and segment steps, and what refers
+/// to them (checks of its tables, `profiling`), for a snippet that
+/// replaces its transforms.
 fn without_segment(pipeline: &mut Value) {
     let map = pipeline.as_object_mut().expect("map");
-    for section in ["segment", "checks", "profiling"] {
+    for section in ["identity", "segment", "checks", "profiling"] {
         map.remove(section);
     }
 }
@@ -152,7 +153,7 @@ fn every_reader_one_liner_in_the_readme_runs_as_pasted() {
         root().join("pipelines/citizen_segments.yaml"),
         partition_example(dir.path()),
     ] {
-        let out = civica(
+        let out = crate::common::keyed(
             dir.path(),
             &[
                 "run",

@@ -6,8 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    DS, civica_command, describe, objected_citizens, quickstart_command, read_parquet, write_demo,
-    written_values,
+    DS, describe, objected_citizens, quickstart_command, read_parquet, write_demo, written_values,
 };
 
 const ACCESS_KEY: &str = "civica-test";
@@ -733,7 +732,7 @@ fn an_erased_citizen_leaves_every_version_kept_in_a_bucket() {
     let pipeline = write_erasure_pipeline(dir.path());
     let (id, cf) = plant_citizen(&lake);
     let run = || {
-        let command = civica_command(
+        let command = crate::common::keyed_command(
             dir.path(),
             &[
                 "run",
