@@ -78,10 +78,11 @@ pub fn normalize(value: &str, region: country::Id) -> Option<String> {
             rest.split(['@', ';']).next().unwrap_or("")
         });
     let mut digits = String::with_capacity(text.len() + 1);
-    for (i, c) in text.trim().chars().enumerate() {
+    for c in text.trim().chars() {
         match c {
             '0'..='9' => digits.push(c),
-            '+' if i == 0 => digits.push(c),
+            // Before any digit: `+39 …`, `(+39) …`.
+            '+' if digits.is_empty() => digits.push(c),
             ' ' | '.' | '-' | '/' | '(' | ')' => {}
             _ => return None,
         }
@@ -123,6 +124,7 @@ mod tests {
         let cases: &[(&str, Option<&str>)] = &[
             // One Bologna landline, written six ways: the 0 stays.
             ("+39 051 123 4567", Some("+390511234567")),
+            ("(+39) 051 1234567", Some("+390511234567")),
             ("0039 051 1234567", Some("+390511234567")),
             ("00390511234567", Some("+390511234567")),
             ("051/1234567", Some("+390511234567")),
