@@ -216,7 +216,7 @@ fn the_record_names_the_controller_the_law_pseudonymised_columns_and_per_citizen
         + "controller:\n  name: Comune di Esempio\n  dpo: rpd@comune.esempio.it\n  recipients: [ufficio per la transizione al digitale]\n";
     std::fs::write(&pipeline, yaml).expect("pipeline");
     let lake = small_lake().display().to_string();
-    let out = crate::common::civica_command(
+    let out = crate::common::keyed_command(
         dir.path(),
         &[
             "privacy-record",
@@ -228,10 +228,6 @@ fn the_record_names_the_controller_the_law_pseudonymised_columns_and_per_citizen
             "--var",
             &format!("ds={DS}"),
         ],
-    )
-    .env(
-        "CIVICA_PSEUDONYM_KEY",
-        "a-record-test-key-of-forty-characters-x",
     )
     .output()
     .expect("the civica binary runs");

@@ -37,13 +37,9 @@ fn write_guarded(dir: &Path, source: &str, steps: &[(&str, &str)], outputs: &str
 }
 
 fn civica_in(dir: &Path, command: &str) -> Output {
-    civica_command(
+    crate::common::keyed_command(
         dir,
         &[command, "pipeline.yaml", "--var", &format!("ds={DS}")],
-    )
-    .env(
-        "CIVICA_PSEUDONYM_KEY",
-        "a-guard-test-key-of-forty-characters-xx",
     )
     .output()
     .expect("the civica binary runs")

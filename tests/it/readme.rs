@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{DS, civica_command, describe, root, write_demo};
+use crate::common::{DS, describe, root, write_demo};
 
 /// The blocks of a kind (`yaml`, `sh`) in the README, with their line.
 fn readme_blocks(kind: &str) -> Vec<(usize, String)> {
@@ -116,7 +116,7 @@ fn every_pipeline_snippet_in_the_readme_validates() {
         // JSON is YAML.
         std::fs::write(&file, pipeline.to_string()).expect("pipeline");
         // A snippet with pseudonyms needs a key, as the README says.
-        let out = civica_command(
+        let out = crate::common::keyed(
             dir.path(),
             &[
                 "validate",
@@ -126,13 +126,7 @@ fn every_pipeline_snippet_in_the_readme_validates() {
                 "--var",
                 &format!("ds={DS}"),
             ],
-        )
-        .env(
-            "CIVICA_PSEUDONYM_KEY",
-            "a-readme-test-key-of-forty-characters-x",
-        )
-        .output()
-        .expect("the civica binary runs");
+        );
         assert!(
             out.status.success(),
             "README.md:{line}: the snippet does not validate:\n{text}\n{}",
