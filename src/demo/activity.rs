@@ -12,7 +12,7 @@ use super::clock::{
 };
 use super::contacts;
 use super::population::{
-    CALLS_DAY, HourWeights, Profile, Segment, Totals, push_phone, stranger_number,
+    CALLS_DAY, HourWeights, Profile, Segment, Totals, push_phone, push_withheld, stranger_number,
 };
 use super::sampling::{
     DemoRng, below, between, binomial, chance, log_uniform, lognormal, poisson, rng, stream,
@@ -249,7 +249,7 @@ fn plan_citizen(
                 queue: service,
                 seed: r.next_u64(),
                 slow: false,
-                listed: p.phone != 0,
+                listed: p.listed(),
                 citizen: Some(index),
             });
         }
@@ -284,7 +284,7 @@ fn plan_citizen(
             queue,
             seed: r.next_u64(),
             slow: p.segment == Segment::AnzianiTelefono,
-            listed: p.phone != 0,
+            listed: p.listed(),
             citizen: Some(index),
         });
     }
@@ -383,9 +383,9 @@ fn push_call(buf: &mut Vec<u8>, id: u64, c: &CallPlan) {
     push_num(buf, id);
     buf.push(b';');
     if c.number == 0 {
-        buf.extend_from_slice(b"anonimo");
+        push_withheld(buf, c.seed);
     } else {
-        push_phone(buf, c.number);
+        push_phone(buf, c.number, c.seed);
     }
     buf.push(b';');
     push_italian(buf, local);
@@ -718,6 +718,16 @@ fn write_contacts(
         push_truth(truth, "email", *message_id, None);
         *message_id += 1;
         stats.emails += 1;
+    }
+    // Now and then a clerk tries the booking system with a test record.
+    let mut t = rng(&[window.seed, stream::TEST_VISITS, day as u64]);
+    if weekday(day) < 5 && chance(&mut t, 0.2) {
+        let local = utc_to_local(at_slot(&mut t, day, &OFFICE_SLOTS));
+        let service = SERVICES[below(&mut t, SERVICES.len() as u64) as usize];
+        contacts::push_test_visit(&mut desk_buf, *visit_id, local, service);
+        push_truth(truth, "desk", *visit_id, None);
+        *visit_id += 1;
+        stats.desk_visits += 1;
     }
     desk.write_all(&desk_buf)?;
     mail.write_all(&mail_buf)?;

@@ -87,7 +87,7 @@ pub(crate) fn push_visit(
     if chance(&mut r, 0.35) {
         // The number the citizen gives: the CRM's, or one it does not have.
         push_national(buf, p.line);
-        known |= p.phone != 0;
+        known |= p.listed();
     }
     push_when_and_service(buf, local, service);
     known
@@ -131,6 +131,16 @@ pub(crate) fn push_walk_in(
         buf.extend_from_slice(&cf);
     }
     // No phone.
+    buf.push(b';');
+    push_when_and_service(buf, local, service);
+}
+
+/// Appends a desk row with the CRM test record's code: a clerk trying
+/// the booking system.
+pub(crate) fn push_test_visit(buf: &mut Vec<u8>, id: u64, local: i64, service: &str) {
+    push_num(buf, id);
+    buf.push(b';');
+    buf.extend_from_slice(super::population::TEST_CODE);
     buf.push(b';');
     push_when_and_service(buf, local, service);
 }

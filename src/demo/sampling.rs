@@ -22,6 +22,14 @@ pub(crate) mod stream {
     pub(crate) const PHONE: u64 = 0x0F0E;
     /// A household's dynamic IP leases.
     pub(crate) const HOUSEHOLD: u64 = 0x4053;
+    /// A family's landline, keyed by the block of four citizens sharing it.
+    pub(crate) const FAMILY_LINE: u64 = 0xFA31;
+    /// A citizen on an office's switchboard.
+    pub(crate) const SWITCHBOARD: u64 = 0x5B0A;
+    /// How an export writes a number, keyed by the row's own seed.
+    pub(crate) const WRITING: u64 = 0x3817;
+    /// The test records' desk visits on one day.
+    pub(crate) const TEST_VISITS: u64 = 0x7E57;
 }
 
 /// SplitMix64's finaliser: a cheap bijective scrambler for building stream keys.

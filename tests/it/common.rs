@@ -188,6 +188,14 @@ pub fn files_under(folder: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// How many records of the demo CRM the quickstart segments: every row of
+/// its citizens export (its test records too, which hold no one and so
+/// are citizens with nothing done) but those who objected to profiling.
+pub fn profiled_records(lake: &Path) -> usize {
+    let crm = std::fs::read_to_string(lake.join("raw/crm/citizens/citizens.csv")).expect("CRM");
+    crm.lines().count() - 1 - objected_citizens(lake).len()
+}
+
 /// The demo CRM's citizens who objected to profiling (`objected_profiling`
 /// true), whom the quickstart leaves out of its segments.
 pub fn objected_citizens(lake: &Path) -> std::collections::BTreeSet<i64> {

@@ -398,4 +398,50 @@ outputs:
         assert!(recall >= 0.95, "{source}: recall {recall}");
     }
     assert_eq!(tally.len(), 3);
+
+    // No profile holds two people: no link went through a family's
+    // landline, a switchboard or a test record's junk.
+    for (profile, people) in &held {
+        assert_eq!(people.len(), 1, "profile {profile} holds {people:?}");
+    }
+    // The test records (no one's) are attributed nothing; the omocodic
+    // namesake planted as the third citizen stays apart from the first.
+    let tests: Vec<&String> = persons
+        .iter()
+        .filter(|(_, person)| person.is_empty())
+        .map(|(citizen, _)| citizen)
+        .collect();
+    assert_eq!(tests.len(), 2, "{tests:?}");
+    for citizen in tests {
+        let profile = &profiles[citizen].0;
+        assert!(
+            !attributed.values().any(|(whose, _)| whose == profile),
+            "a contact went to test record {citizen}"
+        );
+    }
+    assert_ne!(profiles["100001"].0, profiles["100003"].0);
+    assert_eq!(profiles["100003"].1, "codice_fiscale");
+    // The messy exports leave contacts out for every reason they plant.
+    let reasons = |source: &str| -> std::collections::BTreeSet<String> {
+        attributed
+            .iter()
+            .filter(|((s, _), (_, rule))| s == source && rule == "-")
+            .map(|(_, (reason, _))| reason.clone())
+            .collect()
+    };
+    for (source, reason) in [
+        ("calls", "withheld"),
+        ("calls", "no_identifier"),
+        ("calls", "shared"),
+        ("calls", "unknown"),
+        ("desk", "blocklisted"),
+        ("desk", "invalid"),
+        ("email", "unknown"),
+    ] {
+        assert!(
+            reasons(source).contains(reason),
+            "{source}: {:?}",
+            reasons(source)
+        );
+    }
 }

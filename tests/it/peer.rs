@@ -1,6 +1,6 @@
 //! The Parquet outputs opened by real peers: pyarrow and DuckDB from Python, installed by the test command.
 
-use crate::common::{default_lake, objected_citizens, python};
+use crate::common::{default_lake, profiled_records, python};
 
 #[test]
 fn pyarrow_reads_segments_with_the_expected_schema() {
@@ -15,7 +15,7 @@ fn pyarrow_reads_segments_with_the_expected_schema() {
         folder.join("part-00000.parquet").display().to_string()
     );
     let out = python(&script);
-    let profiled = 5000 - objected_citizens(default_lake()).len();
+    let profiled = profiled_records(default_lake());
     assert_eq!(
         out,
         format!(
@@ -35,7 +35,7 @@ fn duckdb_reads_profiles_and_features() {
         lake.display()
     );
     let out = python(&script);
-    let profiled = 5000 - objected_citizens(lake).len();
+    let profiled = profiled_records(lake);
     // Citizens who objected to profiling are in neither.
     assert_eq!(out, format!("(5, {profiled})\n({profiled}, {profiled})\n"));
 }

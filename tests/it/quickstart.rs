@@ -8,7 +8,8 @@ use datafusion::arrow::datatypes::{DataType, Int32Type, Int64Type};
 use civica::segment::adjusted_rand_index;
 
 use crate::common::{
-    DS, default_lake, describe, objected_citizens, query, read_parquet, run_quickstart, write_demo,
+    DS, default_lake, describe, objected_citizens, profiled_records, query, read_parquet,
+    run_quickstart, write_demo,
 };
 
 fn total_rows(batches: &[RecordBatch]) -> usize {
@@ -23,7 +24,7 @@ fn every_citizen_gets_exactly_one_segment() {
     // Everyone but those who objected to profiling: a few percent.
     let objected = objected_citizens(lake);
     assert!((50..400).contains(&objected.len()), "{}", objected.len());
-    let profiled = 5000 - objected.len();
+    let profiled = profiled_records(lake);
     assert_eq!(total_rows(&batches), profiled);
     let schema = batches[0].schema();
     let types: Vec<(&str, &DataType)> = schema
@@ -79,7 +80,7 @@ fn profiles_cover_every_citizen() {
     assert_eq!(rows[0].column(0).as_primitive::<Int64Type>().value(0), 5);
     assert_eq!(
         rows[0].column(1).as_primitive::<Int64Type>().value(0) as usize,
-        5000 - objected_citizens(lake).len()
+        profiled_records(lake)
     );
     let share = rows[0]
         .column(2)
@@ -175,7 +176,8 @@ fn run_prints_rows_and_time_per_step() {
             "missing `{expected}` in:\n{stdout}"
         );
     }
-    assert!(stdout.contains("300 rows"), "{stdout}");
+    // The 300 citizens and the CRM's two test records.
+    assert!(stdout.contains("302 rows"), "{stdout}");
 }
 
 #[test]
@@ -242,7 +244,7 @@ fn a_memory_limit_changes_nothing_in_the_outputs() {
     // profiling are left out of the features.
     assert_eq!(
         left.lines().count(),
-        20_000 - crate::common::objected_citizens(&free).len() + 4,
+        profiled_records(&free) + 4,
         "every citizen who may be profiled has features"
     );
     assert!(
