@@ -431,7 +431,7 @@ fn office_time(utc: i64, r: &mut DemoRng) -> i64 {
     local_to_utc(d * DAY + 8 * 3600 + below(r, 3 * 3600) as i64)
 }
 
-fn push_request(buf: &mut Vec<u8>, id: u64, q: &RequestPlan, window_end: i64) {
+fn push_request(buf: &mut Vec<u8>, id: u64, q: &RequestPlan, filed: u64, window_end: i64) {
     let mut r = DemoRng::seed_from_u64(q.seed);
     let quick = q.channel == 0 && chance(&mut r, 0.45);
     // At most 17 days, so that waiting for the next office morning keeps every closure within 20 days.
@@ -456,7 +456,7 @@ fn push_request(buf: &mut Vec<u8>, id: u64, q: &RequestPlan, window_end: i64) {
 
     push_num(buf, id);
     buf.push(b';');
-    push_num(buf, 100_001 + u64::from(q.citizen));
+    push_num(buf, filed);
     buf.push(b';');
     push_iso(buf, utc_to_local(q.opened));
     buf.push(b';');
@@ -578,7 +578,16 @@ fn plan_days(
         plan.requests
             .sort_unstable_by_key(|q| (q.opened, q.citizen, q.seed));
         for q in &plan.requests {
-            push_request(&mut buf, request_id, q, window_end);
+            // A citizen recorded twice has a third of their requests
+            // filed under the second record.
+            let citizen = 100_001 + u64::from(q.citizen);
+            let filed = match profiles[q.citizen as usize].duplicate {
+                Some(second) if chance(&mut rng(&[q.seed, stream::FILED_UNDER]), 1.0 / 3.0) => {
+                    second
+                }
+                _ => citizen,
+            };
+            push_request(&mut buf, request_id, q, filed, window_end);
             request_id += 1;
             if buf.len() >= 1 << 15 {
                 requests.write_all(&buf)?;

@@ -511,9 +511,43 @@ mod tests {
         let mut objected = 0;
         let italy = phone::region("IT").unwrap();
         let lines: Vec<&str> = lines.collect();
-        // After the citizens, the CRM's test records.
-        let (people, tests) = lines.split_at(300);
-        assert_eq!(tests.len(), population::TEST_RECORDS.len());
+        // After the citizens, the CRM's test records, then the citizens
+        // a clerk registered again.
+        let (people, rest) = lines.split_at(300);
+        let (tests, again) = rest.split_at(population::TEST_RECORDS.len());
+        let records = text(&tree, "truth/crm_records.csv");
+        let person: HashMap<&str, &str> = records
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(','))
+            .collect();
+        assert!(
+            (1..=20).contains(&again.len()),
+            "{} recorded twice",
+            again.len()
+        );
+        for (k, line) in again.iter().enumerate() {
+            let f: Vec<&str> = line.split(';').collect();
+            assert_eq!(f.len(), 15, "{line}");
+            let id = 100_001 + 302 + k as u64;
+            assert_eq!(f[0].parse::<u64>().unwrap(), id);
+            let original = person[id.to_string().as_str()].parse::<usize>().unwrap() - 100_001;
+            let o: Vec<&str> = people[original].split(';').collect();
+            // The code the same, left out or mistyped; the names at
+            // most one slip away; the same birth date, place and flags.
+            assert!(
+                f[1] == o[1]
+                    || f[1].is_empty()
+                    || !crate::identity::codice_fiscale::is_valid(f[1].as_bytes()),
+                "{line} of {}",
+                people[original]
+            );
+            for n in [2, 3] {
+                assert!(strsim::osa_distance(f[n], o[n]) <= 1, "{line}");
+            }
+            assert_eq!((f[4], f[5], f[6], f[7]), (o[4], o[5], o[6], o[7]));
+            assert_eq!(&f[10..14], &o[10..14]);
+        }
         for (k, line) in tests.iter().enumerate() {
             let f: Vec<&str> = line.split(';').collect();
             assert_eq!(f.len(), 15, "{line}");
@@ -590,10 +624,17 @@ mod tests {
         assert_eq!(t.next(), Some("citizen_id,segment"));
         let names: HashSet<&str> = population::SEGMENTS.iter().map(|s| s.name).collect();
         let truth_rows: Vec<&str> = t.collect();
-        assert_eq!(truth_rows.len(), 300);
-        for row in truth_rows {
-            let (_, seg) = row.split_once(',').unwrap();
+        // The citizens and their second records, planted where the
+        // citizen is.
+        assert_eq!(truth_rows.len(), 300 + again.len());
+        let planted: HashMap<&str, &str> = truth_rows
+            .iter()
+            .filter_map(|r| r.split_once(','))
+            .collect();
+        for row in &truth_rows {
+            let (id, seg) = row.split_once(',').unwrap();
             assert!(names.contains(seg), "{row}");
+            assert_eq!(planted[person[id]], seg, "{row}");
         }
 
         // Service requests.
@@ -810,7 +851,7 @@ mod tests {
         assert_eq!(records.lines().next(), Some("citizen_id,person_id"));
         assert_eq!(
             records.lines().count(),
-            1 + 400 + population::TEST_RECORDS.len()
+            text(&tree, "raw/crm/citizens/citizens.csv").lines().count()
         );
         // Each contact's identifiers, normalised, by (source, id).
         let mut held: HashMap<(String, String), Vec<String>> = HashMap::new();

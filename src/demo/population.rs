@@ -279,6 +279,9 @@ pub(crate) struct Profile {
     /// Whether other citizens give the CRM the same number (a family's
     /// landline, an office's switchboard): calls from it tell no one.
     pub(crate) shared_line: bool,
+    /// The `citizen_id` of the citizen's second CRM record, when a clerk
+    /// registered them again.
+    pub(crate) duplicate: Option<u64>,
     /// Key from which the household's dynamic addresses derive.
     pub(crate) net: u64,
     pub(crate) totals: Totals,
@@ -672,6 +675,7 @@ fn draw_citizen(
         phone,
         line,
         shared_line: false,
+        duplicate: None,
         net,
         totals,
         segment,
@@ -713,6 +717,7 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
     let mut mailboxes = HashSet::with_capacity(usize::try_from(citizens).unwrap_or(0));
     let mut row = Vec::with_capacity(256);
     let mut namesake = None;
+    let mut duplicates = Vec::new();
     for index in 0..citizens {
         row.clear();
         let p = draw_citizen(
@@ -725,6 +730,9 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
             &mut row,
         );
         crm.write_line(&row)?;
+        if let Some(second) = duplicate(window.seed, index, window, &row, &p) {
+            duplicates.push((index, second));
+        }
         row.clear();
         push_num(&mut row, 100_001 + index);
         row.push(b',');
@@ -752,6 +760,28 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
         row.push(b',');
         records.write_line(&row)?;
     }
+    // The citizens recorded twice, after them: the same person, planted
+    // in the same segment.
+    let first_duplicate = 100_001 + citizens + TEST_RECORDS.len() as u64;
+    for (k, (index, second)) in duplicates.iter().enumerate() {
+        let id = first_duplicate + k as u64;
+        let p = &mut profiles[*index as usize];
+        p.duplicate = Some(id);
+        row.clear();
+        push_num(&mut row, id);
+        row.extend_from_slice(second);
+        crm.write_line(&row)?;
+        row.clear();
+        push_num(&mut row, id);
+        row.push(b',');
+        row.extend_from_slice(p.segment.planted().name.as_bytes());
+        truth.write_line(&row)?;
+        row.clear();
+        push_num(&mut row, id);
+        row.push(b',');
+        push_num(&mut row, 100_001 + index);
+        records.write_line(&row)?;
+    }
     crm.finish()?;
     truth.finish()?;
     records.finish()?;
@@ -764,6 +794,111 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
         p.shared_line = p.phone != 0 && holders.get(&p.phone).is_some_and(|&n| n > 1);
     }
     Ok(profiles)
+}
+
+/// One citizen in fifty is in the CRM twice: registered again by a clerk
+/// who did not find them.
+const DUPLICATED: f64 = 0.02;
+
+/// A second record of the citizen whose row (`citizen_id` first) is
+/// `original`, as clerks make them, after `citizen_id`: the same code
+/// and a name mistyped (four in ten, which the codice fiscale rule
+/// links), or the code left out (a third) or mistyped (a quarter), the
+/// name as it was or mistyped, the number written another way, the
+/// address kept or left out. Consent and objection are the original's;
+/// it was registered in the two months before the window. `None` for
+/// the citizens not recorded twice. From a stream of its own, so every
+/// other value is what it was.
+fn duplicate(
+    seed: u64,
+    index: u64,
+    window: &Window,
+    original: &[u8],
+    p: &Profile,
+) -> Option<Vec<u8>> {
+    let mut r = rng(&[seed, stream::DUPLICATE, index]);
+    if !chance(&mut r, DUPLICATED) {
+        return None;
+    }
+    let text = std::str::from_utf8(original).ok()?;
+    let mut f: Vec<String> = text.split(';').map(str::to_string).collect();
+    let kind = weighted(&mut r, &[40, 35, 25]);
+    let name = if chance(&mut r, 0.5) { 2 } else { 3 };
+    match kind {
+        0 => f[name] = typo(&mut r, &f[name]),
+        1 => {
+            f[1].clear();
+            if chance(&mut r, 0.5) {
+                f[name] = typo(&mut r, &f[name]);
+            }
+        }
+        _ => {
+            f[1] = mistype_code(&mut r, &f[1]);
+            if chance(&mut r, 0.5) {
+                f[name] = typo(&mut r, &f[name]);
+            }
+        }
+    }
+    if chance(&mut r, 0.5) {
+        f[8].clear();
+    }
+    if p.phone != 0 && !f[9].is_empty() {
+        let mut number = Vec::new();
+        push_phone(&mut number, p.phone, r.next_u64());
+        f[9] = String::from_utf8(number).ok()?;
+    }
+    let mut created = Vec::new();
+    push_iso(
+        &mut created,
+        (window.first_day - between(&mut r, 1, 60)) * DAY + between(&mut r, 8 * 3600, 17 * 3600),
+    );
+    f[14] = String::from_utf8(created).ok()?;
+    f[0].clear();
+    Some(f.join(";").into_bytes())
+}
+
+/// A name with one slip of the keyboard: a letter dropped, doubled,
+/// changed, or two swapped.
+fn typo(r: &mut DemoRng, name: &str) -> String {
+    let mut chars: Vec<char> = name.chars().collect();
+    if chars.len() < 3 {
+        chars.push(chars[chars.len() - 1]);
+        return chars.into_iter().collect();
+    }
+    // Never the first letter: names are looked up by it.
+    let at = 1 + below(r, chars.len() as u64 - 1) as usize;
+    match below(r, 4) {
+        0 => {
+            chars.remove(at);
+        }
+        1 => chars.insert(at, chars[at]),
+        2 if at + 1 < chars.len() && chars[at] != chars[at + 1] => chars.swap(at, at + 1),
+        _ => {
+            let swap = if "aeiou".contains(chars[at]) {
+                'e'
+            } else {
+                'n'
+            };
+            chars[at] = if chars[at] == swap { 'i' } else { swap };
+        }
+    }
+    chars.into_iter().collect()
+}
+
+/// A codice fiscale with one character changed for another of its kind
+/// (a letter for a letter, a digit for a digit): its check character no
+/// longer holds.
+fn mistype_code(r: &mut DemoRng, code: &str) -> String {
+    let mut bytes = code.as_bytes().to_vec();
+    let at = below(r, bytes.len() as u64) as usize;
+    let c = bytes[at];
+    let (base, span) = if c.is_ascii_digit() {
+        (b'0', 10)
+    } else {
+        (b'A', 26)
+    };
+    bytes[at] = base + ((c - base) as u64 + 1 + below(r, span - 1)) as u8 % span as u8;
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// The CRM's test records after `citizen_id`, up to `created_at`.

@@ -28,6 +28,10 @@ pub(crate) mod stream {
     pub(crate) const SWITCHBOARD: u64 = 0x5B0A;
     /// How an export writes a number, keyed by the row's own seed.
     pub(crate) const WRITING: u64 = 0x3817;
+    /// A citizen's second CRM record.
+    pub(crate) const DUPLICATE: u64 = 0xD0B1;
+    /// Which record of a citizen recorded twice a request is filed under.
+    pub(crate) const FILED_UNDER: u64 = 0xF11E;
     /// The test records' desk visits on one day.
     pub(crate) const TEST_VISITS: u64 = 0x7E57;
 }

@@ -14,6 +14,7 @@ pub mod email;
 pub mod ids;
 pub mod name;
 pub mod phone;
+pub mod probabilistic;
 pub mod resolve;
 pub mod step;
 

@@ -46,18 +46,25 @@ pub fn class(kind: IdentifierType) -> IdentifierType {
     }
 }
 
-/// Why a CRM record is in the profile of another: the rule and the
-/// identifier value (canonical) they share.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a CRM record is in the profile of another.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Link {
     /// The record joined.
     pub record: usize,
     /// The record of the profile it was joined to.
     pub linked_to: usize,
-    /// The rule that joined them.
-    pub rule: IdentifierType,
-    /// The value they share.
-    pub value: String,
+    /// What joined them.
+    pub by: By,
+}
+
+/// What joined two records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum By {
+    /// A rule, through the identifier value (canonical) they share.
+    Rule(IdentifierType, String),
+    /// The probabilistic tier: the pair's match probability and its
+    /// comparison levels (`first_name:one_edit,…`, no values).
+    Score(f64, String),
 }
 
 /// CRM records grouped into profiles.
@@ -80,56 +87,110 @@ pub struct Profiles {
     pub shared: BTreeMap<IdentifierType, usize>,
 }
 
-/// Links CRM records (`records`, one `Row` each) into profiles.
+/// Links CRM records (`records`, one `Row` each) into profiles by the
+/// rules alone.
 pub fn link_records(records: &[Row], rules: &[IdentifierType], shared_above: usize) -> Profiles {
-    let mut sets = Sets::new(records);
-    let mut links = Vec::new();
-    let (mut refused, mut shared) = (0, BTreeMap::new());
-    for &rule in rules {
-        // Sorted by value, so that unions (and refusals) come in an order
-        // that does not depend on hashing.
-        let mut holders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (record, row) in records.iter().enumerate() {
-            for (kind, seen) in row {
-                if let (true, Seen::Usable(value)) = (*kind == rule, seen) {
-                    let list = holders.entry(value.as_str()).or_default();
-                    if list.last() != Some(&record) {
-                        list.push(record);
+    let mut linker = Linker::new(records);
+    linker.by_rules(records, rules, shared_above);
+    linker.finish()
+}
+
+/// Profiles in the making: the rules first, then scored pairs.
+pub struct Linker {
+    sets: Sets,
+    links: Vec<Link>,
+    refused: usize,
+    shared: BTreeMap<IdentifierType, usize>,
+}
+
+impl Linker {
+    /// Every record its own profile.
+    pub fn new(records: &[Row]) -> Linker {
+        Linker {
+            sets: Sets::new(records),
+            links: Vec::new(),
+            refused: 0,
+            shared: BTreeMap::new(),
+        }
+    }
+
+    /// Links made so far.
+    pub fn links(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Each record's profile so far, as the record that stands for it.
+    pub fn roots(&mut self) -> Vec<usize> {
+        (0..self.sets.parent.len())
+            .map(|r| self.sets.find(r))
+            .collect()
+    }
+
+    /// Joins the pairs of records the probabilistic tier is sure of, in
+    /// the order given (the most likely first), each with its match
+    /// probability and levels; a pair holding two different codici
+    /// fiscali is refused.
+    pub fn by_scores(&mut self, pairs: impl IntoIterator<Item = (usize, usize, f64, String)>) {
+        for (a, b, probability, levels) in pairs {
+            self.join(a, b, By::Score(probability, levels));
+        }
+    }
+
+    fn join(&mut self, linked_to: usize, record: usize, by: By) {
+        match self.sets.union(linked_to, record) {
+            Union::Joined => self.links.push(Link {
+                record,
+                linked_to,
+                by,
+            }),
+            Union::Refused => self.refused += 1,
+            Union::Already => {}
+        }
+    }
+
+    /// The profiles made.
+    pub fn finish(self) -> Profiles {
+        let mut profiles = self.sets.into_profiles();
+        profiles.links = self.links;
+        profiles.refused = self.refused;
+        profiles.shared = self.shared;
+        profiles
+    }
+
+    /// Links records by each rule in turn.
+    pub fn by_rules(&mut self, records: &[Row], rules: &[IdentifierType], shared_above: usize) {
+        for &rule in rules {
+            // Sorted by value, so that unions (and refusals) come in an order
+            // that does not depend on hashing.
+            let mut holders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for (record, row) in records.iter().enumerate() {
+                for (kind, seen) in row {
+                    if let (true, Seen::Usable(value)) = (*kind == rule, seen) {
+                        let list = holders.entry(value.as_str()).or_default();
+                        if list.last() != Some(&record) {
+                            list.push(record);
+                        }
                     }
                 }
             }
-        }
-        let capped = matches!(rule, IdentifierType::Phone | IdentifierType::Email);
-        for (value, list) in holders {
-            if capped {
-                let mut roots: Vec<usize> = list.iter().map(|&r| sets.find(r)).collect();
-                roots.sort_unstable();
-                roots.dedup();
-                if roots.len() > shared_above {
-                    *shared.entry(rule).or_insert(0) += 1;
-                    continue;
+            let capped = matches!(rule, IdentifierType::Phone | IdentifierType::Email);
+            for (value, list) in holders {
+                if capped {
+                    let mut roots: Vec<usize> = list.iter().map(|&r| self.sets.find(r)).collect();
+                    roots.sort_unstable();
+                    roots.dedup();
+                    if roots.len() > shared_above {
+                        *self.shared.entry(rule).or_insert(0) += 1;
+                        continue;
+                    }
                 }
-            }
-            let first = list[0];
-            for &record in &list[1..] {
-                match sets.union(first, record) {
-                    Union::Joined => links.push(Link {
-                        record,
-                        linked_to: first,
-                        rule,
-                        value: value.to_string(),
-                    }),
-                    Union::Refused => refused += 1,
-                    Union::Already => {}
+                let first = list[0];
+                for &record in &list[1..] {
+                    self.join(first, record, By::Rule(rule, value.to_string()));
                 }
             }
         }
     }
-    let mut profiles = sets.into_profiles();
-    profiles.links = links;
-    profiles.refused = refused;
-    profiles.shared = shared;
-    profiles
 }
 
 /// Who holds each identifier value: the profiles, by value's class.
@@ -371,8 +432,7 @@ mod tests {
             [Link {
                 record: 1,
                 linked_to: 0,
-                rule: Cf,
-                value: "RSSMRA85T10A562S".into()
+                by: By::Rule(Cf, "RSSMRA85T10A562S".into())
             }]
         );
     }

@@ -16,8 +16,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::{SessionContext, ident};
 
 use super::ids::{IdOrigin, profile_ids};
-use super::resolve::{Attribution, Holders, Row, Seen, attribute, class, link_records};
-use super::{codice_fiscale, email, phone};
+use super::probabilistic::{self, Column, Comparator};
+use super::resolve::{Attribution, By, Holders, Linker, Row, Seen, attribute, class};
+use super::{codice_fiscale, email, name, phone};
 use crate::pipeline::IdentifierType;
 use crate::plan::{IdentityInput, IdentityPlan};
 use crate::privacy::PseudonymKey;
@@ -143,20 +144,53 @@ struct Read {
     /// The ids as text.
     id_texts: Vec<String>,
     rows: Vec<Row>,
+    /// The columns the probabilistic tier compares, in that order.
+    compared: Vec<Column>,
+}
+
+/// A value as the probabilistic tier compares it: an identifier in its
+/// canonical form (none when it is not usable), a name normalised, a date
+/// as written, anything else trimmed and in lower case.
+fn comparable(
+    plan: &IdentityPlan,
+    comparator: Comparator,
+    kind: Option<IdentifierType>,
+    raw: &str,
+) -> Option<String> {
+    let raw = raw.trim();
+    match (kind, comparator) {
+        _ if raw.is_empty() => None,
+        (Some(kind), _) => match observe(plan, kind, raw) {
+            Some(Seen::Usable(value)) => Some(value),
+            _ => None,
+        },
+        (None, Comparator::Name) => name::normalize(raw),
+        (None, Comparator::Date) => Some(raw.to_string()),
+        (None, Comparator::Exact) => Some(raw.to_lowercase()),
+    }
 }
 
 async fn read_table(
     ctx: &SessionContext,
     plan: &IdentityPlan,
     input: &IdentityInput,
+    compare: &[(String, Comparator, Option<IdentifierType>)],
 ) -> Result<Read, IdentityError> {
     let failed = |source| IdentityError::Read {
         table: input.table.clone(),
         source,
     };
+    // A compared column may be an identifier too: it is read twice, under
+    // a name of its own the second time.
     let columns = std::iter::once(&input.id)
         .chain(input.identifiers.iter().map(|(c, _)| c))
         .map(ident)
+        .chain(
+            compare
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _, _))| ident(c).alias(format!("compared {i}"))),
+        )
         .collect::<Vec<_>>();
     let frame = ctx
         .table(input.table.as_str())
@@ -191,6 +225,23 @@ async fn read_table(
             }
         }
     }
+    let mut compared = Vec::with_capacity(compare.len());
+    for (i, (column, comparator, kind)) in compare.iter().enumerate() {
+        let at = 1 + input.identifiers.len() + i;
+        let values = cast(&take(batch.column(at), &order, None)?, &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        compared.push(Column {
+            name: column.clone(),
+            comparator: *comparator,
+            values: (0..values.len())
+                .map(|row| {
+                    (!values.is_null(row))
+                        .then(|| comparable(plan, *comparator, *kind, values.value(row)))
+                        .flatten()
+                })
+                .collect(),
+        });
+    }
     let ids = take(batch.column(0), &order, None)?;
     let id_texts = (0..order.len())
         .map(|i| ids_text.value(order.value(i) as usize).to_string())
@@ -199,6 +250,7 @@ async fn read_table(
         ids,
         id_texts,
         rows,
+        compared,
     })
 }
 
@@ -259,8 +311,51 @@ pub async fn resolve_identities(
     plan: &IdentityPlan,
     key: &PseudonymKey,
 ) -> Result<IdentityResult, IdentityError> {
-    let crm = read_table(ctx, plan, &plan.crm).await?;
-    let profiles = link_records(&crm.rows, &plan.rules, plan.shared_above);
+    let tier = plan.probabilistic.as_ref();
+    let compare = tier.map_or(&[][..], |t| t.columns.as_slice());
+    let crm = read_table(ctx, plan, &plan.crm, compare).await?;
+    let mut linker = Linker::new(&crm.rows);
+    linker.by_rules(&crm.rows, &plan.rules, plan.shared_above);
+    // The probabilistic tier: pairs the rules left apart, scored; the sure
+    // ones joined (the likeliest first), the doubtful ones for review.
+    let mut review: Vec<(usize, usize, f64, String)> = Vec::new();
+    let mut tier_account = String::new();
+    if let Some(tier) = tier {
+        let roots = linker.roots();
+        let outcome =
+            probabilistic::score(&crm.compared, &tier.settings, &|a, b| roots[a] == roots[b]);
+        let levels = |p: &probabilistic::Scored| probabilistic::evidence(&crm.compared, &p.levels);
+        let mut sure: Vec<&probabilistic::Scored> = outcome
+            .pairs
+            .iter()
+            .filter(|p| p.probability >= tier.settings.link_above)
+            .collect();
+        sure.sort_by(|x, y| y.probability.total_cmp(&x.probability));
+        let linked_before = linker.links();
+        linker.by_scores(sure.iter().map(|p| (p.a, p.b, p.probability, levels(p))));
+        let roots = linker.roots();
+        review = outcome
+            .pairs
+            .iter()
+            .filter(|p| {
+                (tier.settings.review_above..tier.settings.link_above).contains(&p.probability)
+                    && roots[p.a] != roots[p.b]
+            })
+            .map(|p| (p.a, p.b, p.probability, levels(p)))
+            .collect();
+        tier_account = format!(
+            "; probabilistic: {} pairs compared, {} linked, {} for review{}",
+            outcome.pairs.len(),
+            linker.links() - linked_before,
+            review.len(),
+            if outcome.skipped_blocks > 0 {
+                format!(", {} blocks over max_block skipped", outcome.skipped_blocks)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let profiles = linker.finish();
     let previous = previous_profiles(ctx, plan).await?;
     let ids = profile_ids(&profiles, &crm.id_texts, &previous, key);
     let [
@@ -325,25 +420,45 @@ pub async fn resolve_identities(
                 profiles
                     .links
                     .iter()
-                    .map(|l| Some(l.rule.name()))
+                    .map(|l| {
+                        Some(match &l.by {
+                            By::Rule(rule, _) => rule.name(),
+                            By::Score(..) => "probabilistic",
+                        })
+                    })
                     .collect::<StringArray>(),
             ),
             Arc::new(
                 profiles
                     .links
                     .iter()
-                    .map(|l| Some(evidence(key, l.rule, &l.value)))
+                    .map(|l| {
+                        Some(match &l.by {
+                            By::Rule(rule, value) => evidence(key, *rule, value),
+                            By::Score(probability, levels) => {
+                                format!("p={probability:.4};{levels}")
+                            }
+                        })
+                    })
                     .collect::<StringArray>(),
             ),
         ],
     )?;
+    let side = |pick: fn(&(usize, usize, f64, String)) -> usize| {
+        UInt32Array::from(review.iter().map(|p| pick(p) as u32).collect::<Vec<_>>())
+    };
     let review_table = RecordBatch::try_new(
         Arc::clone(&review_schema),
         vec![
-            take(&crm.ids, &UInt32Array::from(Vec::<u32>::new()), None)?,
-            take(&crm.ids, &UInt32Array::from(Vec::<u32>::new()), None)?,
-            Arc::new(Float64Array::from(Vec::<f64>::new())),
-            Arc::new(StringArray::from(Vec::<String>::new())),
+            take(&crm.ids, &side(|p| p.0), None)?,
+            take(&crm.ids, &side(|p| p.1), None)?,
+            Arc::new(review.iter().map(|p| p.2).collect::<Float64Array>()),
+            Arc::new(
+                review
+                    .iter()
+                    .map(|p| Some(p.3.as_str()))
+                    .collect::<StringArray>(),
+            ),
         ],
     )?;
 
@@ -352,7 +467,7 @@ pub async fn resolve_identities(
     let (mut rule, mut reason, mut proof) = (Vec::new(), Vec::new(), Vec::new());
     let mut tally = Vec::new();
     for (name, input) in &plan.touchpoints {
-        let read = read_table(ctx, plan, input).await?;
+        let read = read_table(ctx, plan, input, &[]).await?;
         let mut attributed = 0;
         for (row, id) in read.rows.iter().zip(read.id_texts) {
             source.push(name.clone());
@@ -398,6 +513,7 @@ pub async fn resolve_identities(
         profiles.links.len(),
         profiles.refused
     );
+    summary.push_str(&tier_account);
     if !tally.is_empty() {
         summary.push_str(&format!("; attributed {}", tally.join(", ")));
     }

@@ -40,6 +40,51 @@ pub struct IdentitySpec {
     /// its ISO 3166 code. Default `IT`.
     #[serde(default)]
     pub phone_region: Option<String>,
+    /// After the rules, CRM records that no rule linked but that read as
+    /// one person (a name mistyped, the codice fiscale left out), scored
+    /// as Fellegi and Sunter did. Default: no such tier.
+    #[serde(default)]
+    pub probabilistic: Option<ProbabilisticSpec>,
+}
+
+/// `identity.probabilistic`: the CRM's duplicates found by weighing how
+/// well their columns agree (README, "Identity resolution").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbabilisticSpec {
+    /// The CRM columns compared, each with how: `name` (equal, one edit,
+    /// similar, different), `date` (equal, one edit or day and month
+    /// swapped, different) or `exact`. A column that is one of the CRM's
+    /// identifiers is compared in its normalised form. Required.
+    pub compare: BTreeMap<String, Comparison>,
+    /// Only records that agree on every column of at least one of these
+    /// lists of compared columns are compared (`[birth_date,
+    /// last_name]`). Required.
+    pub blocking: Vec<Vec<String>>,
+    /// The match probability from which two records are one profile
+    /// (unless they hold two different codici fiscali). Default 0.99.
+    #[serde(default)]
+    pub link_above: Option<f64>,
+    /// The match probability from which a pair not linked is listed in
+    /// `identity_review` for a person to decide. Default 0.5.
+    #[serde(default)]
+    pub review_above: Option<f64>,
+    /// Blocks of more records than this are not compared (a placeholder
+    /// date many records share). Default 1000.
+    #[serde(default)]
+    pub max_block: Option<u64>,
+}
+
+/// How a column is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    /// Names: equal, one edit, similar (Jaro–Winkler ≥ 0.88), different.
+    Name,
+    /// Dates: equal, one edit or day and month swapped, different.
+    Date,
+    /// Equal or different.
+    Exact,
 }
 
 /// A table the identity step reads: its record id and its identifier

@@ -22,7 +22,9 @@ pub use check::{
     RangeCheck, RelationshipCheck, RowCountCheck, Severity, SqlCheck, UniqueCheck,
 };
 pub use document::{Located, PipelineSpec, ResourcesSpec, StorageSpec, TransformSpec};
-pub use identity::{IdentifierType, IdentitySpec, IdentityTableSpec};
+pub use identity::{
+    Comparison, IdentifierType, IdentitySpec, IdentityTableSpec, ProbabilisticSpec,
+};
 pub use output::{OutputMode, OutputSpec};
 pub use privacy::{
     ControllerSpec, ErasureSpec, LegalBasis, ProfilingSpec, RetentionSpec, Sensitivity,

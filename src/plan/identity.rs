@@ -4,8 +4,10 @@
 use regex::Regex;
 
 use super::Tables;
+use crate::identity::probabilistic::{Comparator, Settings};
 use crate::pipeline::{
-    Diagnostic, IdentifierType, IdentitySpec, IdentityTableSpec, Located, PipelineSpec,
+    Comparison, Diagnostic, IdentifierType, IdentitySpec, IdentityTableSpec, Located, PipelineSpec,
+    ProbabilisticSpec,
 };
 
 /// The tables the identity step makes, in the order it makes them.
@@ -53,6 +55,17 @@ pub struct IdentityInput {
     pub identifiers: Vec<(String, IdentifierType)>,
 }
 
+/// The probabilistic tier, checked.
+#[derive(Debug, Clone)]
+pub struct ProbabilisticPlan {
+    /// The CRM columns compared, in the order `Settings::blocking` counts
+    /// them, each with its comparator and, when it is one of the CRM's
+    /// identifiers, its type.
+    pub columns: Vec<(String, Comparator, Option<IdentifierType>)>,
+    /// Blocking, thresholds and the block cap.
+    pub settings: Settings,
+}
+
 /// The identity step, checked.
 #[derive(Debug, Clone)]
 pub struct IdentityPlan {
@@ -69,6 +82,8 @@ pub struct IdentityPlan {
     pub shared_above: usize,
     /// The country of national phone numbers.
     pub phone_region: phonenumber::country::Id,
+    /// The probabilistic tier, when there is one.
+    pub probabilistic: Option<ProbabilisticPlan>,
     /// The folder `identity_profiles` is published to, when it is: the
     /// previous night's profiles, whose ids profiles without a codice
     /// fiscale inherit.
@@ -159,6 +174,10 @@ pub(super) fn plan_identity(
             phonenumber::country::Id::IT
         }
     };
+    let probabilistic = id
+        .probabilistic
+        .as_ref()
+        .map(|tier| plan_probabilistic(file, section, tier, &crm, diags));
     free.then(|| IdentityPlan {
         crm,
         touchpoints,
@@ -166,6 +185,7 @@ pub(super) fn plan_identity(
         blocklist,
         shared_above,
         phone_region,
+        probabilistic,
         published: None,
         located: Located {
             value: (),
@@ -173,6 +193,104 @@ pub(super) fn plan_identity(
             fields: section.fields.clone(),
         },
     })
+}
+
+/// The probabilistic tier: its blocking rules name compared columns, its
+/// thresholds are probabilities in order.
+fn plan_probabilistic(
+    file: &str,
+    section: &Located<IdentitySpec>,
+    tier: &ProbabilisticSpec,
+    crm: &IdentityInput,
+    diags: &mut Vec<Diagnostic>,
+) -> ProbabilisticPlan {
+    let at = |key: &str| section.pos_of(&format!("probabilistic.{key}"));
+    let columns: Vec<(String, Comparator, Option<IdentifierType>)> = tier
+        .compare
+        .iter()
+        .map(|(column, how)| {
+            let comparator = match how {
+                Comparison::Name => Comparator::Name,
+                Comparison::Date => Comparator::Date,
+                Comparison::Exact => Comparator::Exact,
+            };
+            let kind = crm
+                .identifiers
+                .iter()
+                .find(|(c, _)| c == column)
+                .map(|(_, kind)| *kind);
+            (column.clone(), comparator, kind)
+        })
+        .collect();
+    if columns.is_empty() {
+        diags.push(Diagnostic::at(
+            file,
+            at("compare"),
+            "`identity.probabilistic.compare` is empty: name the CRM columns to compare and how (name, date, exact)",
+        ));
+    }
+    if tier.blocking.is_empty() || tier.blocking.iter().any(Vec::is_empty) {
+        diags.push(Diagnostic::at(
+            file,
+            at("blocking"),
+            "`identity.probabilistic.blocking` needs at least one non-empty list of compared columns (`[birth_date, last_name]`): without blocking every pair of records would be compared",
+        ));
+    }
+    let mut blocking = Vec::new();
+    for rule in &tier.blocking {
+        let mut on = Vec::new();
+        for column in rule {
+            match columns.iter().position(|(c, _, _)| c == column) {
+                Some(i) => on.push(i),
+                None => diags.push(Diagnostic::at(
+                    file,
+                    at("blocking"),
+                    format!(
+                        "`identity.probabilistic.blocking` names `{column}`, which is not in `identity.probabilistic.compare` (compared: {})",
+                        crate::pipeline::backticked(&tier.compare.keys().map(String::as_str).collect::<Vec<_>>())
+                    ),
+                )),
+            }
+        }
+        blocking.push(on);
+    }
+    let link_above = tier.link_above.unwrap_or(0.99);
+    let review_above = tier.review_above.unwrap_or(0.5);
+    if !(link_above > 0.0 && link_above <= 1.0) {
+        diags.push(Diagnostic::at(
+            file,
+            at("link_above"),
+            format!("`identity.probabilistic.link_above` is {link_above}: a match probability above 0 and at most 1"),
+        ));
+    }
+    if !(review_above > 0.0 && review_above <= link_above) {
+        diags.push(Diagnostic::at(
+            file,
+            at("review_above"),
+            format!("`identity.probabilistic.review_above` is {review_above}: a match probability above 0 and at most `link_above` ({link_above})"),
+        ));
+    }
+    let max_block = match tier.max_block {
+        Some(0 | 1) => {
+            diags.push(Diagnostic::at(
+                file,
+                at("max_block"),
+                "`identity.probabilistic.max_block` must be 2 or more: a block of one record has no pair",
+            ));
+            2
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => 1000,
+    };
+    ProbabilisticPlan {
+        columns,
+        settings: Settings {
+            blocking,
+            link_above,
+            review_above,
+            max_block,
+        },
+    }
 }
 
 /// Points the identity step at the folder `identity_profiles` is

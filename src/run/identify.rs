@@ -38,12 +38,22 @@ pub(super) async fn plan_identity(
             }
         };
         let schema = frame.schema();
-        let columns = std::iter::once((format!("{at}.id"), &input.id)).chain(
-            input
-                .identifiers
-                .iter()
-                .map(|(column, _)| (format!("{at}.identifiers.{column}"), column)),
-        );
+        let compared = match (&identity.probabilistic, at.as_str()) {
+            (Some(tier), "crm") => tier.columns.as_slice(),
+            _ => &[],
+        };
+        let columns = std::iter::once((format!("{at}.id"), &input.id))
+            .chain(
+                input
+                    .identifiers
+                    .iter()
+                    .map(|(column, _)| (format!("{at}.identifiers.{column}"), column)),
+            )
+            .chain(
+                compared
+                    .iter()
+                    .map(|(column, _, _)| (format!("probabilistic.compare.{column}"), column)),
+            );
         for (key, column) in columns {
             match schema.field_with_unqualified_name(column) {
                 Ok(field) if at == "crm" && *column == input.id => {

@@ -297,6 +297,28 @@ fn mistakes_in_the_section_name_where_they_are() {
         ),
         "{stderr}"
     );
+    // The probabilistic tier: a blocking list of a column not compared,
+    // thresholds out of order, a compared column the CRM lacks.
+    let stderr = validate(PIPELINE.replace(
+        "  touchpoints:\n",
+        "  probabilistic:\n    compare: { phone: exact, surname: name }\n    blocking: [[birth_date]]\n    link_above: 0.9\n    review_above: 0.95\n  touchpoints:\n",
+    ));
+    for expected in [
+        "`identity.probabilistic.blocking` names `birth_date`, which is not in `identity.probabilistic.compare` (compared: `phone`, `surname`)",
+        "`identity.probabilistic.review_above` is 0.95: a match probability above 0 and at most `link_above` (0.9)",
+    ] {
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let stderr = validate(PIPELINE.replace(
+        "  touchpoints:\n",
+        "  probabilistic:\n    compare: { phone: exact, surname: name }\n    blocking: [[phone]]\n  touchpoints:\n",
+    ));
+    assert!(
+        stderr.contains(
+            "`identity.probabilistic.compare.surname`: `citizens` has no column `surname` (columns: `citizen_id`, `codice_fiscale`, `phone`, `email`)"
+        ),
+        "{stderr}"
+    );
 }
 
 /// (source, record_id) → person, from the demo's `truth/touchpoints.csv`.
@@ -339,8 +361,19 @@ identity:
     calls: {{ table: calls, id: call_id, identifiers: {{ caller_number: phone }} }}
     desk: {{ table: desk, id: appointment_id, identifiers: {{ codice_fiscale: cf, phone: phone }} }}
     email: {{ table: mail, id: message_id, identifiers: {{ sender: email }} }}
+  probabilistic:
+    compare:
+      first_name: name
+      last_name: name
+      birth_date: date
+      gender: exact
+      cap: exact
+      phone: exact
+      email: exact
+    blocking: [[birth_date, last_name], [birth_date, first_name], [phone]]
 outputs:
   - {{ table: identity_profiles, path: out/identity_profiles/ }}
+  - {{ table: identity_links, path: out/identity_links/ }}
   - {{ table: touchpoint_attribution, path: out/touchpoint_attribution/ }}
 "#,
         crm = raw("crm/citizens"),
@@ -403,6 +436,40 @@ outputs:
     // landline, a switchboard or a test record's junk.
     for (profile, people) in &held {
         assert_eq!(people.len(), 1, "profile {profile} holds {people:?}");
+    }
+    // Every citizen the CRM has twice (its code mistyped, left out or the
+    // same, a name mistyped) is one profile.
+    let mut records_of: BTreeMap<&String, std::collections::BTreeSet<&String>> = BTreeMap::new();
+    for (citizen, person) in persons.iter().filter(|(_, p)| !p.is_empty()) {
+        records_of
+            .entry(person)
+            .or_default()
+            .insert(&profiles[citizen].0);
+    }
+    let twice = persons.values().filter(|p| !p.is_empty()).count() - records_of.len();
+    assert!(twice >= 50, "{twice} citizens recorded twice");
+    for (person, held_in) in &records_of {
+        assert_eq!(held_in.len(), 1, "person {person} is in {held_in:?}");
+    }
+    // The tier's links say how sure they are and how the columns
+    // compared, never a value.
+    let links = query(
+        &[("l", &dir.path().join("out/identity_links"))],
+        "SELECT rule, evidence FROM l",
+    );
+    let scored: Vec<String> = links
+        .iter()
+        .flat_map(|b| strings(b, 0).into_iter().zip(strings(b, 1)))
+        .filter(|(rule, _)| rule == "probabilistic")
+        .map(|(_, evidence)| evidence)
+        .collect();
+    assert!(scored.len() >= twice / 3, "{} scored links", scored.len());
+    let shape = regex::Regex::new(
+        r"^p=(0\.99[0-9]*|1\.0+);((first_name|last_name|birth_date|gender|cap|phone|email):(equal|one_edit|similar|different|blank),?){7}$",
+    )
+    .expect("regex");
+    for evidence in &scored {
+        assert!(shape.is_match(evidence), "{evidence}");
     }
     // The test records (no one's) are attributed nothing; the omocodic
     // namesake planted as the third citizen stays apart from the first.

@@ -1,0 +1,535 @@
+//! The probabilistic tier: CRM records that no deterministic rule linked
+//! but that read as one person (a name mistyped, the codice fiscale left
+//! out), scored as Fellegi and Sunter did and Splink does.
+//!
+//! - **Blocking.** Only pairs of records that agree exactly on every
+//!   column of at least one blocking rule are compared (`[birth_date,
+//!   last_name]` finds the first name mistyped), so the work grows with
+//!   the blocks, not with the square of the CRM.
+//! - **Comparison levels.** Each compared column gives a pair a level:
+//!   `equal`, `one_edit` (one character added, dropped, changed or two
+//!   swapped), `similar` (Jaro–Winkler at least 0.88, names only),
+//!   `different`; a blank on either side says nothing.
+//! - **Weights.** A level's weight is log2(m / u): m, how often a true
+//!   pair has it, u, how often two records taken at random do. u is
+//!   counted on random pairs; m and the share of true pairs among the
+//!   compared ones (λ) are estimated by expectation–maximisation over the
+//!   compared pairs. A column a pair was blocked on always agrees, so it
+//!   says nothing of that pair: in each round a pair's probability is
+//!   weighed from its other columns only, and each column's m is learnt
+//!   only from pairs that a rule not blocking on it found.
+//! - **Decision.** A pair's match probability is 1 / (1 + 2^-w), w being
+//!   the prior log-odds that two records taken at random are one person
+//!   (λ times the compared pairs, over all pairs: blocking is taken to
+//!   miss no true pair) plus the weights of all its levels, the blocked
+//!   columns' agreement included, as Splink scores. At `link_above` or more
+//!   the records are linked (unless they hold two different codici
+//!   fiscali); from `review_above` they go to `identity_review` for a
+//!   person to decide.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// How a column is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparator {
+    /// Equal or different.
+    Exact,
+    /// Equal, one edit, similar or different.
+    Name,
+    /// Equal, one edit (or day and month swapped) or different.
+    Date,
+}
+
+/// A pair's level on one column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Nothing in common.
+    Different = 0,
+    /// Jaro–Winkler similarity of at least [`SIMILAR`].
+    Similar = 1,
+    /// One character added, dropped, changed, or two swapped.
+    OneEdit = 2,
+    /// The same value.
+    Equal = 3,
+}
+
+/// Levels there are.
+const LEVELS: usize = 4;
+
+/// The Jaro–Winkler similarity from which two names are `similar`.
+pub const SIMILAR: f64 = 0.88;
+
+impl Level {
+    /// The level as `identity_review.evidence` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Different => "different",
+            Level::Similar => "similar",
+            Level::OneEdit => "one_edit",
+            Level::Equal => "equal",
+        }
+    }
+}
+
+impl Comparator {
+    /// The level of two normalised values.
+    pub fn level(self, a: &str, b: &str) -> Level {
+        if a == b {
+            return Level::Equal;
+        }
+        let one_edit = strsim::osa_distance(a, b) <= 1;
+        match self {
+            Comparator::Exact => Level::Different,
+            Comparator::Name if one_edit => Level::OneEdit,
+            Comparator::Name if strsim::jaro_winkler(a, b) >= SIMILAR => Level::Similar,
+            Comparator::Date if one_edit || swapped_day_month(a, b) => Level::OneEdit,
+            _ => Level::Different,
+        }
+    }
+}
+
+/// `1985-03-07` against `1985-07-03`.
+fn swapped_day_month(a: &str, b: &str) -> bool {
+    let parts = |s: &str| -> Option<(String, String, String)> {
+        let mut it = s.splitn(3, '-');
+        Some((
+            it.next()?.to_string(),
+            it.next()?.to_string(),
+            it.next()?.to_string(),
+        ))
+    };
+    match (parts(a), parts(b)) {
+        (Some((ya, ma, da)), Some((yb, mb, db))) => ya == yb && ma == db && da == mb,
+        _ => false,
+    }
+}
+
+/// One compared column: its name, comparator and each record's
+/// normalised value.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// The column's name, as the evidence shows it.
+    pub name: String,
+    /// How it is compared.
+    pub comparator: Comparator,
+    /// Each record's value, `None` when blank.
+    pub values: Vec<Option<String>>,
+}
+
+/// The tier's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Blocking rules: indices into the columns.
+    pub blocking: Vec<Vec<usize>>,
+    /// The match probability from which records are linked.
+    pub link_above: f64,
+    /// The match probability from which a pair is for review.
+    pub review_above: f64,
+    /// Blocks larger than this are skipped (a value many records share,
+    /// such as a placeholder date, would give millions of pairs).
+    pub max_block: usize,
+}
+
+/// A compared pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// The lower record.
+    pub a: usize,
+    /// The higher record.
+    pub b: usize,
+    /// The match probability.
+    pub probability: f64,
+    /// Each column's level, `None` where a side was blank.
+    pub levels: Vec<Option<Level>>,
+}
+
+/// What the tier found.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Every compared pair, by record.
+    pub pairs: Vec<Scored>,
+    /// m and u per column and level, as estimated.
+    pub m: Vec<[f64; LEVELS]>,
+    /// See `m`.
+    pub u: Vec<[f64; LEVELS]>,
+    /// The estimated share of true pairs among the compared ones.
+    pub lambda: f64,
+    /// The probability that two records taken at random are one person.
+    pub prior: f64,
+    /// Expectation–maximisation rounds run.
+    pub rounds: usize,
+    /// Blocks skipped for their size.
+    pub skipped_blocks: usize,
+}
+
+/// Random pairs u is counted on.
+const U_SAMPLE: usize = 200_000;
+/// The most expectation–maximisation rounds.
+const MAX_ROUNDS: usize = 100;
+
+/// Compares the pairs the blocking rules find among records, except pairs
+/// `same` says are one profile already, and scores them.
+pub fn score(
+    columns: &[Column],
+    settings: &Settings,
+    same: &dyn Fn(usize, usize) -> bool,
+) -> Outcome {
+    let records = columns.first().map_or(0, |c| c.values.len());
+    let (found, skipped_blocks) = candidate_pairs(columns, settings, records, same);
+    let levels: Vec<Vec<Option<Level>>> =
+        found.keys().map(|&(a, b)| compare(columns, a, b)).collect();
+    let u = u_probabilities(columns, records);
+    // Which pairs each column's m may be learnt from.
+    let learns: Vec<Vec<bool>> = found
+        .values()
+        .map(|rules| {
+            (0..columns.len())
+                .map(|c| rules.iter().any(|&r| !settings.blocking[r].contains(&c)))
+                .collect()
+        })
+        .collect();
+    let (m, lambda, rounds) = expectation_maximisation(&levels, &learns, &u);
+    let all_pairs = (records as f64) * (records as f64 - 1.0) / 2.0;
+    let prior = (lambda * levels.len() as f64 / all_pairs.max(1.0)).clamp(1e-12, 0.5);
+    let everything = vec![true; columns.len()];
+    let pairs = found
+        .keys()
+        .zip(levels)
+        .map(|(&(a, b), levels)| Scored {
+            a,
+            b,
+            probability: probability(&levels, &everything, &m, &u, prior),
+            levels,
+        })
+        .collect();
+    Outcome {
+        pairs,
+        m,
+        u,
+        lambda,
+        prior,
+        rounds,
+        skipped_blocks,
+    }
+}
+
+/// The pairs the blocking rules find, each with the rules that found it,
+/// and the blocks skipped for their size.
+fn candidate_pairs(
+    columns: &[Column],
+    settings: &Settings,
+    records: usize,
+    same: &dyn Fn(usize, usize) -> bool,
+) -> (BTreeMap<(usize, usize), Vec<usize>>, usize) {
+    let mut found: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+    let mut skipped = 0;
+    for (rule, on) in settings.blocking.iter().enumerate() {
+        let mut blocks: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+        for record in 0..records {
+            let key: Option<Vec<&str>> = on
+                .iter()
+                .map(|&c| columns[c].values[record].as_deref())
+                .collect();
+            if let Some(key) = key {
+                blocks.entry(key).or_default().push(record);
+            }
+        }
+        for block in blocks.values() {
+            if block.len() > settings.max_block {
+                skipped += 1;
+                continue;
+            }
+            for (i, &a) in block.iter().enumerate() {
+                for &b in &block[i + 1..] {
+                    if !same(a, b) {
+                        let rules = found.entry((a.min(b), a.max(b))).or_default();
+                        if rules.last() != Some(&rule) {
+                            rules.push(rule);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (found, skipped)
+}
+
+fn compare(columns: &[Column], a: usize, b: usize) -> Vec<Option<Level>> {
+    columns
+        .iter()
+        .map(|c| match (&c.values[a], &c.values[b]) {
+            (Some(x), Some(y)) => Some(c.comparator.level(x, y)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// u per column and level, from random pairs of records (a fixed seed:
+/// the same CRM gives the same weights), smoothed so that no level is
+/// impossible.
+fn u_probabilities(columns: &[Column], records: usize) -> Vec<[f64; LEVELS]> {
+    let mut counts = vec![[1.0f64; LEVELS]; columns.len()];
+    if records >= 2 {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x005E_EDF5);
+        let all_pairs = records.saturating_mul(records - 1) / 2;
+        for _ in 0..U_SAMPLE.min(all_pairs.max(1)) {
+            let a = rng.gen_range(0..records);
+            let mut b = rng.gen_range(0..records - 1);
+            if b >= a {
+                b += 1;
+            }
+            for (c, level) in compare(columns, a, b).into_iter().enumerate() {
+                if let Some(level) = level {
+                    counts[c][level as usize] += 1.0;
+                }
+            }
+        }
+    }
+    counts.into_iter().map(normalised).collect()
+}
+
+fn normalised(mut row: [f64; LEVELS]) -> [f64; LEVELS] {
+    let total: f64 = row.iter().sum();
+    if total > 0.0 {
+        for v in &mut row {
+            *v /= total;
+        }
+    }
+    row
+}
+
+/// The match probability of a pair from the levels of the columns `used`
+/// says, over the prior `lambda`.
+fn probability(
+    levels: &[Option<Level>],
+    used: &[bool],
+    m: &[[f64; LEVELS]],
+    u: &[[f64; LEVELS]],
+    lambda: f64,
+) -> f64 {
+    let weights: f64 = levels
+        .iter()
+        .zip(used)
+        .enumerate()
+        .filter_map(|(c, (level, used))| {
+            level
+                .filter(|_| *used)
+                .map(|l| (m[c][l as usize] / u[c][l as usize]).log2())
+        })
+        .sum();
+    let log_odds = (lambda / (1.0 - lambda)).log2() + weights;
+    1.0 / (1.0 + (-log_odds).exp2())
+}
+
+/// m per column and level, λ, and the rounds run, u held fixed.
+fn expectation_maximisation(
+    levels: &[Vec<Option<Level>>],
+    learns: &[Vec<bool>],
+    u: &[[f64; LEVELS]],
+) -> (Vec<[f64; LEVELS]>, f64, usize) {
+    let columns = u.len();
+    // A true pair mostly agrees.
+    let mut m = vec![[0.05, 0.05, 0.1, 0.8]; columns];
+    let mut lambda = 0.1f64;
+    if levels.is_empty() {
+        return (m, lambda, 0);
+    }
+    for round in 1..=MAX_ROUNDS {
+        let mut counts = vec![[1e-3f64; LEVELS]; columns];
+        let mut matched = 0.0;
+        for (pair, learn) in levels.iter().zip(learns) {
+            let p = probability(pair, learn, &m, u, lambda);
+            matched += p;
+            for (c, level) in pair.iter().enumerate() {
+                if let (Some(level), true) = (level, learn[c]) {
+                    counts[c][*level as usize] += p;
+                }
+            }
+        }
+        let next_lambda = (matched / levels.len() as f64).clamp(1e-6, 1.0 - 1e-6);
+        let next_m: Vec<[f64; LEVELS]> = counts.into_iter().map(normalised).collect();
+        let change = m
+            .iter()
+            .zip(&next_m)
+            .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+            .fold((next_lambda - lambda).abs(), f64::max);
+        m = next_m;
+        lambda = next_lambda;
+        if change < 1e-6 {
+            return (m, lambda, round);
+        }
+    }
+    (m, lambda, MAX_ROUNDS)
+}
+
+/// A pair's levels as `identity_review.evidence` shows them:
+/// `first_name:one_edit,last_name:equal,birth_date:equal`.
+pub fn evidence(columns: &[Column], levels: &[Option<Level>]) -> String {
+    columns
+        .iter()
+        .zip(levels)
+        .map(|(c, l)| format!("{}:{}", c.name, l.map_or("blank", Level::name)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_read_typos_as_typos() {
+        let cases: &[(Comparator, &str, &str, Level)] = &[
+            (Comparator::Name, "rossi", "rossi", Level::Equal),
+            (Comparator::Name, "rossi", "rosi", Level::OneEdit),
+            (Comparator::Name, "rossi", "rosis", Level::OneEdit),
+            (Comparator::Name, "giuseppe", "giusepep", Level::OneEdit),
+            (Comparator::Name, "francesca", "francesa", Level::OneEdit),
+            (Comparator::Name, "alessandro", "alesandr", Level::Similar),
+            (Comparator::Name, "rossi", "bianchi", Level::Different),
+            (Comparator::Date, "1985-03-07", "1985-03-07", Level::Equal),
+            (Comparator::Date, "1985-03-07", "1985-03-08", Level::OneEdit),
+            (Comparator::Date, "1985-03-07", "1985-07-03", Level::OneEdit),
+            (
+                Comparator::Date,
+                "1985-03-07",
+                "1958-11-20",
+                Level::Different,
+            ),
+            (Comparator::Exact, "f", "f", Level::Equal),
+            (Comparator::Exact, "40121", "40122", Level::Different),
+        ];
+        for &(comparator, a, b, expected) in cases {
+            assert_eq!(comparator.level(a, b), expected, "{a} vs {b}");
+        }
+    }
+
+    fn column(name: &str, comparator: Comparator, values: &[&str]) -> Column {
+        Column {
+            name: name.into(),
+            comparator,
+            values: values
+                .iter()
+                .map(|v| (!v.is_empty()).then(|| v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Two hundred people with distinct names, birth dates spread over a
+    /// few years, and five of them recorded twice with a typo.
+    fn crm() -> Vec<Column> {
+        let firsts = [
+            "marco", "giulia", "luca", "sara", "paolo", "elena", "andrea", "chiara",
+        ];
+        let lasts = [
+            "rossi", "bianchi", "ferrari", "esposito", "romano", "colombo", "ricci", "marino",
+            "greco", "bruno", "gallo", "conti", "costa", "giordano", "mancini",
+        ];
+        let (mut first, mut last, mut born, mut cap) = (vec![], vec![], vec![], vec![]);
+        for i in 0..200usize {
+            first.push(firsts[i % firsts.len()].to_string());
+            last.push(lasts[(i / 3) % lasts.len()].to_string());
+            born.push(format!(
+                "19{:02}-{:02}-{:02}",
+                50 + i % 40,
+                1 + i % 12,
+                1 + i % 28
+            ));
+            cap.push(format!("401{:02}", i % 40));
+        }
+        for i in [3usize, 50, 99, 120, 180] {
+            let mut typo = last[i].clone();
+            typo.pop();
+            first.push(first[i].clone());
+            last.push(typo);
+            born.push(born[i].clone());
+            cap.push(if i % 2 == 0 {
+                cap[i].clone()
+            } else {
+                String::new()
+            });
+        }
+        fn refs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        vec![
+            column("first_name", Comparator::Name, &refs(&first)),
+            column("last_name", Comparator::Name, &refs(&last)),
+            column("birth_date", Comparator::Date, &refs(&born)),
+            column("cap", Comparator::Exact, &refs(&cap)),
+        ]
+    }
+
+    #[test]
+    fn the_duplicates_score_high_and_the_namesakes_low() {
+        let columns = crm();
+        let settings = Settings {
+            // Birth date and first name; birth date and last name.
+            blocking: vec![vec![2, 0], vec![2, 1]],
+            link_above: 0.99,
+            review_above: 0.5,
+            max_block: 1000,
+        };
+        let outcome = score(&columns, &settings, &|_, _| false);
+        let linked: Vec<(usize, usize)> = outcome
+            .pairs
+            .iter()
+            .filter(|p| p.probability >= settings.link_above)
+            .map(|p| (p.a, p.b))
+            .collect();
+        assert_eq!(
+            linked,
+            [(3, 200), (50, 201), (99, 202), (120, 203), (180, 204)],
+            "{:?}",
+            outcome.pairs
+        );
+        // Agreeing names weigh for a match, different ones against; here
+        // every duplicate mistyped the surname, so one edit there is the
+        // surest mark of one.
+        let w = |c: usize, l: Level| (outcome.m[c][l as usize] / outcome.u[c][l as usize]).log2();
+        assert!(w(0, Level::Equal) > 0.0 && w(1, Level::OneEdit) > w(1, Level::Equal));
+        assert!(w(2, Level::Equal) > 0.0 && w(2, Level::Different) < 0.0);
+        assert!(w(1, Level::Different) < 0.0, "{:?}", outcome.m);
+        assert!(outcome.rounds > 1 && outcome.lambda > 0.0 && outcome.lambda < 1.0);
+    }
+
+    #[test]
+    fn pairs_already_one_profile_and_oversized_blocks_are_not_compared() {
+        let columns = vec![column("x", Comparator::Exact, &["a", "a", "a", "b", "b"])];
+        let settings = Settings {
+            blocking: vec![vec![0]],
+            link_above: 0.99,
+            review_above: 0.5,
+            max_block: 2,
+        };
+        let outcome = score(&columns, &settings, &|_, _| false);
+        assert_eq!(outcome.skipped_blocks, 1);
+        assert_eq!(
+            outcome.pairs.iter().map(|p| (p.a, p.b)).collect::<Vec<_>>(),
+            [(3, 4)]
+        );
+        let outcome = score(&columns, &settings, &|a, b| (a, b) == (3, 4));
+        assert!(outcome.pairs.is_empty());
+    }
+
+    #[test]
+    fn evidence_names_levels_never_values() {
+        let columns = crm();
+        let text = evidence(
+            &columns,
+            &[
+                Some(Level::Equal),
+                Some(Level::OneEdit),
+                None,
+                Some(Level::Different),
+            ],
+        );
+        assert_eq!(
+            text,
+            "first_name:equal,last_name:one_edit,birth_date:blank,cap:different"
+        );
+    }
+}
