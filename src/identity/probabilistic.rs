@@ -32,16 +32,7 @@ use std::collections::{BTreeMap, HashMap};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// How a column is compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparator {
-    /// Equal or different.
-    Exact,
-    /// Equal, one edit, similar or different.
-    Name,
-    /// Equal, one edit (or day and month swapped) or different.
-    Date,
-}
+use crate::pipeline::Comparison;
 
 /// A pair's level on one column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,7 +65,7 @@ impl Level {
     }
 }
 
-impl Comparator {
+impl Comparison {
     /// The level of two normalised values.
     pub fn level(self, a: &str, b: &str) -> Level {
         if a == b {
@@ -82,10 +73,10 @@ impl Comparator {
         }
         let one_edit = strsim::osa_distance(a, b) <= 1;
         match self {
-            Comparator::Exact => Level::Different,
-            Comparator::Name if one_edit => Level::OneEdit,
-            Comparator::Name if strsim::jaro_winkler(a, b) >= SIMILAR => Level::Similar,
-            Comparator::Date if one_edit || swapped_day_month(a, b) => Level::OneEdit,
+            Comparison::Exact => Level::Different,
+            Comparison::Name if one_edit => Level::OneEdit,
+            Comparison::Name if strsim::jaro_winkler(a, b) >= SIMILAR => Level::Similar,
+            Comparison::Date if one_edit || swapped_day_month(a, b) => Level::OneEdit,
             _ => Level::Different,
         }
     }
@@ -114,7 +105,7 @@ pub struct Column {
     /// The column's name, as the evidence shows it.
     pub name: String,
     /// How it is compared.
-    pub comparator: Comparator,
+    pub comparator: Comparison,
     /// Each record's value, `None` when blank.
     pub values: Vec<Option<String>>,
 }
@@ -382,32 +373,32 @@ mod tests {
 
     #[test]
     fn levels_read_typos_as_typos() {
-        let cases: &[(Comparator, &str, &str, Level)] = &[
-            (Comparator::Name, "rossi", "rossi", Level::Equal),
-            (Comparator::Name, "rossi", "rosi", Level::OneEdit),
-            (Comparator::Name, "rossi", "rosis", Level::OneEdit),
-            (Comparator::Name, "giuseppe", "giusepep", Level::OneEdit),
-            (Comparator::Name, "francesca", "francesa", Level::OneEdit),
-            (Comparator::Name, "alessandro", "alesandr", Level::Similar),
-            (Comparator::Name, "rossi", "bianchi", Level::Different),
-            (Comparator::Date, "1985-03-07", "1985-03-07", Level::Equal),
-            (Comparator::Date, "1985-03-07", "1985-03-08", Level::OneEdit),
-            (Comparator::Date, "1985-03-07", "1985-07-03", Level::OneEdit),
+        let cases: &[(Comparison, &str, &str, Level)] = &[
+            (Comparison::Name, "rossi", "rossi", Level::Equal),
+            (Comparison::Name, "rossi", "rosi", Level::OneEdit),
+            (Comparison::Name, "rossi", "rosis", Level::OneEdit),
+            (Comparison::Name, "giuseppe", "giusepep", Level::OneEdit),
+            (Comparison::Name, "francesca", "francesa", Level::OneEdit),
+            (Comparison::Name, "alessandro", "alesandr", Level::Similar),
+            (Comparison::Name, "rossi", "bianchi", Level::Different),
+            (Comparison::Date, "1985-03-07", "1985-03-07", Level::Equal),
+            (Comparison::Date, "1985-03-07", "1985-03-08", Level::OneEdit),
+            (Comparison::Date, "1985-03-07", "1985-07-03", Level::OneEdit),
             (
-                Comparator::Date,
+                Comparison::Date,
                 "1985-03-07",
                 "1958-11-20",
                 Level::Different,
             ),
-            (Comparator::Exact, "f", "f", Level::Equal),
-            (Comparator::Exact, "40121", "40122", Level::Different),
+            (Comparison::Exact, "f", "f", Level::Equal),
+            (Comparison::Exact, "40121", "40122", Level::Different),
         ];
         for &(comparator, a, b, expected) in cases {
             assert_eq!(comparator.level(a, b), expected, "{a} vs {b}");
         }
     }
 
-    fn column(name: &str, comparator: Comparator, values: &[&str]) -> Column {
+    fn column(name: &str, comparator: Comparison, values: &[&str]) -> Column {
         Column {
             name: name.into(),
             comparator,
@@ -456,10 +447,10 @@ mod tests {
             v.iter().map(String::as_str).collect()
         }
         vec![
-            column("first_name", Comparator::Name, &refs(&first)),
-            column("last_name", Comparator::Name, &refs(&last)),
-            column("birth_date", Comparator::Date, &refs(&born)),
-            column("cap", Comparator::Exact, &refs(&cap)),
+            column("first_name", Comparison::Name, &refs(&first)),
+            column("last_name", Comparison::Name, &refs(&last)),
+            column("birth_date", Comparison::Date, &refs(&born)),
+            column("cap", Comparison::Exact, &refs(&cap)),
         ]
     }
 
@@ -498,7 +489,7 @@ mod tests {
 
     #[test]
     fn pairs_already_one_profile_and_oversized_blocks_are_not_compared() {
-        let columns = vec![column("x", Comparator::Exact, &["a", "a", "a", "b", "b"])];
+        let columns = vec![column("x", Comparison::Exact, &["a", "a", "a", "b", "b"])];
         let settings = Settings {
             blocking: vec![vec![0]],
             link_above: 0.99,

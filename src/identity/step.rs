@@ -16,10 +16,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::{SessionContext, ident};
 
 use super::ids::{IdOrigin, profile_ids};
-use super::probabilistic::{self, Column, Comparator};
+use super::probabilistic::{self, Column};
 use super::resolve::{Attribution, By, Holders, Linker, Row, Seen, attribute, class};
 use super::{codice_fiscale, email, name, phone};
-use crate::pipeline::IdentifierType;
+use crate::pipeline::{Comparison, IdentifierType};
 use crate::plan::{IdentityInput, IdentityPlan};
 use crate::privacy::PseudonymKey;
 
@@ -148,25 +148,16 @@ struct Read {
     compared: Vec<Column>,
 }
 
-/// A value as the probabilistic tier compares it: an identifier in its
-/// canonical form (none when it is not usable), a name normalised, a date
-/// as written, anything else trimmed and in lower case.
-fn comparable(
-    plan: &IdentityPlan,
-    comparator: Comparator,
-    kind: Option<IdentifierType>,
-    raw: &str,
-) -> Option<String> {
+/// A value of a column that is no identifier as the probabilistic tier
+/// compares it: a name normalised, a date as written, anything else
+/// trimmed and in lower case.
+fn comparable(comparison: Comparison, raw: &str) -> Option<String> {
     let raw = raw.trim();
-    match (kind, comparator) {
+    match comparison {
         _ if raw.is_empty() => None,
-        (Some(kind), _) => match observe(plan, kind, raw) {
-            Some(Seen::Usable(value)) => Some(value),
-            _ => None,
-        },
-        (None, Comparator::Name) => name::normalize(raw),
-        (None, Comparator::Date) => Some(raw.to_string()),
-        (None, Comparator::Exact) => Some(raw.to_lowercase()),
+        Comparison::Name => name::normalize(raw),
+        Comparison::Date => Some(raw.to_string()),
+        Comparison::Exact => Some(raw.to_lowercase()),
     }
 }
 
@@ -174,22 +165,28 @@ async fn read_table(
     ctx: &SessionContext,
     plan: &IdentityPlan,
     input: &IdentityInput,
-    compare: &[(String, Comparator, Option<IdentifierType>)],
+    compare: &[(String, Comparison)],
 ) -> Result<Read, IdentityError> {
     let failed = |source| IdentityError::Read {
         table: input.table.clone(),
         source,
     };
-    // A compared column may be an identifier too: it is read twice, under
-    // a name of its own the second time.
+    let identifier = |column: &str| input.identifiers.iter().position(|(c, _)| c == column);
+    // A compared column that is an identifier is compared in the canonical
+    // form its rule reads; the others are read after the identifiers,
+    // each under a name of its own (one may be the id column).
+    let others: Vec<(usize, &(String, Comparison))> = compare
+        .iter()
+        .enumerate()
+        .filter(|(_, (column, _))| identifier(column).is_none())
+        .collect();
     let columns = std::iter::once(&input.id)
         .chain(input.identifiers.iter().map(|(c, _)| c))
         .map(ident)
         .chain(
-            compare
+            others
                 .iter()
-                .enumerate()
-                .map(|(i, (c, _, _))| ident(c).alias(format!("compared {i}"))),
+                .map(|(i, (c, _))| ident(c).alias(format!("compared {i}"))),
         )
         .collect::<Vec<_>>();
     let frame = ctx
@@ -205,10 +202,20 @@ async fn read_table(
     let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
     order.sort_by(|&a, &b| ids_text.value(a as usize).cmp(ids_text.value(b as usize)));
     let order = UInt32Array::from(order);
-    let mut rows: Vec<Row> = vec![Vec::new(); batch.num_rows()];
-    for (i, (_, kind)) in input.identifiers.iter().enumerate() {
+    let rows_read = batch.num_rows();
+    let mut rows: Vec<Row> = vec![Vec::new(); rows_read];
+    let mut compared: Vec<Column> = compare
+        .iter()
+        .map(|(column, comparison)| Column {
+            name: column.clone(),
+            comparator: *comparison,
+            values: vec![None; rows_read],
+        })
+        .collect();
+    for (i, (column, kind)) in input.identifiers.iter().enumerate() {
         let values = cast(&take(batch.column(i + 1), &order, None)?, &DataType::Utf8)?;
         let values = values.as_string::<i32>();
+        let mut canonical = compared.iter_mut().find(|c| &c.name == column);
         // Contacts repeat their numbers and addresses: each is read once.
         let mut seen: HashMap<&str, Option<Seen>> = HashMap::new();
         for (row, slot) in rows.iter_mut().enumerate() {
@@ -220,27 +227,23 @@ async fn read_table(
                 .entry(raw)
                 .or_insert_with(|| observe(plan, *kind, raw))
                 .clone();
+            if let (Some(Seen::Usable(value)), Some(c)) = (&found, canonical.as_mut()) {
+                c.values[row] = Some(value.clone());
+            }
             if let Some(found) = found {
                 slot.push((*kind, found));
             }
         }
     }
-    let mut compared = Vec::with_capacity(compare.len());
-    for (i, (column, comparator, kind)) in compare.iter().enumerate() {
-        let at = 1 + input.identifiers.len() + i;
-        let values = cast(&take(batch.column(at), &order, None)?, &DataType::Utf8)?;
+    for (at, (i, (_, comparison))) in others.iter().enumerate() {
+        let column = 1 + input.identifiers.len() + at;
+        let values = cast(&take(batch.column(column), &order, None)?, &DataType::Utf8)?;
         let values = values.as_string::<i32>();
-        compared.push(Column {
-            name: column.clone(),
-            comparator: *comparator,
-            values: (0..values.len())
-                .map(|row| {
-                    (!values.is_null(row))
-                        .then(|| comparable(plan, *comparator, *kind, values.value(row)))
-                        .flatten()
-                })
-                .collect(),
-        });
+        for (row, slot) in compared[*i].values.iter_mut().enumerate() {
+            if !values.is_null(row) {
+                *slot = comparable(*comparison, values.value(row));
+            }
+        }
     }
     let ids = take(batch.column(0), &order, None)?;
     let id_texts = (0..order.len())

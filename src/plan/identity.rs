@@ -4,7 +4,7 @@
 use regex::Regex;
 
 use super::Tables;
-use crate::identity::probabilistic::{Comparator, Settings};
+use crate::identity::probabilistic::Settings;
 use crate::pipeline::{
     Comparison, Diagnostic, IdentifierType, IdentitySpec, IdentityTableSpec, Located, PipelineSpec,
     ProbabilisticSpec,
@@ -59,9 +59,8 @@ pub struct IdentityInput {
 #[derive(Debug, Clone)]
 pub struct ProbabilisticPlan {
     /// The CRM columns compared, in the order `Settings::blocking` counts
-    /// them, each with its comparator and, when it is one of the CRM's
-    /// identifiers, its type.
-    pub columns: Vec<(String, Comparator, Option<IdentifierType>)>,
+    /// them, each with how.
+    pub columns: Vec<(String, Comparison)>,
     /// Blocking, thresholds and the block cap.
     pub settings: Settings,
 }
@@ -177,7 +176,7 @@ pub(super) fn plan_identity(
     let probabilistic = id
         .probabilistic
         .as_ref()
-        .map(|tier| plan_probabilistic(file, section, tier, &crm, diags));
+        .map(|tier| plan_probabilistic(file, section, tier, diags));
     free.then(|| IdentityPlan {
         crm,
         touchpoints,
@@ -201,26 +200,13 @@ fn plan_probabilistic(
     file: &str,
     section: &Located<IdentitySpec>,
     tier: &ProbabilisticSpec,
-    crm: &IdentityInput,
     diags: &mut Vec<Diagnostic>,
 ) -> ProbabilisticPlan {
     let at = |key: &str| section.pos_of(&format!("probabilistic.{key}"));
-    let columns: Vec<(String, Comparator, Option<IdentifierType>)> = tier
+    let columns: Vec<(String, Comparison)> = tier
         .compare
         .iter()
-        .map(|(column, how)| {
-            let comparator = match how {
-                Comparison::Name => Comparator::Name,
-                Comparison::Date => Comparator::Date,
-                Comparison::Exact => Comparator::Exact,
-            };
-            let kind = crm
-                .identifiers
-                .iter()
-                .find(|(c, _)| c == column)
-                .map(|(_, kind)| *kind);
-            (column.clone(), comparator, kind)
-        })
+        .map(|(column, how)| (column.clone(), *how))
         .collect();
     if columns.is_empty() {
         diags.push(Diagnostic::at(
@@ -240,7 +226,7 @@ fn plan_probabilistic(
     for rule in &tier.blocking {
         let mut on = Vec::new();
         for column in rule {
-            match columns.iter().position(|(c, _, _)| c == column) {
+            match columns.iter().position(|(c, _)| c == column) {
                 Some(i) => on.push(i),
                 None => diags.push(Diagnostic::at(
                     file,

@@ -52,7 +52,7 @@ pub(super) async fn plan_identity(
             .chain(
                 compared
                     .iter()
-                    .map(|(column, _, _)| (format!("probabilistic.compare.{column}"), column)),
+                    .map(|(column, _)| (format!("probabilistic.compare.{column}"), column)),
             );
         for (key, column) in columns {
             match schema.field_with_unqualified_name(column) {
