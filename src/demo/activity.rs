@@ -578,12 +578,15 @@ fn plan_days(
         plan.requests
             .sort_unstable_by_key(|q| (q.opened, q.citizen, q.seed));
         for q in &plan.requests {
-            // A citizen recorded twice has a third of their requests
-            // filed under the second record.
+            // A citizen recorded twice has a third of the requests they
+            // open after the second record filed under it.
             let citizen = 100_001 + u64::from(q.citizen);
             let filed = match profiles[q.citizen as usize].duplicate {
-                Some(second) if chance(&mut rng(&[q.seed, stream::FILED_UNDER]), 1.0 / 3.0) => {
-                    second
+                Some(second)
+                    if q.opened >= second.registered
+                        && chance(&mut rng(&[q.seed, stream::FILED_UNDER]), 1.0 / 3.0) =>
+                {
+                    second.citizen_id
                 }
                 _ => citizen,
             };

@@ -18,6 +18,9 @@
 //! - `_demo/pseudonym.key`: a random pseudonym key for this lake (made once, readable by its owner only,
 //!   kept when the lake is written again), for `CIVICA_PSEUDONYM_KEY_FILE`
 //!
+//! The citizens are drawn for a fixed registry date, not for the window: lakes ending on different days hold
+//! the same people under the same codes and ids, and a later one appends the records registered since.
+//!
 //! Generation streams: citizens are drawn once and kept as compact profiles, with Poisson totals of each kind of
 //! event for the whole window (the segment's 90-day rate scaled to the window). Activity is planned one day at a
 //! time from per-(citizen, day) random streams that spend those totals, and each day's web log is expanded
@@ -331,6 +334,11 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()
     }
 
+    /// The day the population's ages and registrations are drawn for.
+    fn registry() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+    }
+
     fn options(
         out: &Path,
         citizens: u64,
@@ -461,6 +469,36 @@ mod tests {
     }
 
     #[test]
+    fn a_later_day_exports_the_same_citizens_and_appends_new_records() {
+        let (a, b) = (TempDir::new("june"), TempDir::new("december"));
+        let june = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let december = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+        write_demo_lake(&options(&a.0, 2000, 1, 42, june)).unwrap();
+        write_demo_lake(&options(&b.0, 2000, 1, 42, december)).unwrap();
+        let (ta, tb) = (read_tree(&a.0), read_tree(&b.0));
+        let crm = "raw/crm/citizens/citizens.csv";
+        let (ca, cb) = (text(&ta, crm), text(&tb, crm));
+        // The citizens and the test records are the same lines, and the
+        // records registered since come after the earlier ones, which
+        // keep their ids.
+        assert!(
+            cb.starts_with(ca.as_str()),
+            "the December export does not extend June's"
+        );
+        let added = cb[ca.len()..].lines().count();
+        assert!(
+            added > 0,
+            "no one was registered again from June to December"
+        );
+        let (ra, rb) = (
+            text(&ta, "truth/crm_records.csv"),
+            text(&tb, "truth/crm_records.csv"),
+        );
+        assert!(rb.starts_with(ra.as_str()));
+        assert_eq!(rb.lines().count(), ra.lines().count() + added);
+    }
+
+    #[test]
     fn the_lake_has_a_random_owner_only_key_kept_when_written_again() {
         use std::os::unix::fs::PermissionsExt;
         let (a, b) = (TempDir::new("key-a"), TempDir::new("key-b"));
@@ -547,6 +585,12 @@ mod tests {
             }
             assert_eq!((f[4], f[5], f[6], f[7]), (o[4], o[5], o[6], o[7]));
             assert_eq!(&f[10..14], &o[10..14]);
+            // Registered again by the end of the window, in id order.
+            let created = iso(f[14]);
+            assert!(created < window_end, "{line}");
+            if k > 0 {
+                assert!(iso(again[k - 1].split(';').nth(14).unwrap()) <= created);
+            }
         }
         for (k, line) in tests.iter().enumerate() {
             let f: Vec<&str> = line.split(';').collect();
@@ -608,7 +652,8 @@ mod tests {
             assert!(!(f[12] == "true" && f[13] == "true"), "{line}");
             objected += usize::from(f[13] == "true");
             let created = iso(f[14]);
-            assert!(created < window_start && created > window_start - chrono::Days::new(3660));
+            let registry = registry().and_hms_opt(0, 0, 0).unwrap().min(window_start);
+            assert!(created < registry && created > registry - chrono::Days::new(3660));
             rows += 1;
         }
         assert_eq!(rows, 300);
@@ -975,7 +1020,7 @@ mod tests {
             let birth = NaiveDate::parse_from_str(f[4], "%Y-%m-%d").unwrap();
             ages.insert(
                 f[0].to_string(),
-                i64::from(end().years_since(birth).unwrap()),
+                i64::from(registry().years_since(birth).unwrap()),
             );
         }
         for (id, seg) in &segment {

@@ -279,9 +279,9 @@ pub(crate) struct Profile {
     /// Whether other citizens give the CRM the same number (a family's
     /// landline, an office's switchboard): calls from it tell no one.
     pub(crate) shared_line: bool,
-    /// The `citizen_id` of the citizen's second CRM record, when a clerk
-    /// registered them again.
-    pub(crate) duplicate: Option<u64>,
+    /// The citizen's second CRM record, when a clerk registered them
+    /// again before the end of the window.
+    pub(crate) duplicate: Option<Duplicate>,
     /// Key from which the household's dynamic addresses derive.
     pub(crate) net: u64,
     pub(crate) totals: Totals,
@@ -294,6 +294,14 @@ pub(crate) struct Profile {
     pub(crate) fav: [u8; 2],
     /// Desktop and mobile browser.
     pub(crate) agents: [u8; 2],
+}
+
+/// A citizen's second CRM record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Duplicate {
+    pub(crate) citizen_id: u64,
+    /// When it was registered (epoch seconds).
+    pub(crate) registered: i64,
 }
 
 /// Mobile prefixes handed out to citizens; numbers outside these never match a citizen.
@@ -490,10 +498,11 @@ fn draw_citizen(
     let age = spec.age.0
         + (((unit(&mut r) + unit(&mut r) + unit(&mut r)) / 3.0 * span) as i64)
             .min(spec.age.1 - spec.age.0);
-    let (ey, em, ed) = civil_from_days(window.last_day);
-    // Born in the year up to the end date's anniversary, so the age at the end of the window is `age`.
-    let latest = days_from_civil(ey - age, em, ed.min(28));
-    let earliest = days_from_civil(ey - age - 1, em, ed.min(28)) + 1;
+    // Born in the year up to the registry date's anniversary, so the age
+    // on that date is `age`: the same people whatever the window.
+    let (ey, em, ed) = civil_from_days(REGISTRY_DAY);
+    let latest = days_from_civil(ey - age, em, ed);
+    let earliest = days_from_civil(ey - age - 1, em, ed) + 1;
     let birth = between(&mut r, earliest, latest);
     let female = chance(&mut r, spec.female);
 
@@ -574,20 +583,21 @@ fn draw_citizen(
             spec.consent_profiling / spec.consent_marketing.max(0.01),
         );
 
-    // Registered some time in the ten years before the window, but not as a child.
-    let window_start = window.first_day * DAY;
+    // Registered some time in the ten years before the registry date (and
+    // before the window, when that starts earlier), but not as a child.
+    let registered_by = (REGISTRY_DAY.min(window.first_day)) * DAY;
     let adult = days_from_civil(by + 18, bm, bd.min(28)) * DAY;
-    let lo = (window_start - 3652 * DAY)
+    let lo = (registered_by - 3652 * DAY)
         .max(adult)
-        .min(window_start - DAY);
+        .min(registered_by - DAY);
     let created_day = between(
         &mut r,
         lo.div_euclid(DAY),
-        (window_start - 1).div_euclid(DAY),
+        (registered_by - 1).div_euclid(DAY),
     );
     let hour = weighted(&mut r, &WEB_GENERAL) as i64;
     let created_at =
-        (created_day * DAY + hour * 3600 + below(&mut r, 3600) as i64).clamp(lo, window_start - 1);
+        (created_day * DAY + hour * 3600 + below(&mut r, 3600) as i64).clamp(lo, registered_by - 1);
 
     // Poisson noise on every count, plus a few citizens who break their segment's habits on one channel.
     let (mut web, mut calls, mut reqs) = (1.0, 1.0, 1.0);
@@ -688,6 +698,13 @@ fn draw_citizen(
     }
 }
 
+/// The day the population is drawn for (1 January 2026, as an epoch
+/// day): citizens are their segment's age on it and registered in the
+/// ten years before it, so that lakes ending on different days hold the
+/// same people under the same codes, as one CRM's exports on
+/// consecutive nights do.
+pub(crate) const REGISTRY_DAY: i64 = 20_454;
+
 /// The citizen planted as the first one's namesake, with an omocodic code.
 const NAMESAKE: u64 = 2;
 
@@ -718,6 +735,7 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
     let mut row = Vec::with_capacity(256);
     let mut namesake = None;
     let mut duplicates = Vec::new();
+    let export_end = (window.last_day + 1) * DAY;
     for index in 0..citizens {
         row.clear();
         let p = draw_citizen(
@@ -730,8 +748,11 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
             &mut row,
         );
         crm.write_line(&row)?;
-        if let Some(second) = duplicate(window.seed, index, window, &row, &p) {
-            duplicates.push((index, second));
+        if let Some((registered, second)) = duplicate(window.seed, index, &row, &p) {
+            // In the export once registered.
+            if registered < export_end {
+                duplicates.push((registered, index, second));
+            }
         }
         row.clear();
         push_num(&mut row, 100_001 + index);
@@ -753,20 +774,28 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
         row.clear();
         push_num(&mut row, id);
         row.extend_from_slice(test.as_bytes());
-        push_iso(&mut row, window.first_day * DAY - 400 * DAY + 9 * 3600);
+        push_iso(
+            &mut row,
+            REGISTRY_DAY.min(window.first_day) * DAY - 400 * DAY + 9 * 3600,
+        );
         crm.write_line(&row)?;
         row.clear();
         push_num(&mut row, id);
         row.push(b',');
         records.write_line(&row)?;
     }
-    // The citizens recorded twice, after them: the same person, planted
-    // in the same segment.
+    // The citizens recorded twice, after them in the order they were
+    // registered again (so an export of a later day adds records and
+    // renumbers none): the same person, planted in the same segment.
+    duplicates.sort_unstable_by_key(|&(registered, index, _)| (registered, index));
     let first_duplicate = 100_001 + citizens + TEST_RECORDS.len() as u64;
-    for (k, (index, second)) in duplicates.iter().enumerate() {
+    for (k, (registered, index, second)) in duplicates.iter().enumerate() {
         let id = first_duplicate + k as u64;
         let p = &mut profiles[*index as usize];
-        p.duplicate = Some(id);
+        p.duplicate = Some(Duplicate {
+            citizen_id: id,
+            registered: *registered,
+        });
         row.clear();
         push_num(&mut row, id);
         row.extend_from_slice(second);
@@ -801,21 +830,17 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
 const DUPLICATED: f64 = 0.02;
 
 /// A second record of the citizen whose row (`citizen_id` first) is
-/// `original`, as clerks make them, after `citizen_id`: the same code
+/// `original`, as clerks make them, after `citizen_id`, with the time it
+/// was registered (in the year either side of the registry date, so a
+/// lake ending later holds more of them): the same code
 /// and a name mistyped (four in ten, which the codice fiscale rule
 /// links), or the code left out (a third) or mistyped (a quarter), the
 /// name as it was or mistyped, the number written another way, the
-/// address kept or left out. Consent and objection are the original's;
-/// it was registered in the two months before the window. `None` for
+/// address kept or left out. Consent and objection are the original's.
+/// `None` for
 /// the citizens not recorded twice. From a stream of its own, so every
 /// other value is what it was.
-fn duplicate(
-    seed: u64,
-    index: u64,
-    window: &Window,
-    original: &[u8],
-    p: &Profile,
-) -> Option<Vec<u8>> {
+fn duplicate(seed: u64, index: u64, original: &[u8], p: &Profile) -> Option<(i64, Vec<u8>)> {
     let mut r = rng(&[seed, stream::DUPLICATE, index]);
     if !chance(&mut r, DUPLICATED) {
         return None;
@@ -847,14 +872,13 @@ fn duplicate(
         push_phone(&mut number, p.phone, r.next_u64());
         f[9] = String::from_utf8(number).ok()?;
     }
+    let registered = between(&mut r, REGISTRY_DAY - 365, REGISTRY_DAY + 364) * DAY
+        + between(&mut r, 8 * 3600, 17 * 3600);
     let mut created = Vec::new();
-    push_iso(
-        &mut created,
-        (window.first_day - between(&mut r, 1, 60)) * DAY + between(&mut r, 8 * 3600, 17 * 3600),
-    );
+    push_iso(&mut created, registered);
     f[14] = String::from_utf8(created).ok()?;
     f[0].clear();
-    Some(f.join(";").into_bytes())
+    Some((registered, f.join(";").into_bytes()))
 }
 
 /// A name with one slip of the keyboard: a letter dropped, doubled,

@@ -487,6 +487,53 @@ mod tests {
         assert!(outcome.rounds > 1 && outcome.lambda > 0.0 && outcome.lambda < 1.0);
     }
 
+    /// Twins agree on the surname, the birth date and the address, and
+    /// differ in the first name: as many as the duplicates, they must not
+    /// teach the tier that a match is what they look like. Each scores
+    /// below every duplicate, and none is linked.
+    #[test]
+    fn twins_score_below_every_duplicate() {
+        let mut columns = crm();
+        let twins = [10usize, 60, 140, 160];
+        for (name, i) in ["nicola", "irene", "fabio", "marta"].into_iter().zip(twins) {
+            let twin: Vec<Option<String>> = columns.iter().map(|c| c.values[i].clone()).collect();
+            for (c, value) in columns.iter_mut().zip(twin) {
+                c.values.push(value);
+            }
+            columns[0]
+                .values
+                .last_mut()
+                .unwrap()
+                .replace(name.to_string());
+        }
+        let settings = Settings {
+            blocking: vec![vec![2, 0], vec![2, 1]],
+            link_above: 0.99,
+            review_above: 0.5,
+            max_block: 1000,
+        };
+        let outcome = score(&columns, &settings, &|_, _| false);
+        let p = |a: usize, b: usize| {
+            outcome
+                .pairs
+                .iter()
+                .find(|s| (s.a, s.b) == (a, b))
+                .map_or(0.0, |s| s.probability)
+        };
+        let lowest_duplicate = [3usize, 50, 99, 120, 180]
+            .into_iter()
+            .zip(200..)
+            .map(|(i, dup)| p(i, dup))
+            .fold(1.0, f64::min);
+        for (i, twin) in twins.into_iter().zip(205..) {
+            let twin = p(i, twin);
+            assert!(
+                twin < settings.link_above && twin < lowest_duplicate,
+                "twin {i}: {twin}, lowest duplicate {lowest_duplicate}"
+            );
+        }
+    }
+
     #[test]
     fn pairs_already_one_profile_and_oversized_blocks_are_not_compared() {
         let columns = vec![column("x", Comparison::Exact, &["a", "a", "a", "b", "b"])];
