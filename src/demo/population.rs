@@ -585,7 +585,7 @@ fn draw_citizen(
 
     // Registered some time in the ten years before the registry date (and
     // before the window, when that starts earlier), but not as a child.
-    let registered_by = (REGISTRY_DAY.min(window.first_day)) * DAY;
+    let registered_by = registered_before(window) * DAY;
     let adult = days_from_civil(by + 18, bm, bd.min(28)) * DAY;
     let lo = (registered_by - 3652 * DAY)
         .max(adult)
@@ -705,6 +705,12 @@ fn draw_citizen(
 /// consecutive nights do.
 pub(crate) const REGISTRY_DAY: i64 = 20_454;
 
+/// The epoch day before which the CRM's citizens were registered: the
+/// registry date, or the window's first day when that is earlier.
+fn registered_before(window: &Window) -> i64 {
+    REGISTRY_DAY.min(window.first_day)
+}
+
 /// The citizen planted as the first one's namesake, with an omocodic code.
 const NAMESAKE: u64 = 2;
 
@@ -776,7 +782,7 @@ pub(crate) fn write_population(window: &Window, citizens: u64) -> Result<Vec<Pro
         row.extend_from_slice(test.as_bytes());
         push_iso(
             &mut row,
-            REGISTRY_DAY.min(window.first_day) * DAY - 400 * DAY + 9 * 3600,
+            registered_before(window) * DAY - 400 * DAY + 9 * 3600,
         );
         crm.write_line(&row)?;
         row.clear();
@@ -837,9 +843,8 @@ const DUPLICATED: f64 = 0.02;
 /// links), or the code left out (a third) or mistyped (a quarter), the
 /// name as it was or mistyped, the number written another way, the
 /// address kept or left out. Consent and objection are the original's.
-/// `None` for
-/// the citizens not recorded twice. From a stream of its own, so every
-/// other value is what it was.
+/// `None` for the citizens not recorded twice. From a stream of its own,
+/// so every other value is what it was.
 fn duplicate(seed: u64, index: u64, original: &[u8], p: &Profile) -> Option<(i64, Vec<u8>)> {
     let mut r = rng(&[seed, stream::DUPLICATE, index]);
     if !chance(&mut r, DUPLICATED) {

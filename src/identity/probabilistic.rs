@@ -454,16 +454,21 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn the_duplicates_score_high_and_the_namesakes_low() {
-        let columns = crm();
-        let settings = Settings {
-            // Birth date and first name; birth date and last name.
+    /// Blocking on birth date and first name, and on birth date and last
+    /// name, of [`crm`]'s columns; the default thresholds.
+    fn crm_settings() -> Settings {
+        Settings {
             blocking: vec![vec![2, 0], vec![2, 1]],
             link_above: 0.99,
             review_above: 0.5,
             max_block: 1000,
-        };
+        }
+    }
+
+    #[test]
+    fn the_duplicates_score_high_and_the_namesakes_low() {
+        let columns = crm();
+        let settings = crm_settings();
         let outcome = score(&columns, &settings, &|_, _| false);
         let linked: Vec<(usize, usize)> = outcome
             .pairs
@@ -506,12 +511,7 @@ mod tests {
                 .unwrap()
                 .replace(name.to_string());
         }
-        let settings = Settings {
-            blocking: vec![vec![2, 0], vec![2, 1]],
-            link_above: 0.99,
-            review_above: 0.5,
-            max_block: 1000,
-        };
+        let settings = crm_settings();
         let outcome = score(&columns, &settings, &|_, _| false);
         let p = |a: usize, b: usize| {
             outcome

@@ -48,6 +48,11 @@ pub fn describe(output: &Output) -> String {
 
 /// Writes a demo lake into `dir` with the tests' fixed end date.
 pub fn write_demo(dir: &Path, citizens: u64, days: u32, seed: u64) {
+    write_demo_ending(dir, citizens, days, seed, DS);
+}
+
+/// Writes a demo lake into `dir` whose window ends on `end_date`.
+pub fn write_demo_ending(dir: &Path, citizens: u64, days: u32, seed: u64, end_date: &str) {
     let out = civica(
         &root(),
         &[
@@ -61,7 +66,7 @@ pub fn write_demo(dir: &Path, citizens: u64, days: u32, seed: u64) {
             "--seed",
             &seed.to_string(),
             "--end-date",
-            DS,
+            end_date,
         ],
     );
     assert!(out.status.success(), "demo failed: {}", describe(&out));

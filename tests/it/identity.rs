@@ -544,24 +544,7 @@ fn on_the_demo_lake_profile_ids_hold_from_one_export_to_the_next() {
     .expect("write");
     let mut nights = Vec::new();
     for day in ["2026-06-01", "2026-06-02", "2026-11-21"] {
-        let out = crate::common::civica(
-            &crate::common::root(),
-            &[
-                "demo",
-                "--out",
-                lake.path().to_str().expect("utf-8"),
-                "--citizens",
-                "5000",
-                "--days",
-                "1",
-                "--seed",
-                "42",
-                "--end-date",
-                day,
-                "-q",
-            ],
-        );
-        assert!(out.status.success(), "{}", describe(&out));
+        crate::common::write_demo_ending(lake.path(), 5000, 1, 42, day);
         let output = run(dir.path(), day, Some(KEY));
         assert!(output.status.success(), "{}", describe(&output));
         nights.push(records_of_profiles(dir.path()));
