@@ -27,10 +27,11 @@
 //!   fiscali); from `review_above` they go to `identity_review` for a
 //!   person to decide.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 
 use crate::pipeline::Comparison;
 
@@ -71,12 +72,12 @@ impl Comparison {
         if a == b {
             return Level::Equal;
         }
-        let one_edit = strsim::osa_distance(a, b) <= 1;
+        let one_edit = || strsim::osa_distance(a, b) <= 1;
         match self {
             Comparison::Exact => Level::Different,
-            Comparison::Name if one_edit => Level::OneEdit,
+            Comparison::Name if one_edit() => Level::OneEdit,
             Comparison::Name if strsim::jaro_winkler(a, b) >= SIMILAR => Level::Similar,
-            Comparison::Date if one_edit || swapped_day_month(a, b) => Level::OneEdit,
+            Comparison::Date if one_edit() || swapped_day_month(a, b) => Level::OneEdit,
             _ => Level::Different,
         }
     }
@@ -84,14 +85,10 @@ impl Comparison {
 
 /// `1985-03-07` against `1985-07-03`.
 fn swapped_day_month(a: &str, b: &str) -> bool {
-    let parts = |s: &str| -> Option<(String, String, String)> {
+    fn parts(s: &str) -> Option<(&str, &str, &str)> {
         let mut it = s.splitn(3, '-');
-        Some((
-            it.next()?.to_string(),
-            it.next()?.to_string(),
-            it.next()?.to_string(),
-        ))
-    };
+        Some((it.next()?, it.next()?, it.next()?))
+    }
     match (parts(a), parts(b)) {
         (Some((ya, ma, da)), Some((yb, mb, db))) => ya == yb && ma == db && da == mb,
         _ => false,
@@ -170,26 +167,34 @@ pub fn score(
 ) -> Outcome {
     let records = columns.first().map_or(0, |c| c.values.len());
     let (found, skipped_blocks) = candidate_pairs(columns, settings, records, same);
-    let levels: Vec<Vec<Option<Level>>> =
-        found.keys().map(|&(a, b)| compare(columns, a, b)).collect();
-    let u = u_probabilities(columns, records);
-    // Which pairs each column's m may be learnt from.
-    let learns: Vec<Vec<bool>> = found
-        .values()
-        .map(|rules| {
-            (0..columns.len())
-                .map(|c| rules.iter().any(|&r| !settings.blocking[r].contains(&c)))
-                .collect()
-        })
+    // Each pair once, with which columns its m may be learnt from: those
+    // that a rule that found it does not block on.
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut learns: Vec<Vec<bool>> = Vec::new();
+    for &(a, b, rule) in &found {
+        if pairs.last() != Some(&(a, b)) {
+            pairs.push((a, b));
+            learns.push(vec![false; columns.len()]);
+        }
+        let learn = learns.last_mut().expect("pushed");
+        for (c, slot) in learn.iter_mut().enumerate() {
+            *slot |= !settings.blocking[rule].contains(&c);
+        }
+    }
+    drop(found);
+    let levels: Vec<Vec<Option<Level>>> = pairs
+        .par_iter()
+        .map(|&(a, b)| compare(columns, a, b))
         .collect();
+    let u = u_probabilities(columns, records);
     let (m, lambda, rounds) = expectation_maximisation(&levels, &learns, &u);
     let all_pairs = (records as f64) * (records as f64 - 1.0) / 2.0;
     let prior = (lambda * levels.len() as f64 / all_pairs.max(1.0)).clamp(1e-12, 0.5);
     let everything = vec![true; columns.len()];
-    let pairs = found
-        .keys()
+    let pairs = pairs
+        .into_iter()
         .zip(levels)
-        .map(|(&(a, b), levels)| Scored {
+        .map(|((a, b), levels)| Scored {
             a,
             b,
             probability: probability(&levels, &everything, &m, &u, prior),
@@ -207,18 +212,18 @@ pub fn score(
     }
 }
 
-/// The pairs the blocking rules find, each with the rules that found it,
-/// and the blocks skipped for their size.
+/// The pairs the blocking rules find, as (lower record, higher record,
+/// rule) in that order, each once, and the blocks skipped for their size.
 fn candidate_pairs(
     columns: &[Column],
     settings: &Settings,
     records: usize,
     same: &dyn Fn(usize, usize) -> bool,
-) -> (BTreeMap<(usize, usize), Vec<usize>>, usize) {
-    let mut found: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+) -> (Vec<(usize, usize, usize)>, usize) {
+    let mut found: Vec<(usize, usize, usize)> = Vec::new();
     let mut skipped = 0;
     for (rule, on) in settings.blocking.iter().enumerate() {
-        let mut blocks: HashMap<Vec<&str>, Vec<usize>> = HashMap::new();
+        let mut blocks: HashMap<Vec<&str>, Vec<usize>> = HashMap::with_capacity(records);
         for record in 0..records {
             let key: Option<Vec<&str>> = on
                 .iter()
@@ -236,15 +241,14 @@ fn candidate_pairs(
             for (i, &a) in block.iter().enumerate() {
                 for &b in &block[i + 1..] {
                     if !same(a, b) {
-                        let rules = found.entry((a.min(b), a.max(b))).or_default();
-                        if rules.last() != Some(&rule) {
-                            rules.push(rule);
-                        }
+                        found.push((a.min(b), a.max(b), rule));
                     }
                 }
             }
         }
     }
+    found.sort_unstable();
+    found.dedup();
     (found, skipped)
 }
 

@@ -162,21 +162,21 @@ impl Linker {
         for &rule in rules {
             // Sorted by value, so that unions (and refusals) come in an order
             // that does not depend on hashing.
-            let mut holders: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            let mut holders: Vec<(&str, usize)> = Vec::with_capacity(records.len());
             for (record, row) in records.iter().enumerate() {
                 for (kind, seen) in row {
                     if let (true, Seen::Usable(value)) = (*kind == rule, seen) {
-                        let list = holders.entry(value.as_str()).or_default();
-                        if list.last() != Some(&record) {
-                            list.push(record);
-                        }
+                        holders.push((value.as_str(), record));
                     }
                 }
             }
+            holders.sort_unstable();
+            holders.dedup();
             let capped = matches!(rule, IdentifierType::Phone | IdentifierType::Email);
-            for (value, list) in holders {
+            for held in holders.chunk_by(|x, y| x.0 == y.0) {
+                let (value, list) = (held[0].0, held.iter().map(|&(_, r)| r));
                 if capped {
-                    let mut roots: Vec<usize> = list.iter().map(|&r| self.sets.find(r)).collect();
+                    let mut roots: Vec<usize> = list.clone().map(|r| self.sets.find(r)).collect();
                     roots.sort_unstable();
                     roots.dedup();
                     if roots.len() > shared_above {
@@ -184,8 +184,8 @@ impl Linker {
                         continue;
                     }
                 }
-                let first = list[0];
-                for &record in &list[1..] {
+                let first = held[0].1;
+                for record in list.skip(1) {
                     self.join(first, record, By::Rule(rule, value.to_string()));
                 }
             }
@@ -195,19 +195,20 @@ impl Linker {
 
 /// Who holds each identifier value: the profiles, by value's class.
 #[derive(Debug, Default)]
-pub struct Holders {
-    by_value: HashMap<(IdentifierType, String), Vec<usize>>,
+pub struct Holders<'a> {
+    by_value: HashMap<(IdentifierType, &'a str), Vec<usize>>,
 }
 
-impl Holders {
+impl<'a> Holders<'a> {
     /// The holders of every usable value of the CRM records.
-    pub fn of(records: &[Row], profiles: &Profiles) -> Holders {
-        let mut by_value: HashMap<(IdentifierType, String), Vec<usize>> = HashMap::new();
+    pub fn of(records: &'a [Row], profiles: &Profiles) -> Holders<'a> {
+        let mut by_value: HashMap<(IdentifierType, &str), Vec<usize>> =
+            HashMap::with_capacity(records.len());
         for (record, row) in records.iter().enumerate() {
             let profile = profiles.profile_of[record];
             for (kind, seen) in row {
                 if let Seen::Usable(value) = seen {
-                    let list = by_value.entry((class(*kind), value.clone())).or_default();
+                    let list = by_value.entry((class(*kind), value.as_str())).or_default();
                     if !list.contains(&profile) {
                         list.push(profile);
                     }
@@ -217,9 +218,9 @@ impl Holders {
         Holders { by_value }
     }
 
-    fn of_value(&self, kind: IdentifierType, value: &str) -> &[usize] {
+    fn of_value<'s>(&'s self, kind: IdentifierType, value: &'s str) -> &'s [usize] {
         self.by_value
-            .get(&(class(kind), value.to_string()))
+            .get(&(class(kind), value))
             .map_or(&[], Vec::as_slice)
     }
 }
@@ -281,7 +282,7 @@ pub enum Attribution {
 /// holds one of its identifiers.
 pub fn attribute(
     row: &Row,
-    holders: &Holders,
+    holders: &Holders<'_>,
     rules: &[IdentifierType],
     shared_above: usize,
 ) -> Attribution {

@@ -14,6 +14,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::{SessionContext, ident};
+use rayon::prelude::*;
 
 use super::ids::{IdOrigin, profile_ids};
 use super::probabilistic::{self, Column};
@@ -217,6 +218,8 @@ async fn read_table(
         let values = values.as_string::<i32>();
         let mut canonical = compared.iter_mut().find(|c| &c.name == column);
         // Contacts repeat their numbers and addresses: each is read once.
+        // On one core: the phone library's patterns are behind one lock,
+        // and two threads parsing numbers took longer than one.
         let mut seen: HashMap<&str, Option<Seen>> = HashMap::new();
         for (row, slot) in rows.iter_mut().enumerate() {
             if values.is_null(row) {
@@ -239,11 +242,14 @@ async fn read_table(
         let column = 1 + input.identifiers.len() + at;
         let values = cast(&take(batch.column(column), &order, None)?, &DataType::Utf8)?;
         let values = values.as_string::<i32>();
-        for (row, slot) in compared[*i].values.iter_mut().enumerate() {
-            if !values.is_null(row) {
-                *slot = comparable(*comparison, values.value(row));
-            }
-        }
+        compared[*i].values = (0..rows_read)
+            .into_par_iter()
+            .map(|row| {
+                (!values.is_null(row))
+                    .then(|| comparable(*comparison, values.value(row)))
+                    .flatten()
+            })
+            .collect();
     }
     let ids = take(batch.column(0), &order, None)?;
     let id_texts = (0..order.len())
