@@ -280,7 +280,7 @@ fn write_key(out: &Path) -> Result<PathBuf, DemoError> {
     }
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(bytes);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

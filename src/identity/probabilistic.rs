@@ -262,9 +262,18 @@ fn compare(columns: &[Column], a: usize, b: usize) -> Vec<Option<Level>> {
         .collect()
 }
 
-/// u per column and level, from random pairs of records (a fixed seed:
-/// the same CRM gives the same weights), smoothed so that no level is
-/// impossible.
+/// u per column and level: for `equal`, exactly, from how many records
+/// share each value; for the other levels, that share of the pairs that
+/// differ, divided among the levels as they are among random pairs of
+/// records (a fixed seed: the same CRM gives the same weights), smoothed
+/// so that no level is impossible.
+///
+/// Equality is counted rather than sampled because it is the rare level
+/// that decides: two records born on the same day are a few in a hundred
+/// thousand pairs, so a sample of [`U_SAMPLE`] pairs sees a handful of
+/// them at a million records, and one more CRM record, moving the
+/// sample, moved the weight of a birth date enough to take pairs across
+/// `link_above` from one night to the next.
 fn u_probabilities(columns: &[Column], records: usize) -> Vec<[f64; LEVELS]> {
     let mut counts = vec![[1.0f64; LEVELS]; columns.len()];
     if records >= 2 {
@@ -277,13 +286,36 @@ fn u_probabilities(columns: &[Column], records: usize) -> Vec<[f64; LEVELS]> {
                 b += 1;
             }
             for (c, level) in compare(columns, a, b).into_iter().enumerate() {
-                if let Some(level) = level {
+                if let Some(level) = level.filter(|l| *l != Level::Equal) {
                     counts[c][level as usize] += 1.0;
                 }
             }
         }
     }
-    counts.into_iter().map(normalised).collect()
+    let equal: Vec<f64> = columns.par_iter().map(|c| equal_share(&c.values)).collect();
+    equal
+        .into_iter()
+        .zip(counts)
+        .map(|(equal, mut counts)| {
+            counts[Level::Equal as usize] = 0.0;
+            let mut u = normalised(counts).map(|share| share * (1.0 - equal));
+            u[Level::Equal as usize] = equal;
+            u
+        })
+        .collect()
+}
+
+/// The share of pairs of non-blank values that are equal, at least one
+/// pair's worth.
+fn equal_share(values: &[Option<String>]) -> f64 {
+    let mut held: HashMap<&str, f64> = HashMap::new();
+    for value in values.iter().flatten() {
+        *held.entry(value).or_default() += 1.0;
+    }
+    let pairs = |n: f64| n * (n - 1.0) / 2.0;
+    let all = pairs(held.values().sum());
+    let equal: f64 = held.values().map(|&n| pairs(n)).sum();
+    if all < 1.0 { 0.5 } else { equal.max(1.0) / all }
 }
 
 fn normalised(mut row: [f64; LEVELS]) -> [f64; LEVELS] {
@@ -536,6 +568,37 @@ mod tests {
                 "twin {i}: {twin}, lowest duplicate {lowest_duplicate}"
             );
         }
+    }
+
+    /// How often two random records are equal is counted, not sampled: in
+    /// [`crm`] only the five records registered twice share a birth date,
+    /// and one more record changes that share by exactly the pairs it adds.
+    #[test]
+    fn equality_is_counted_so_one_more_record_barely_moves_it() {
+        let share = |columns: &[Column]| {
+            let records = columns[0].values.len();
+            u_probabilities(columns, records)[2][Level::Equal as usize]
+        };
+        let mut columns = crm();
+        let before = share(&columns);
+        assert_eq!(before, 5.0 / (205.0 * 204.0 / 2.0));
+        for (column, value) in columns
+            .iter_mut()
+            .zip(["ugo", "neri", "1901-01-01", "40199"])
+        {
+            column.values.push(Some(value.to_string()));
+        }
+        assert_eq!(share(&columns), 5.0 / (206.0 * 205.0 / 2.0));
+        // A blank takes part in no pair; every level is possible.
+        let sparse = [column(
+            "cap",
+            Comparison::Exact,
+            &["40121", "40121", "", "40122"],
+        )];
+        let u = u_probabilities(&sparse, 4);
+        assert_eq!(u[0][Level::Equal as usize], 1.0 / 3.0);
+        assert!(u[0].iter().all(|&p| p > 0.0), "{u:?}");
+        assert!((u[0].iter().sum::<f64>() - 1.0).abs() < 1e-12, "{u:?}");
     }
 
     #[test]

@@ -183,12 +183,9 @@ pub fn normalise(kind: &str, value: &str) -> String {
 }
 
 fn hex_prefix(bytes: &[u8], digits: usize) -> String {
-    bytes
-        .iter()
-        .flat_map(|b| [b >> 4, b & 0xf])
-        .take(digits)
-        .map(|n| char::from_digit(u32::from(n), 16).unwrap_or('0'))
-        .collect()
+    let mut hex = hex::encode(bytes);
+    hex.truncate(digits);
+    hex
 }
 
 #[cfg(test)]

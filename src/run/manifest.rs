@@ -356,11 +356,7 @@ pub fn content_hash(plan: &Plan) -> String {
             hasher.update(sql.sql.text.as_bytes());
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 /// Why a record of the run (its manifest, its check results) was not

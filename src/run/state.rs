@@ -189,11 +189,7 @@ async fn content_sha256(
     while let Some(chunk) = stream.next().await {
         hasher.update(&chunk?);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// One listed object of an incremental source and what this run does with it.

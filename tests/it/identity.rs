@@ -5,7 +5,7 @@
 //! ids stable from one night to the next; no identifier in the clear in
 //! any output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Output;
 
@@ -338,8 +338,9 @@ fn truth_of_contacts(lake: &Path) -> BTreeMap<(String, String), Option<String>> 
 
 /// A pipeline resolving the identities of the demo lake at `lake`: its
 /// CRM, calls, desk visits and e-mails, with the quickstart's
-/// probabilistic tier.
-fn demo_identity_pipeline(lake: &Path) -> String {
+/// probabilistic tier; `thresholds` is YAML of that tier's keys
+/// (`link_above`, `review_above`) or empty for their defaults.
+fn demo_identity_pipeline(lake: &Path, thresholds: &str) -> String {
     let raw = |folder: &str| lake.join("raw").join(folder).display().to_string();
     format!(
         r#"name: demo_identity
@@ -368,9 +369,11 @@ identity:
       phone: exact
       email: exact
     blocking: [[birth_date, last_name], [birth_date, first_name], [phone]]
+{thresholds}
 outputs:
   - {{ table: identity_profiles, path: out/identity_profiles/ }}
   - {{ table: identity_links, path: out/identity_links/ }}
+  - {{ table: identity_review, path: out/identity_review/ }}
   - {{ table: touchpoint_attribution, path: out/touchpoint_attribution/ }}
 "#,
         crm = raw("crm/citizens"),
@@ -387,7 +390,7 @@ outputs:
 fn on_the_demo_lake_contacts_go_to_the_right_citizen() {
     let lake = crate::common::default_lake();
     let dir = tempfile::tempdir().expect("tempdir");
-    let pipeline = demo_identity_pipeline(lake);
+    let pipeline = demo_identity_pipeline(lake, "");
     std::fs::write(dir.path().join("pipeline.yaml"), pipeline).expect("write");
     let output = run(dir.path(), "2026-11-21", Some(KEY));
     assert!(output.status.success(), "{}", describe(&output));
@@ -539,7 +542,7 @@ fn on_the_demo_lake_profile_ids_hold_from_one_export_to_the_next() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("pipeline.yaml"),
-        demo_identity_pipeline(lake.path()),
+        demo_identity_pipeline(lake.path(), ""),
     )
     .expect("write");
     let mut nights = Vec::new();
@@ -574,4 +577,74 @@ fn on_the_demo_lake_profile_ids_hold_from_one_export_to_the_next() {
         count(&nights[2]) - count(&nights[1]) > nights[2].len() - nights[1].len(),
         "no added record joined a profile"
     );
+}
+
+/// A stricter `link_above` holds back for review the pairs the default
+/// linked: on the default lake every pair of `identity_review` joins two
+/// records of different profiles with a probability in the band and
+/// evidence of levels only, and joining the pairs under review gives back
+/// the default run's profiles exactly.
+#[test]
+fn pairs_below_a_stricter_threshold_wait_for_review() {
+    let lake = crate::common::default_lake();
+    let resolve = |thresholds: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            demo_identity_pipeline(lake, thresholds),
+        )
+        .expect("write");
+        let output = run(dir.path(), "2026-11-21", Some(KEY));
+        assert!(output.status.success(), "{}", describe(&output));
+        dir
+    };
+    let default = resolve("");
+    let strict = resolve("    link_above: 0.9999999999\n    review_above: 0.5");
+    let review = query(
+        &[("r", &strict.path().join("out/identity_review"))],
+        "SELECT CAST(citizen_id AS VARCHAR), CAST(other_citizen_id AS VARCHAR), \
+         CAST(match_probability AS VARCHAR), evidence FROM r",
+    );
+    let pairs: Vec<[String; 4]> = review
+        .iter()
+        .flat_map(|b| {
+            let [a, b, p, e] = [0, 1, 2, 3].map(|i| strings(b, i));
+            a.into_iter()
+                .zip(b)
+                .zip(p)
+                .zip(e)
+                .map(|(((a, b), p), e)| [a, b, p, e])
+        })
+        .collect();
+    assert!(pairs.len() >= 10, "{} pairs for review", pairs.len());
+    let shape = regex::Regex::new(
+        r"^((first_name|last_name|birth_date|gender|cap|phone|email):(equal|one_edit|similar|different|blank),?){7}$",
+    )
+    .expect("regex");
+    let profiles = profiles(strict.path());
+    for [a, b, p, evidence] in &pairs {
+        let p: f64 = p.parse().expect("a probability");
+        assert!((0.5..0.9999999999).contains(&p), "{a}, {b}: {p}");
+        assert!(shape.is_match(evidence), "{evidence}");
+        assert_ne!(profiles[a].0, profiles[b].0, "{a} and {b} are one profile");
+    }
+    // The strict profiles joined by the pairs under review are the
+    // default's: nothing the default linked is lost, nothing else is held.
+    let mut joined: BTreeMap<String, String> = profiles
+        .iter()
+        .map(|(citizen, (profile, _))| (citizen.clone(), profile.clone()))
+        .collect();
+    for [a, b, ..] in &pairs {
+        let (from, to) = (joined[a].clone(), joined[b].clone());
+        for profile in joined.values_mut().filter(|p| **p == from) {
+            *profile = to.clone();
+        }
+    }
+    let mut held: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (citizen, profile) in joined {
+        held.entry(profile).or_default().insert(citizen);
+    }
+    let by_default: BTreeSet<BTreeSet<String>> =
+        records_of_profiles(default.path()).into_values().collect();
+    assert_eq!(held.into_values().collect::<BTreeSet<_>>(), by_default);
 }
